@@ -1,0 +1,32 @@
+// Helpers shared by the `fpqvar` subcommands: errors that name the file and the fault, atomic output files, and
+// terminal-aware progress.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fpqvar::cli {
+
+// An error the user caused (bad file, bad option): printed as one line, exit code 2.
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Reads a whole file of raw little-endian float32 values. Throws UserError naming the file when it is missing,
+// unreadable, or its size is not a multiple of 4.
+[[nodiscard]] std::vector<float> read_f32_file(const std::filesystem::path& path);
+
+// Writes bytes to `path` atomically: into a temporary file beside it, then renamed over it, so that an interrupted
+// run never leaves a partial file that looks complete. Throws UserError on failure (and removes the temporary).
+void write_file_atomic(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
+void write_f32_file(const std::filesystem::path& path, std::span<const float> values);
+void write_text_file(const std::filesystem::path& path, const std::string& text);
+
+// True when stderr is a terminal and CI is not set: progress bars and colour only then.
+[[nodiscard]] bool interactive();
+
+}  // namespace fpqvar::cli

@@ -1,0 +1,38 @@
+// fpqvar: the FPQVAR-Sim command line. Each subcommand lives in its own *_cmd.cpp and registers itself here.
+#include <cstdlib>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "tools/fpqvar/cli_util.hpp"
+#include "tools/fpqvar/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"FPQVAR-Sim: bit-accurate simulator and cycle/energy model of FP4/FP6 VAR accelerators", "fpqvar"};
+  app.set_version_flag("--version", std::string("fpqvar ") + FPQVAR_VERSION);
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace | debug | info | warn | error | critical | off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
+  spdlog::set_pattern("%^[%l]%$ %v");
+
+  fpqvar::cli::register_formats(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const fpqvar::cli::UserError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::critical("internal error: {}", e.what());
+    return 1;
+  }
+  return 0;
+}
