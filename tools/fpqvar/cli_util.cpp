@@ -68,3 +68,35 @@ bool interactive() {
 }
 
 }  // namespace fpqvar::cli
+
+// ---- subcommand registry (commands.hpp) ----
+#include <algorithm>
+#include <tuple>
+
+#include "tools/fpqvar/commands.hpp"
+
+namespace fpqvar::cli {
+namespace {
+struct Entry {
+  std::string name;
+  int order;
+  RegisterFn fn;
+};
+std::vector<Entry>& registry() {
+  static std::vector<Entry> entries;  // function-local: safe from static initialisation order
+  return entries;
+}
+}  // namespace
+
+Registrar::Registrar(std::string name, int order, RegisterFn fn) {
+  registry().push_back({std::move(name), order, std::move(fn)});
+}
+
+void register_all(CLI::App& app) {
+  auto entries = registry();
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return std::tie(a.order, a.name) < std::tie(b.order, b.name); });
+  for (const auto& e : entries) e.fn(app);
+}
+
+}  // namespace fpqvar::cli

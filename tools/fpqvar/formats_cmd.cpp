@@ -235,6 +235,7 @@ void cmd_quantize(const QuantizeOptions& o) {
 
 }  // namespace
 
+namespace {
 void register_formats(CLI::App& app) {
   auto* formats = app.add_subcommand("formats", "Low-bit number formats: list, code tables, quantization, products");
   formats->require_subcommand(1);
@@ -277,5 +278,9 @@ void register_formats(CLI::App& app) {
   quantize->add_flag("--clip-search", o->clip, "Search a clipped absmax per block minimising the MSE");
   quantize->callback([o] { cmd_quantize(*o); });
 }
+
+}  // namespace
+
+static const Registrar kRegisterFormats{"formats", 10, &register_formats};
 
 }  // namespace fpqvar::cli

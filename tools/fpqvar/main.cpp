@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { spdlog::set_level(spdlog::level::from_str(log_level)); });
   spdlog::set_pattern("%^[%l]%$ %v");
 
-  fpqvar::cli::register_formats(app);
+  fpqvar::cli::register_all(app);
 
   try {
     app.parse(argc, argv);
