@@ -4,6 +4,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string>
 
 #include <fmt/format.h>
@@ -233,6 +234,95 @@ void cmd_quantize(const QuantizeOptions& o) {
                quant::to_string(spec.scale_type), o.rounding, o.overflow, sqnr, finite);
 }
 
+struct CompareOptions {
+  std::int64_t rows = 256, cols = 1024;
+  std::uint64_t seed = 0;
+  double outlier_fraction = 0.01, outlier_scale = 30.0;
+  std::string json_out;
+};
+
+// Quantizes one synthetic activation-like tensor (Gaussian values, a few outlier columns, a GELU-like copy for DFQ)
+// with each configuration FPQVAR compares and prints the SQNR of each: the formats demo of the quick start.
+void cmd_compare(const CompareOptions& o) {
+  if (o.rows <= 0 || o.cols <= 0 || o.cols % 128 != 0)
+    throw UserError(fmt::format("--rows must be positive and --cols a positive multiple of 128 (got {} x {})", o.rows,
+                                o.cols));
+  std::mt19937_64 rng(o.seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::bernoulli_distribution is_outlier(o.outlier_fraction);
+  std::vector<float> outlier_gain(static_cast<std::size_t>(o.cols), 1.0f);
+  for (auto& g : outlier_gain)
+    if (is_outlier(rng)) g = static_cast<float>(o.outlier_scale);
+  std::vector<float> x(static_cast<std::size_t>(o.rows * o.cols)), gelu(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = normal(rng) * outlier_gain[i % static_cast<std::size_t>(o.cols)];
+    const double v = static_cast<double>(normal(rng)) * 2.0;  // tanh-GELU of N(0, 4): dense small negatives, long tail
+    gelu[i] = static_cast<float>(0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+  }
+  struct Config {
+    std::string label, format;
+    quant::Granularity granularity;
+    int group;
+    quant::ScaleType scale;
+    quant::Rounding rounding;
+    bool gelu_input;
+  };
+  using G = quant::Granularity;
+  using S = quant::ScaleType;
+  using R = quant::Rounding;
+  const std::vector<Config> configs = {
+      {"INT4 per-token (LiteVAR-style)", "int4", G::kToken, 0, S::kFp32, R::kNearestEven, false},
+      {"INT4 group-128", "int4", G::kGroup, 128, S::kFp16, R::kNearestEven, false},
+      {"FP4 E2M1 per-token", "e2m1", G::kToken, 0, S::kFp16, R::kNearestEven, false},
+      {"FP4 E2M1 group-128 (FPQVAR W4A4)", "e2m1", G::kGroup, 128, S::kFp16, R::kNearestEven, false},
+      {"FP4 E2M1 group-128 ties-up (ref.)", "e2m1", G::kGroup, 128, S::kFp16, R::kNearestTiesUp, false},
+      {"MXFP4 E2M1 group-32 pow2 scale", "e2m1", G::kGroup, 32, S::kPow2, R::kNearestEven, false},
+      {"FP6 E2M3 per-token (FPQVAR W6A6)", "e2m3", G::kToken, 0, S::kFp16, R::kNearestEven, false},
+      {"INT8 per-token", "int8", G::kToken, 0, S::kFp32, R::kNearestEven, false},
+      {"GELU out: E2M1 group-128", "e2m1", G::kGroup, 128, S::kFp16, R::kNearestEven, true},
+      {"GELU out: DFQ E1M2-/E2M1+ group-128", "dfq-e1m2-e2m1", G::kGroup, 128, S::kFp16, R::kNearestEven, true},
+      {"GELU out: INT6 per-token", "int6", G::kToken, 0, S::kFp32, R::kNearestEven, true},
+      {"GELU out: DFQ INT6-/E2M3+ per-token", "dfq-int6-e2m3", G::kToken, 0, S::kFp16, R::kNearestEven, true},
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  fmt::print("{} x {} synthetic activations (seed {}, {:.1f}% outlier columns x{}); GELU rows use tanh-GELU of N(0,4)\n\n",
+             o.rows, o.cols, o.seed, 100.0 * o.outlier_fraction, o.outlier_scale);
+  fmt::print("{:<38} {:>10} {:>10} {:>12}\n", "configuration", "SQNR dB", "bits/elem", "scales");
+  for (const auto& c : configs) {
+    quant::QuantSpec spec;
+    spec.format = quant::format_by_name(c.format);
+    spec.granularity = c.granularity;
+    if (c.group) spec.group_size = c.group;
+    spec.scale_type = c.scale;
+    spec.mode.rounding = c.rounding;
+    const auto& in = c.gelu_input ? gelu : x;
+    const auto q = quant::quantize(in, o.rows, o.cols, spec);
+    const auto y = quant::dequantize(q);
+    double se = 0, ss = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const double d = double(y[i]) - double(in[i]);
+      se += d * d;
+      ss += double(in[i]) * double(in[i]);
+    }
+    const double sqnr = 10.0 * std::log10(ss / se);
+    const int scale_bits = c.scale == S::kFp32 ? 32 : c.scale == S::kFp16 ? 16 : 8;
+    const double scales = double(q.scales.size() + q.scales_neg.size());
+    const double bits = spec.format.bits + scales * scale_bits / double(in.size());
+    fmt::print("{:<38} {:>10.2f} {:>10.3f} {:>12}\n", c.label, sqnr, bits, static_cast<std::int64_t>(scales));
+    rows.push_back({{"configuration", c.label}, {"format", c.format}, {"granularity", quant::to_string(c.granularity)},
+                    {"group", c.group}, {"scale_type", quant::to_string(c.scale)},
+                    {"rounding", quant::to_string(c.rounding)}, {"input", c.gelu_input ? "gelu" : "activations"},
+                    {"sqnr_db", sqnr}, {"bits_per_element", bits}});
+  }
+  if (!o.json_out.empty()) {
+    const nlohmann::json doc{{"rows", o.rows}, {"cols", o.cols}, {"seed", o.seed},
+                             {"outlier_fraction", o.outlier_fraction}, {"outlier_scale", o.outlier_scale},
+                             {"results", rows}};
+    write_text_file(o.json_out, doc.dump(2) + "\n");
+    spdlog::info("wrote {}", o.json_out);
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -277,6 +367,16 @@ void register_formats(CLI::App& app) {
   quantize->add_option("--seed", o->seed, "Seed of stochastic rounding")->capture_default_str();
   quantize->add_flag("--clip-search", o->clip, "Search a clipped absmax per block minimising the MSE");
   quantize->callback([o] { cmd_quantize(*o); });
+
+  auto* compare = formats->add_subcommand("compare", "SQNR of FPQVAR's and the baselines' formats on synthetic data");
+  auto c = std::make_shared<CompareOptions>();
+  compare->add_option("--rows", c->rows, "Tokens")->capture_default_str();
+  compare->add_option("--cols", c->cols, "Channels (a multiple of 128)")->capture_default_str();
+  compare->add_option("--seed", c->seed, "Generator seed")->capture_default_str();
+  compare->add_option("--outlier-fraction", c->outlier_fraction, "Fraction of outlier channels")->capture_default_str();
+  compare->add_option("--outlier-scale", c->outlier_scale, "Outlier channel gain")->capture_default_str();
+  compare->add_option("--json", c->json_out, "Also write the results as JSON to this file");
+  compare->callback([c] { cmd_compare(*c); });
 }
 
 }  // namespace

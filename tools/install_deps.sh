@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages FPQVAR-Sim builds and runs with. Idempotent: prints nothing and touches nothing
+# when every package is already installed. Usage: tools/install_deps.sh [--with-python]
+#   --with-python also installs python3-torch/numpy/matplotlib (golden data, checkpoint conversion, plots).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libbenchmark-dev libgmp-dev
+  libopenblas-dev zlib1g-dev
+  libsystemc-dev verilator yosys
+)
+if [[ "${1:-}" == "--with-python" ]]; then
+  packages+=(python3 python3-numpy python3-torch python3-matplotlib)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install_deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install_deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
