@@ -1,0 +1,109 @@
+// The verilated LUT multipliers against exact products, for every pair of codes of each supported format pair.
+//
+// Oracle: a hand-written decoder of the OCP-style small float formats (below, independent of quant/format.cpp),
+// the exact product in double (operands have <= 4 significant bits, so the product is exact), scaled by the
+// fixed-point unit stated per pair. The RTL output is also compared with quant::make_product_table, and the
+// hand decoder with quant::Format::decode, so a disagreement names which side drifted. Tolerance 0 everywhere.
+#include <cmath>
+#include <cstdint>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "Vvmul_dfq4_e2m1.h"
+#include "Vvmul_e2m1_e2m1.h"
+#include "Vvmul_e2m3_e2m3.h"
+#include "quant/format.hpp"
+#include "quant/product_table.hpp"
+#include "verilated.h"
+
+namespace {
+
+namespace q = fpqvar::quant;
+
+// Value of a sign-magnitude float code with all-finite encodings and subnormals:
+//   exponent field e == 0: 0.m * 2^(1 - bias); otherwise 1.m * 2^(e - bias).
+// e2m1 (bias 1): 0b0111 = 1.1b * 2^(3-1) = 6.0; 0b0001 = 0.1b * 2^0 = 0.5.
+// e1m2 (bias 1): 0b0111 = 1.11b * 2^(1-1) = 1.75; 0b0001 = 0.01b * 2^0 = 0.25.
+// e2m3 (bias 1): 0b011111 = 1.111b * 2^2 = 7.5; 0b000001 = 0.001b * 2^0 = 0.125.
+double small_float(unsigned code, int exp_bits, int man_bits) {
+  const unsigned mag_bits = unsigned(exp_bits + man_bits);
+  const bool negative = (code >> mag_bits) & 1u;
+  const unsigned e = (code >> man_bits) & ((1u << exp_bits) - 1u);
+  const unsigned m = code & ((1u << man_bits) - 1u);
+  const double frac = double(m) / double(1u << man_bits);
+  const double mag = e == 0 ? std::ldexp(frac, 0) : std::ldexp(1.0 + frac, int(e) - 1);
+  return negative ? -mag : mag;
+}
+
+// Value of a dfq-e1m2-e2m1 code in units of its own side's scale: top bit set -> -(e1m2 magnitude), else e2m1.
+double dfq4(unsigned code) {
+  return (code & 8u) ? -small_float(code & 7u, 1, 2) : small_float(code, 2, 1);
+}
+
+std::int32_t sign_extend(std::uint32_t bits, int width) {
+  const std::uint32_t sign = 1u << (width - 1);
+  return static_cast<std::int32_t>((bits ^ sign) - sign);
+}
+
+// Runs every code pair through the model and compares with oracle(a) * oracle(w) * 2^frac_bits and the table.
+template <class Model, class Decode>
+void check_all_pairs(const char* a_name, const char* w_name, int a_bits, int w_bits, int p_bits, int frac_bits,
+                     Decode decode_a, Decode decode_w) {
+  const q::Format& fa = q::format_by_name(a_name);
+  const q::Format& fw = q::format_by_name(w_name);
+  for (unsigned c = 0; c < (1u << a_bits); ++c) ASSERT_EQ(fa.decode(std::uint8_t(c)), decode_a(c)) << a_name << c;
+  for (unsigned c = 0; c < (1u << w_bits); ++c) ASSERT_EQ(fw.decode(std::uint8_t(c)), decode_w(c)) << w_name << c;
+
+  const q::ProductTable table = q::make_product_table(fa, fw);
+  ASSERT_EQ(table.frac_bits, frac_bits);
+  ASSERT_EQ(table.width_bits, p_bits);
+
+  auto context = std::make_unique<VerilatedContext>();
+  Model dut{context.get()};
+  int checked = 0;
+  for (unsigned a = 0; a < (1u << a_bits); ++a) {
+    for (unsigned w = 0; w < (1u << w_bits); ++w) {
+      dut.a = static_cast<CData>(a);
+      dut.w = static_cast<CData>(w);
+      dut.eval();
+      const std::int32_t got = sign_extend(dut.p, p_bits);
+      const double exact = std::ldexp(decode_a(a) * decode_w(w), frac_bits);
+      ASSERT_EQ(exact, std::trunc(exact)) << "the stated unit 2^-" << frac_bits << " does not hold the product";
+      ASSERT_EQ(got, static_cast<std::int32_t>(exact)) << a_name << " x " << w_name << ": a=" << a << " w=" << w;
+      ASSERT_EQ(got, table.at(std::uint8_t(a), std::uint8_t(w))) << "a=" << a << " w=" << w;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 1 << (a_bits + w_bits));
+}
+
+double e2m1(unsigned c) { return small_float(c, 2, 1); }
+double e2m3(unsigned c) { return small_float(c, 2, 3); }
+
+TEST(FpLutMul, E2m1TimesE2m1AllPairs) {
+  // f = 1 + 1: e2m1 values are multiples of 0.5. Extremes: +-6 * 6 = +-36 = +-144 * 2^-2; 144 > 127 -> 9 bits.
+  check_all_pairs<Vvmul_e2m1_e2m1>("e2m1", "e2m1", 4, 4, 9, 2, e2m1, e2m1);
+}
+
+TEST(FpLutMul, DfqTimesE2m1AllPairs) {
+  // f = 2 + 1: e1m2 is in multiples of 0.25, e2m1 of 0.5. Extremes: 6 * 6 = 36 = 288 * 2^-3 -> 10 bits.
+  check_all_pairs<Vvmul_dfq4_e2m1>("dfq-e1m2-e2m1", "e2m1", 4, 4, 10, 3, dfq4, e2m1);
+}
+
+TEST(FpLutMul, E2m3TimesE2m3AllPairs) {
+  // f = 3 + 3: e2m3 is in multiples of 0.125. Extremes: 7.5 * 7.5 = 56.25 = 3600 * 2^-6 -> 13 bits.
+  check_all_pairs<Vvmul_e2m3_e2m3>("e2m3", "e2m3", 6, 6, 13, 6, e2m3, e2m3);
+}
+
+// A worked example, the one in fp_lut_mul.v's header: 6.0 * -1.5 = -9.0 = -36 * 2^-2.
+TEST(FpLutMul, WorkedExample) {
+  auto context = std::make_unique<VerilatedContext>();
+  Vvmul_e2m1_e2m1 dut{context.get()};
+  dut.a = 0b0111;
+  dut.w = 0b1011;
+  dut.eval();
+  EXPECT_EQ(sign_extend(dut.p, 9), -36);
+}
+
+}  // namespace

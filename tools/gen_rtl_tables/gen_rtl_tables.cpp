@@ -1,0 +1,126 @@
+// gen_rtl_tables: writes the LUT multipliers' product tables, taken from quant/ (make_product_table), as Verilog
+// include files, so that the RTL and the arithmetic contract cannot drift apart. Run by the build (rtl/CMakeLists.txt)
+// whenever quant/ changes; never edit its output by hand.
+//
+// Output, in --out DIR:
+//   fp_lut_mul_params.svh     `define constants (pair ids, code widths, product widths, fixed-point units), guarded;
+//                             safe to include anywhere, including at file scope.
+//   fp_lut_mul_functions.svh  one Verilog function per pair, fpqvar_mul_<pair>(a, w), a case table over {a, w};
+//                             include it inside a module body (rtl/mul/fp_lut_mul.v does).
+// Each file is written to a temporary name and renamed into place, so an interrupted run never leaves a file that
+// looks complete.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "quant/format.hpp"
+#include "quant/product_table.hpp"
+
+namespace {
+
+namespace q = fpqvar::quant;
+
+// The multiplier pairs the RTL supports, in pair-id order (the PAIR parameter of fp_lut_mul / pe / pe_array).
+struct Pair {
+  const char* id;  // Verilog identifier suffix
+  const char* activation;
+  const char* weight;
+};
+constexpr Pair kPairs[] = {
+    {"E2M1_E2M1", "e2m1", "e2m1"},           // 0: W4A4
+    {"DFQ4_E2M1", "dfq-e1m2-e2m1", "e2m1"},  // 1: W4A4 fc2 input (DFQ activation)
+    {"E2M3_E2M3", "e2m3", "e2m3"},           // 2: W6A6
+};
+
+std::string banner(const std::string& file_name) {
+  return fmt::format(
+      "// {} -- GENERATED FILE, DO NOT EDIT.\n"
+      "// Source: quant/product_table.cpp (fpqvar::quant::make_product_table) and quant/format.cpp (the presets),\n"
+      "// written by tools/gen_rtl_tables/gen_rtl_tables.cpp.\n"
+      "// Regenerate: cmake --build <build-dir> --target fpqvar_rtl_tables\n"
+      "//         or: <build-dir>/tools/gen_rtl_tables/gen_rtl_tables --out <dir>\n",
+      file_name);
+}
+
+std::string params_text() {
+  std::string s = banner("fp_lut_mul_params.svh");
+  s += "`ifndef FPQVAR_FP_LUT_MUL_PARAMS_SVH\n`define FPQVAR_FP_LUT_MUL_PARAMS_SVH\n";
+  s += "// Per pair: activation code bits, weight code bits, product bits (two's complement), f (product unit 2^-f),\n"
+       "// and whether the activation is a DFQ code whose top bit selects the negative side (1) or the positive one (0).\n";
+  for (std::size_t i = 0; i < std::size(kPairs); ++i) {
+    const Pair& p = kPairs[i];
+    const q::ProductTable t = q::make_product_table(q::format_by_name(p.activation), q::format_by_name(p.weight));
+    s += fmt::format("\n// pair {}: {} x {}, products {} .. {}\n", i, t.a.name, t.b.name, t.min_product,
+                     t.max_product);
+    s += fmt::format("`define FPQVAR_PAIR_{} {}\n", p.id, i);
+    s += fmt::format("`define FPQVAR_MUL_{}_A_BITS {}\n", p.id, t.a.bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_W_BITS {}\n", p.id, t.b.bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_P_BITS {}\n", p.id, t.width_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_FRAC_BITS {}\n", p.id, t.frac_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_DFQ {}\n", p.id, t.a.kind == q::FormatKind::kDual ? 1 : 0);
+  }
+  s += "\n`endif\n";
+  return s;
+}
+
+std::string functions_text() {
+  std::string s = banner("fp_lut_mul_functions.svh");
+  s += "// One function per pair: the exact product of an activation code a and a weight code w as a signed integer in\n"
+       "// units of 2^-FRAC_BITS. Codes that are not finite numbers in either format (none in these all-finite\n"
+       "// formats) fall to the default 0. Include inside a module body.\n";
+  for (const Pair& p : kPairs) {
+    const q::ProductTable t = q::make_product_table(q::format_by_name(p.activation), q::format_by_name(p.weight));
+    s += fmt::format("\n// {} x {}: index {{a, w}}, {} entries, products {} .. {} in units of 2^-{}\n", t.a.name,
+                     t.b.name, t.products.size(), t.min_product, t.max_product, t.frac_bits);
+    s += fmt::format("function automatic signed [{}:0] fpqvar_mul_{}(input [{}:0] code_a, input [{}:0] code_w);\n",
+                     t.width_bits - 1, p.id, t.a.bits - 1, t.b.bits - 1);
+    s += "  begin\n    case ({code_a, code_w})\n";
+    for (std::size_t i = 0; i < t.products.size(); ++i) {
+      if (!t.valid[i] || t.products[i] == 0) continue;  // zero entries and invalid codes fall to the default
+      const std::int32_t v = t.products[i];
+      // Two's-complement bits of the product, with its decimal value as a comment: e2m1 x e2m1 entry
+      // {0111, 1011} = 6.0 * -1.5 = -9.0 = -36 * 2^-2 -> 8'd123: ... = 9'h1dc (-36).
+      const std::uint32_t bits = static_cast<std::uint32_t>(v) & ((1u << t.width_bits) - 1u);
+      s += fmt::format("      {}'d{}: fpqvar_mul_{} = {}'h{:x};  // {}\n", t.input_bits(), i, p.id, t.width_bits, bits, v);
+    }
+    s += fmt::format("      default: fpqvar_mul_{} = {}'sd0;\n", p.id, t.width_bits);
+    s += "    endcase\n  end\nendfunction\n";
+  }
+  return s;
+}
+
+void write_atomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(fmt::format("{}: cannot open for writing", tmp.string()));
+    out << text;
+    out.close();
+    if (!out) throw std::runtime_error(fmt::format("{}: write failed", tmp.string()));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Write the LUT multiplier tables of quant/ as Verilog include files"};
+  std::string out_dir;
+  app.add_option("--out", out_dir, "directory to write fp_lut_mul_params.svh and fp_lut_mul_functions.svh")
+      ->required();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    std::filesystem::create_directories(out_dir);
+    write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_params.svh", params_text());
+    write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_functions.svh", functions_text());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gen_rtl_tables: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
