@@ -1,0 +1,301 @@
+#include "models/var_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "models/fp32_ops.hpp"
+#include "models/sampler.hpp"
+
+namespace fpqvar::models {
+
+VarModel::VarModel(const VarConfig& config, const TensorFile& weights) : m_config(config) {
+  if (const auto errors = config.validate(); !errors.empty())
+    throw ModelError(fmt::format("invalid model config: {}", errors.front()));
+  const std::int64_t c = config.embed_dim;
+  const std::int64_t hidden = config.ffn_hidden();
+  const auto& w = weights;
+  m_class_emb = require_weight(w, "class_emb.weight", {config.num_classes + 1, c});
+  m_pos_start = require_weight(w, "pos_start", {1, config.tokens_at(0), c});
+  m_pos_1LC = require_weight(w, "pos_1LC", {1, config.total_tokens(), c});
+  m_lvl_embed = require_weight(w, "lvl_embed.weight", {config.num_scales(), c});
+  m_word_w = require_weight(w, "word_embed.weight", {c, config.cvae()});
+  m_word_b = require_weight(w, "word_embed.bias", {c});
+  if (config.shared_aln) {
+    m_shared_w = require_weight(w, "shared_ada_lin.1.weight", {6 * c, c});
+    m_shared_b = require_weight(w, "shared_ada_lin.1.bias", {6 * c});
+  }
+  m_head_ada_w = require_weight(w, "head_nm.ada_lin.1.weight", {2 * c, c});
+  m_head_ada_b = require_weight(w, "head_nm.ada_lin.1.bias", {2 * c});
+  m_head_w = require_weight(w, "head.weight", {config.vocab_size(), c});
+  m_head_b = require_weight(w, "head.bias", {config.vocab_size()});
+  for (int i = 0; i < config.depth; ++i) {
+    const std::string p = fmt::format("blocks.{}.", i);
+    Block b;
+    if (config.shared_aln) {
+      b.ada_gss = require_weight(w, p + "ada_gss", {1, 1, 6, c});
+    } else {
+      b.ada_w = require_weight(w, p + "ada_lin.1.weight", {6 * c, c});
+      b.ada_b = require_weight(w, p + "ada_lin.1.bias", {6 * c});
+    }
+    if (config.attn_l2_norm) b.scale_mul = require_weight(w, p + "attn.scale_mul_1H11", {1, config.num_heads, 1, 1});
+    b.q_bias = require_weight(w, p + "attn.q_bias", {c});
+    b.v_bias = require_weight(w, p + "attn.v_bias", {c});
+    b.qkv_w = require_weight(w, p + "attn.mat_qkv.weight", {3 * c, c});
+    b.proj_w = require_weight(w, p + "attn.proj.weight", {c, c});
+    b.proj_b = require_weight(w, p + "attn.proj.bias", {c});
+    b.fc1_w = require_weight(w, p + "ffn.fc1.weight", {hidden, c});
+    b.fc1_b = require_weight(w, p + "ffn.fc1.bias", {hidden});
+    b.fc2_w = require_weight(w, p + "ffn.fc2.weight", {c, hidden});
+    b.fc2_b = require_weight(w, p + "ffn.fc2.bias", {c});
+    m_blocks.push_back(b);
+  }
+}
+
+// One AdaLNSelfAttn block on x (images * rows_per_image, C) in place. `ada` holds the six modulation vectors per
+// image (images, 6C). The new K/V rows of this scale are appended to `cache` at positions kv_begin ...
+void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,
+                         int images, int kv_begin, KvCache& cache) const {
+  const int c = m_config.embed_dim;
+  const int heads = m_config.num_heads;
+  const int hd = m_config.head_dim();
+  const int total_l = m_config.total_tokens();
+  const int l = rows_per_image;
+  const int rows = images * l;
+  const int kv_len = kv_begin + l;
+  const std::size_t rc = static_cast<std::size_t>(rows) * c;
+  auto ada_part = [&](int image, int part) { return ada.data() + (static_cast<std::size_t>(image) * 6 + part) * c; };
+  // ada parts: 0 gamma1, 1 gamma2, 2 scale1, 3 scale2, 4 shift1, 5 shift2 (official unbind order).
+
+  std::vector<float> h(rc);
+  ops::layer_norm_rows(x.data(), rows, c, m_config.norm_eps, h.data());
+  for (int im = 0; im < images; ++im)
+    ops::modulate_rows(h.data() + static_cast<std::size_t>(im) * l * c, l, c, ada_part(im, 2), ada_part(im, 4));
+
+  // qkv = h W^T + (q_bias, 0, v_bias)
+  std::vector<float> qkv(rc * 3);
+  ops::linear(h.data(), rows, c, blk.qkv_w.data(), {}, 3 * c, qkv.data());
+  for (int r = 0; r < rows; ++r) {
+    float* row = qkv.data() + static_cast<std::size_t>(r) * 3 * c;
+    for (int j = 0; j < c; ++j) {
+      row[j] += blk.q_bias[j];
+      row[2 * c + j] += blk.v_bias[j];
+    }
+  }
+
+  const float scale = m_config.attn_l2_norm ? 1.0F : static_cast<float>(0.25 / std::sqrt(static_cast<double>(hd)));
+  // max_scale_mul = torch.log(torch.tensor(100)).item(): ln 100 in float32 (the tensor is int64, log gives float32).
+  const float max_scale_mul = std::log(100.0F);
+  std::vector<float> scores(static_cast<std::size_t>(l) * kv_len);
+  std::vector<float> attn_out(rc);
+  for (int im = 0; im < images; ++im) {
+    for (int hh = 0; hh < heads; ++hh) {
+      float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
+      float* k = q + c;
+      float* v = q + 2 * c;
+      if (m_config.attn_l2_norm) {
+        const float mul = std::exp(std::min(blk.scale_mul[hh], max_scale_mul));
+        ops::l2_normalize_rows(q, l, hd, 3 * c, mul);
+        ops::l2_normalize_rows(k, l, hd, 3 * c, 1.0F);
+      } else {
+        for (int i = 0; i < l; ++i)
+          for (int j = 0; j < hd; ++j) q[static_cast<std::size_t>(i) * 3 * c + j] *= scale;
+      }
+      float* kc = cache.k.data() + (static_cast<std::size_t>(im) * heads + hh) * total_l * hd;
+      float* vc = cache.v.data() + (static_cast<std::size_t>(im) * heads + hh) * total_l * hd;
+      for (int i = 0; i < l; ++i) {
+        std::copy_n(k + static_cast<std::size_t>(i) * 3 * c, hd, kc + static_cast<std::size_t>(kv_begin + i) * hd);
+        std::copy_n(v + static_cast<std::size_t>(i) * 3 * c, hd, vc + static_cast<std::size_t>(kv_begin + i) * hd);
+      }
+      ops::sgemm(false, true, l, kv_len, hd, 1.0F, q, 3 * c, kc, hd, 0.0F, scores.data(), kv_len);
+      ops::softmax_rows(scores.data(), l, kv_len);
+      ops::sgemm(false, false, l, hd, kv_len, 1.0F, scores.data(), kv_len, vc, hd, 0.0F,
+                 attn_out.data() + static_cast<std::size_t>(im) * l * c + hh * hd, c);
+    }
+  }
+  ops::linear(attn_out.data(), rows, c, blk.proj_w.data(), blk.proj_b, c, h.data());
+  for (int im = 0; im < images; ++im) {
+    const float* gamma1 = ada_part(im, 0);
+    for (int i = 0; i < l; ++i) {
+      const std::size_t off = (static_cast<std::size_t>(im) * l + i) * c;
+      for (int j = 0; j < c; ++j) x[off + j] += h[off + j] * gamma1[j];
+    }
+  }
+
+  ops::layer_norm_rows(x.data(), rows, c, m_config.norm_eps, h.data());
+  for (int im = 0; im < images; ++im)
+    ops::modulate_rows(h.data() + static_cast<std::size_t>(im) * l * c, l, c, ada_part(im, 3), ada_part(im, 5));
+  const int hidden = m_config.ffn_hidden();
+  std::vector<float> mid(static_cast<std::size_t>(rows) * hidden);
+  ops::linear(h.data(), rows, c, blk.fc1_w.data(), blk.fc1_b, hidden, mid.data());
+  ops::gelu_tanh(mid);
+  ops::linear(mid.data(), rows, hidden, blk.fc2_w.data(), blk.fc2_b, c, h.data());
+  for (int im = 0; im < images; ++im) {
+    const float* gamma2 = ada_part(im, 1);
+    for (int i = 0; i < l; ++i) {
+      const std::size_t off = (static_cast<std::size_t>(im) * l + i) * c;
+      for (int j = 0; j < c; ++j) x[off + j] += h[off + j] * gamma2[j];
+    }
+  }
+}
+
+GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& options,
+                                  const GenerateObserver& observer) const {
+  const VarConfig& cfg = m_config;
+  const int batch = static_cast<int>(options.labels.size());
+  if (batch < 1) throw ModelError("generate: at least one class label is needed");
+  for (int label : options.labels)
+    if (label < 0 || label > cfg.num_classes)
+      throw ModelError(fmt::format("class label {} outside [0, {}]", label, cfg.num_classes));
+  const bool teacher = !options.teacher_tokens.empty();
+  if (teacher && static_cast<int>(options.teacher_tokens.size()) != cfg.num_scales())
+    throw ModelError(fmt::format("teacher tokens for {} scales given, the model has {}", options.teacher_tokens.size(),
+                                 cfg.num_scales()));
+
+  const int images = 2 * batch;  // CFG: conditional rows 0 .. B-1, unconditional rows B .. 2B-1
+  const int c = cfg.embed_dim;
+  const int cv = cfg.cvae();
+  const int vocab = cfg.vocab_size();
+  const int scales = cfg.num_scales();
+  const int side = cfg.latent_side();
+  auto emit = [&](const std::string& name, std::span<const float> data, std::vector<std::int64_t> shape) {
+    if (observer.tensor) observer.tensor(name, data, shape);
+  };
+
+  // cond (2B, C) and its SiLU, shared by every AdaLN.
+  std::vector<float> cond(static_cast<std::size_t>(images) * c);
+  for (int im = 0; im < images; ++im) {
+    const int label = im < batch ? options.labels[im] : cfg.num_classes;
+    std::copy_n(m_class_emb.data() + static_cast<std::size_t>(label) * c, c, cond.data() + static_cast<std::size_t>(im) * c);
+  }
+  std::vector<float> cond_silu = cond;
+  ops::silu(cond_silu);
+
+  // AdaLN parameters per block (2B, 6C); the condition does not change across scales, so they are computed once.
+  std::vector<std::vector<float>> ada(cfg.depth);
+  std::vector<float> shared;
+  if (cfg.shared_aln) {
+    shared.resize(static_cast<std::size_t>(images) * 6 * c);
+    ops::linear(cond_silu.data(), images, c, m_shared_w.data(), m_shared_b, 6 * c, shared.data());
+  }
+  for (int bi = 0; bi < cfg.depth; ++bi) {
+    ada[bi].resize(static_cast<std::size_t>(images) * 6 * c);
+    if (cfg.shared_aln) {
+      for (std::size_t i = 0; i < ada[bi].size(); ++i) ada[bi][i] = m_blocks[bi].ada_gss[i % (6 * c)] + shared[i];
+    } else {
+      ops::linear(cond_silu.data(), images, c, m_blocks[bi].ada_w.data(), m_blocks[bi].ada_b, 6 * c, ada[bi].data());
+    }
+  }
+  std::vector<float> head_ada(static_cast<std::size_t>(images) * 2 * c);
+  ops::linear(cond_silu.data(), images, c, m_head_ada_w.data(), m_head_ada_b, 2 * c, head_ada.data());
+
+  // lvl_pos (L, C) = lvl_embed[level of token] + pos_1LC
+  const int total_l = cfg.total_tokens();
+  std::vector<float> lvl_pos(static_cast<std::size_t>(total_l) * c);
+  for (int si = 0, tok = 0; si < scales; ++si)
+    for (int i = 0; i < cfg.tokens_at(si); ++i, ++tok)
+      for (int j = 0; j < c; ++j)
+        lvl_pos[static_cast<std::size_t>(tok) * c + j] =
+            m_lvl_embed[static_cast<std::size_t>(si) * c + j] + m_pos_1LC[static_cast<std::size_t>(tok) * c + j];
+
+  const int first_l = cfg.tokens_at(0);
+  std::vector<float> x(static_cast<std::size_t>(images) * first_l * c);
+  for (int im = 0; im < images; ++im)
+    for (int i = 0; i < first_l; ++i)
+      for (int j = 0; j < c; ++j)
+        x[(static_cast<std::size_t>(im) * first_l + i) * c + j] =
+            (cond[static_cast<std::size_t>(im) * c + j] + m_pos_start[static_cast<std::size_t>(i) * c + j]) +
+            lvl_pos[static_cast<std::size_t>(i) * c + j];
+
+  std::vector<KvCache> caches(cfg.depth);
+  const std::size_t cache_size = static_cast<std::size_t>(images) * cfg.num_heads * total_l * cfg.head_dim();
+  for (auto& kc : caches) {
+    kc.k.assign(cache_size, 0.0F);
+    kc.v.assign(cache_size, 0.0F);
+  }
+
+  GenerateResult result;
+  result.batch = batch;
+  result.f_hat.assign(static_cast<std::size_t>(batch) * cv * side * side, 0.0F);
+  TokenSampler sampler(options.seed);
+  std::vector<float> h(static_cast<std::size_t>(images) * c);
+  for (int si = 0; si < scales; ++si) {
+    const int pn = cfg.patch_nums[si];
+    const int l = pn * pn;
+    const int begin = cfg.scale_begin(si);
+    for (int bi = 0; bi < cfg.depth; ++bi) {
+      run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi]);
+      emit(fmt::format("block.{}.{}", si, bi), x, {images, l, c});
+    }
+    // head: LN, modulation by head_nm's (scale, shift), then Linear C -> V
+    const std::size_t rows = static_cast<std::size_t>(images) * l;
+    h.resize(rows * c);
+    ops::layer_norm_rows(x.data(), static_cast<int>(rows), c, cfg.norm_eps, h.data());
+    for (int im = 0; im < images; ++im) {
+      const float* ha = head_ada.data() + static_cast<std::size_t>(im) * 2 * c;
+      ops::modulate_rows(h.data() + static_cast<std::size_t>(im) * l * c, l, c, ha, ha + c);
+    }
+    std::vector<float> logits(rows * vocab);
+    ops::linear(h.data(), static_cast<int>(rows), c, m_head_w.data(), m_head_b, vocab, logits.data());
+    emit(fmt::format("logits.{}", si), logits, {images, l, vocab});
+
+    std::vector<std::int64_t> tokens;
+    if (teacher) {
+      tokens = options.teacher_tokens[si];
+      if (tokens.size() != static_cast<std::size_t>(batch) * l)
+        throw ModelError(fmt::format("teacher tokens of scale {}: {} indices, expected {} (B={} x {}^2)", si,
+                                     tokens.size(), static_cast<std::size_t>(batch) * l, batch, pn));
+    } else {
+      // t = cfg * ratio with ratio = si / (S - 1) (Python floats); (1 + t) and t are rounded to float as torch's
+      // tensor-scalar ops do.
+      const double ratio = scales > 1 ? static_cast<double>(si) / (scales - 1) : 0.0;
+      const double t = options.cfg * ratio;
+      const auto a = static_cast<float>(1.0 + t);
+      const auto b = static_cast<float>(t);
+      tokens.resize(static_cast<std::size_t>(batch) * l);
+      std::vector<float> row(vocab);
+      for (int im = 0; im < batch; ++im) {
+        for (int i = 0; i < l; ++i) {
+          const float* cond_row = logits.data() + (static_cast<std::size_t>(im) * l + i) * vocab;
+          const float* unc_row = logits.data() + (static_cast<std::size_t>(im + batch) * l + i) * vocab;
+          for (int j = 0; j < vocab; ++j) row[j] = a * cond_row[j] - b * unc_row[j];
+          tokens[static_cast<std::size_t>(im) * l + i] = sampler.sample(row, options.top_k, options.top_p);
+        }
+      }
+    }
+    const std::vector<float> emb = vae.embed_tokens(tokens, batch, pn);
+    vae.accumulate_scale(si, emb, batch, result.f_hat);
+    result.tokens.push_back(std::move(tokens));
+    emit(fmt::format("fhat.{}", si), result.f_hat, {batch, cv, side, side});
+
+    if (si != scales - 1) {
+      const int pn_next = cfg.patch_nums[si + 1];
+      const int l_next = pn_next * pn_next;
+      const std::vector<float> small = vae.downsample(result.f_hat, batch, pn_next);  // (B, Cvae, l_next)
+      std::vector<float> tokens_in(static_cast<std::size_t>(batch) * l_next * cv);  // (B, l_next, Cvae)
+      for (int im = 0; im < batch; ++im)
+        for (int ch = 0; ch < cv; ++ch)
+          for (int i = 0; i < l_next; ++i)
+            tokens_in[(static_cast<std::size_t>(im) * l_next + i) * cv + ch] =
+                small[(static_cast<std::size_t>(im) * cv + ch) * l_next + i];
+      emit(fmt::format("next_input.{}", si), tokens_in, {batch, l_next, cv});
+      std::vector<float> embedded(static_cast<std::size_t>(batch) * l_next * c);
+      ops::linear(tokens_in.data(), batch * l_next, cv, m_word_w.data(), m_word_b, c, embedded.data());
+      const int next_begin = begin + l;
+      x.assign(static_cast<std::size_t>(images) * l_next * c, 0.0F);
+      for (int im = 0; im < images; ++im) {
+        const int src = im % batch;
+        for (int i = 0; i < l_next; ++i)
+          for (int j = 0; j < c; ++j)
+            x[(static_cast<std::size_t>(im) * l_next + i) * c + j] =
+                embedded[(static_cast<std::size_t>(src) * l_next + i) * c + j] +
+                lvl_pos[static_cast<std::size_t>(next_begin + i) * c + j];
+      }
+    }
+    if (observer.scale_done) observer.scale_done(si);
+  }
+  return result;
+}
+
+}  // namespace fpqvar::models
