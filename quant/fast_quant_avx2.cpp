@@ -1,0 +1,135 @@
+// The AVX2 kernels of quant/fast_quant.hpp. This file alone is compiled with -mavx2; fast_quant.cpp calls it only
+// when __builtin_cpu_supports("avx2"), so the library still runs on a CPU without AVX2.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "quant/fast_quant.hpp"
+
+namespace fpqvar::quant::detail {
+namespace {
+
+// Magnitude indices of 8 elements as int32 "keys": index | 0x40 for the elements whose sign bit is set, or 0x7F
+// lanes flagged in *special (NaN/inf) that the caller re-encodes with the reference.
+// index = #{ j : bits(|x|) > below[j] } (fast_quant.hpp), counted by subtracting the all-ones compare masks.
+template <int kThr, bool kSameSides>
+inline __m256i keys8(const float* x, const __m256i* thr_neg, const __m256i* thr_pos, __m256i& special) {
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  const __m256i abs = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+  const __m256i neg = _mm256_srai_epi32(bits, 31);  // all ones where the sign bit is set
+  special = _mm256_or_si256(special, _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f7fffff)));
+  __m256i count_pos = _mm256_setzero_si256();
+  for (int j = 0; j < kThr; ++j) count_pos = _mm256_sub_epi32(count_pos, _mm256_cmpgt_epi32(abs, thr_pos[j]));
+  __m256i count = count_pos;
+  if constexpr (!kSameSides) {
+    __m256i count_neg = _mm256_setzero_si256();
+    for (int j = 0; j < kThr; ++j) count_neg = _mm256_sub_epi32(count_neg, _mm256_cmpgt_epi32(abs, thr_neg[j]));
+    count = _mm256_blendv_epi8(count_pos, count_neg, neg);
+  }
+  return _mm256_or_si256(count, _mm256_and_si256(neg, _mm256_set1_epi32(0x40)));
+}
+
+// 32 keys (4 x 8 int32, each < 0x80) -> 32 bytes in element order. packs_epi32/packs_epi16 work per 128-bit lane,
+// leaving the 4-byte groups in the order 0 2 4 6 1 3 5 7 of the four inputs' halves; the permute restores 0..7.
+inline __m256i pack_keys(__m256i k0, __m256i k1, __m256i k2, __m256i k3) {
+  const __m256i w01 = _mm256_packs_epi32(k0, k1);
+  const __m256i w23 = _mm256_packs_epi32(k2, k3);
+  const __m256i b = _mm256_packs_epi16(w01, w23);
+  return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+template <int kThr, bool kSameSides>
+void encode_impl(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n) {
+  __m256i thr_neg[kThr], thr_pos[kThr];
+  for (int j = 0; j < kThr; ++j) {
+    thr_pos[j] = _mm256_set1_epi32(t.below[1][j]);
+    thr_neg[j] = _mm256_set1_epi32(t.below[0][j]);
+  }
+  // Code rows for the byte lookup: key bits 4..6 pick the row (sign * 4 + index / 16), bits 0..3 the entry.
+  constexpr int kRows = kThr / 16 + 1;  // index <= kThr
+  __m256i row_pos[kRows], row_neg[kRows];
+  for (int h = 0; h < kRows; ++h) {
+    row_pos[h] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&t.codes[1][16 * h])));
+    row_neg[h] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&t.codes[0][16 * h])));
+  }
+  const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  std::int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i special = _mm256_setzero_si256();
+    const __m256i k0 = keys8<kThr, kSameSides>(x + i, thr_neg, thr_pos, special);
+    const __m256i k1 = keys8<kThr, kSameSides>(x + i + 8, thr_neg, thr_pos, special);
+    const __m256i k2 = keys8<kThr, kSameSides>(x + i + 16, thr_neg, thr_pos, special);
+    const __m256i k3 = keys8<kThr, kSameSides>(x + i + 24, thr_neg, thr_pos, special);
+    const __m256i keys = pack_keys(k0, k1, k2, k3);
+    const __m256i lo = _mm256_and_si256(keys, low_nibble);
+    const __m256i row = _mm256_and_si256(_mm256_srli_epi16(keys, 4), low_nibble);
+    __m256i out = _mm256_setzero_si256();
+    for (int h = 0; h < kRows; ++h) {
+      out = _mm256_blendv_epi8(out, _mm256_shuffle_epi8(row_pos[h], lo), _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(h))));
+      out = _mm256_blendv_epi8(out, _mm256_shuffle_epi8(row_neg[h], lo),
+                               _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(4 + h))));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), out);
+    if (!_mm256_testz_si256(special, special)) encode_block_scalar(t, x + i, codes + i, 32);  // NaN/inf: rare
+  }
+  if (i < n) encode_block_scalar(t, x + i, codes + i, n - i);
+}
+
+}  // namespace
+
+void encode_block_avx2(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n) {
+  // The threshold rows are padded with INT32_MAX up to t.padded >= the template's kThr, so the extra
+  // compares never count.
+  if (t.thresholds <= 8) {
+    if (t.same_sides) encode_impl<8, true>(t, x, codes, n); else encode_impl<8, false>(t, x, codes, n);
+  } else if (t.thresholds <= 16) {
+    if (t.same_sides) encode_impl<16, true>(t, x, codes, n); else encode_impl<16, false>(t, x, codes, n);
+  } else {
+    if (t.same_sides) encode_impl<32, true>(t, x, codes, n); else encode_impl<32, false>(t, x, codes, n);
+  }
+}
+
+BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
+  // MAXPS returns its second operand when either is NaN, so max(|v|, acc) skips NaN elements (acc is never NaN).
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 all0 = _mm256_setzero_ps(), all1 = _mm256_setzero_ps();
+  __m256 neg_acc = _mm256_setzero_ps(), pos_acc = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  if (!by_sign) {
+    for (; i + 16 <= n; i += 16) {
+      all0 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), all0);
+      all1 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 8), abs_mask), all1);
+    }
+  } else {
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      const __m256 a = _mm256_and_ps(v, abs_mask);
+      const __m256 neg = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_castps_si256(v), 31));
+      all0 = _mm256_max_ps(a, all0);
+      neg_acc = _mm256_max_ps(_mm256_and_ps(neg, a), neg_acc);     // 0 in the lanes of non-negative elements
+      pos_acc = _mm256_max_ps(_mm256_andnot_ps(neg, a), pos_acc);  // 0 in the lanes of negative elements
+    }
+  }
+  alignas(32) float lanes[3][8];
+  _mm256_store_ps(lanes[0], _mm256_max_ps(all0, all1));
+  _mm256_store_ps(lanes[1], neg_acc);
+  _mm256_store_ps(lanes[2], pos_acc);
+  BlockAbsmax m;
+  for (int l = 0; l < 8; ++l) {
+    m.all = std::max(m.all, lanes[0][l]);
+    m.neg = std::max(m.neg, lanes[1][l]);
+    m.pos = std::max(m.pos, lanes[2][l]);
+  }
+  for (; i < n; ++i) {  // tail, as the reference does it
+    const float v = x[i];
+    if (std::isnan(v)) continue;
+    const float a = std::fabs(v);
+    if (std::signbit(v)) m.neg = std::max(m.neg, a); else m.pos = std::max(m.pos, a);
+    m.all = std::max(m.all, a);
+  }
+  return m;
+}
+
+}  // namespace fpqvar::quant::detail
