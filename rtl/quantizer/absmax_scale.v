@@ -11,9 +11,10 @@
 //   Q = floor(N * M / 2^34), M = ceil(2^34 / q), exact for every N < 2^25 when q < 128 (the error term
 //   N * (M*q - 2^34) / (q * 2^34) < 2^-9 stays below the gap 1/q to the next integer), and the remainder
 //   N - Q*q gives the sticky bit. e2m1: qmax 6 = 3 * 2^1, M = ceil(2^34/3) = 5726623062.
-// Worked example (e2m1): absmax = 1.0 -> normalized significand 1024 = 2^10, N = 1024 << 14 = 2^24,
-// Q = floor(2^24/3) = 5592405 = 0b1_0101_0101_0101_0101_0101 (p = 22), remainder 1 (sticky), value = Q * 2^-35 * ...
-// rounded to 11 bits: 0b101_0101_0101 + (round bit 0) = 1365 * 2^-12 = 0.333251953125 = RNE_fp16(1/6).
+// Worked example (e2m1): absmax = 1.0 -> normalized significand 1024, exponent ea_n = -10; N = 1024 << 14 = 2^24;
+// Q = floor(2^24 / 3) = 5592405 = 0b101_0101_0101_0101_0101_0101 (leading one p = 22), remainder 1 (sticky);
+// value = Q * 2^(ea_n - QE - 14) = Q * 2^-25 = 0.16666..; keep 11 bits (shift 12): 1365, round bit 0 ->
+// 1365 * 2^-13 = 0.1666259765625 = RNE_fp16(1/6), FP16 0x3155.
 // Purely combinational: a comparator tree over the group, then the scale datapath.
 module absmax_scale #(
     parameter integer GROUP = 8,       // values per group

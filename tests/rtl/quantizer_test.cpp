@@ -35,7 +35,7 @@ const std::vector<std::uint16_t> kFp16Scales = {
     0x03ff,  // the largest subnormal
     0x0400,  // 2^-14, the smallest normal
     0x7bff,  // 65504, the largest finite (scale_from_absmax's overflow result): most x round to 0
-    0x3555,  // RNE_fp16(1/6) = 0.333251953125: the e2m1 scale of absmax 2
+    0x3555,  // RNE_fp16(2/6) = 0.333251953125: the e2m1 scale of absmax 2
     0x2e66,  // 0.0999755859375: a mantissa with many bits set, ties are rare and midpoints odd
     0x4d3f,  // 20.984375
     0x1234,  // 7.9e-4, normal with an odd mantissa
