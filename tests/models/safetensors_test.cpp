@@ -1,0 +1,275 @@
+// Safetensors reader/writer: round trip, a file whose bytes the test writes itself, a file written by an independent
+// numpy writer (tools/golden/safetensors_np.py), and a hostile-header suite in which every case must throw
+// SafetensorsError (never crash, never return). All float comparisons are on bit patterns (tolerance 0).
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "models/safetensors.hpp"
+
+namespace fpqvar::models {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_path(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("fpqvar_safetensors_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
+
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string le64(std::uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return s;
+}
+
+// A file: length field + header JSON (verbatim) + data bytes.
+std::string make_file(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(Safetensors, RoundTripAllDtypes) {
+  TensorFile f;
+  const float inf = std::numeric_limits<float>::infinity();
+  // F32 round-trips every bit pattern, including -0, inf, subnormals and NaN payloads.
+  f.tensors["a.f32"] = {DType::kF32, {2, 3}, {1.0f, -0.0f, inf, 0x1p-149f, std::bit_cast<float>(0x7fc01234u), 0.1f}, {}};
+  // F16/BF16: values exactly representable in the narrow format come back bit-identical.
+  f.tensors["b.f16"] = {DType::kF16, {4}, {1.0f, -2.5f, 65504.0f, 0x1p-24f}, {}};  // max normal, min subnormal
+  f.tensors["c.bf16"] = {DType::kBF16, {3}, {1.0f, -0x1.fep127f, 0x1p-133f}, {}};  // max finite, a subnormal
+  f.tensors["d.i64"] = {DType::kI64, {2, 2}, {}, {0, -1, std::numeric_limits<std::int64_t>::max(), 4095}};
+  f.tensors["e.empty"] = {DType::kF32, {0, 7}, {}, {}};
+  f.tensors["f.scalar"] = {DType::kF32, {}, {3.0f}, {}};
+  f.metadata["format"] = "pt";
+  const fs::path p = temp_path("roundtrip.safetensors");
+  write_safetensors(p, f);
+  const TensorFile g = read_safetensors(p);
+  ASSERT_EQ(g.tensors.size(), f.tensors.size());
+  EXPECT_EQ(g.metadata, f.metadata);
+  for (const auto& [name, t] : f.tensors) {
+    const Tensor& u = g.tensors.at(name);
+    EXPECT_EQ(u.dtype, t.dtype) << name;
+    EXPECT_EQ(u.shape, t.shape) << name;
+    EXPECT_EQ(u.i64, t.i64) << name;
+    ASSERT_EQ(u.f32.size(), t.f32.size()) << name;
+    for (std::size_t i = 0; i < t.f32.size(); ++i) EXPECT_EQ(bits(u.f32[i]), bits(t.f32[i])) << name << "[" << i << "]";
+  }
+  // The data buffer starts 8-byte aligned (header padded with spaces).
+  const std::string raw = read_all(p);
+  std::uint64_t n = 0;
+  std::memcpy(&n, raw.data(), 8);
+  EXPECT_EQ(n % 8, 0u);
+}
+
+TEST(Safetensors, NarrowingRoundsToNearestEven) {
+  // 1 + 2^-11 is the exact midpoint between FP16 1.0 and 1 + 2^-10: RNE gives 1.0 (even mantissa).
+  // 1 + 3*2^-11 is the midpoint between 1 + 2^-10 (odd) and 1 + 2^-9 (even): RNE gives 1 + 2^-9.
+  // BF16 (7 fraction bits): 1 + 2^-8 is the midpoint of 1.0 and 1 + 2^-7 -> 1.0; 70000 overflows FP16 -> +inf.
+  TensorFile f;
+  f.tensors["h"] = {DType::kF16, {3}, {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 70000.0f}, {}};
+  f.tensors["b"] = {DType::kBF16, {1}, {1.0f + 0x1p-8f}, {}};
+  const fs::path p = temp_path("narrow.safetensors");
+  write_safetensors(p, f);
+  const TensorFile g = read_safetensors(p);
+  EXPECT_EQ(bits(g.tensors.at("h").f32[0]), bits(1.0f));
+  EXPECT_EQ(bits(g.tensors.at("h").f32[1]), bits(1.0f + 0x1p-9f));
+  EXPECT_EQ(bits(g.tensors.at("h").f32[2]), bits(std::numeric_limits<float>::infinity()));
+  EXPECT_EQ(bits(g.tensors.at("b").f32[0]), bits(1.0f));
+}
+
+TEST(Safetensors, HandBuiltFileDecodes) {
+  // Bytes written here, not by the writer under test. Data buffer (little-endian):
+  //   x (F16, [2]):  0x3c00 = 1.0, 0xc500 = -5.0 (sign 1, exp 0b10001 = 2^2, man 0x100 = 1.25)  -> bytes 0..4
+  //   y (BF16, [1]): 0x3fc0 = 1.5 (the top half of FP32 0x3fc00000)                             -> bytes 4..6
+  //   z (I64, [1]):  -2 = 0xfffffffffffffffe                                                      -> bytes 6..14
+  //   w (F32, [1]):  0x3dcccccd = 0.1f                                                            -> bytes 14..18
+  const std::string header =
+      R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[14,18]},"__metadata__":{"k":"v"},)"
+      R"("x":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"y":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]},)"
+      R"("z":{"dtype":"I64","shape":[1],"data_offsets":[6,14]}})";
+  const std::string data = std::string("\x00\x3c\x00\xc5", 4) + std::string("\xc0\x3f", 2) +
+                           std::string("\xfe\xff\xff\xff\xff\xff\xff\xff", 8) + std::string("\xcd\xcc\xcc\x3d", 4);
+  const fs::path p = temp_path("hand.safetensors");
+  write_bytes(p, make_file(header, data));
+  const TensorFile g = read_safetensors(p);
+  EXPECT_EQ(g.metadata.at("k"), "v");
+  EXPECT_EQ(g.tensors.at("x").dtype, DType::kF16);
+  EXPECT_EQ(g.tensors.at("x").shape, (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(bits(g.tensors.at("x").f32[0]), bits(1.0f));
+  EXPECT_EQ(bits(g.tensors.at("x").f32[1]), bits(-5.0f));
+  EXPECT_EQ(bits(g.tensors.at("y").f32[0]), bits(1.5f));
+  EXPECT_EQ(g.tensors.at("z").i64, (std::vector<std::int64_t>{-2}));
+  EXPECT_EQ(bits(g.tensors.at("w").f32[0]), 0x3dcccccdu);
+}
+
+// tools/golden/safetensors_np.py writes this file with numpy + struct + json (no torch, no code of ours):
+// f16 holds float16 values, f16_as_f32 the same values widened by numpy; bf16 holds the top halves of bf16_as_f32's
+// FP32 patterns; i64 holds arange(-3, 3) * 10^12.
+TEST(Safetensors, ReadsFileWrittenByNumpy) {
+  const TensorFile g = read_safetensors(fs::path(FPQVAR_FIXTURES_DIR) / "safetensors" / "numpy_written.safetensors");
+  const Tensor& f16 = g.tensors.at("f16");
+  const Tensor& f16w = g.tensors.at("f16_as_f32");
+  EXPECT_EQ(f16.dtype, DType::kF16);
+  EXPECT_EQ(f16w.dtype, DType::kF32);
+  ASSERT_EQ(f16.shape, f16w.shape);
+  ASSERT_EQ(f16.f32.size(), f16w.f32.size());
+  for (std::size_t i = 0; i < f16.f32.size(); ++i) EXPECT_EQ(bits(f16.f32[i]), bits(f16w.f32[i])) << i;
+  const Tensor& b16 = g.tensors.at("bf16");
+  const Tensor& b16w = g.tensors.at("bf16_as_f32");
+  EXPECT_EQ(b16.dtype, DType::kBF16);
+  ASSERT_EQ(b16.f32.size(), b16w.f32.size());
+  for (std::size_t i = 0; i < b16.f32.size(); ++i) EXPECT_EQ(bits(b16.f32[i]), bits(b16w.f32[i])) << i;
+  const Tensor& i64 = g.tensors.at("i64");
+  ASSERT_EQ(i64.shape, (std::vector<std::int64_t>{2, 3}));
+  for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(i64.i64[i], (static_cast<std::int64_t>(i) - 3) * 1000000000000LL);
+  EXPECT_EQ(g.metadata.at("writer"), "numpy");
+}
+
+// ---- hostile files: each must throw SafetensorsError ----
+
+void expect_rejected(const std::string& bytes, const std::string& label) {
+  const fs::path p = temp_path("hostile.safetensors");
+  write_bytes(p, bytes);
+  try {
+    (void)read_safetensors(p);
+    ADD_FAILURE() << label << ": accepted";
+  } catch (const SafetensorsError& e) {
+    // The message names the file.
+    if (std::getenv("FPQVAR_TEST_VERBOSE")) std::fprintf(stderr, "%s -> %s\n", label.c_str(), e.what());
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << label << ": " << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << label << ": threw a non-SafetensorsError: " << e.what();
+  }
+}
+
+void expect_header_rejected(const std::string& header, const std::string& data, const std::string& label) {
+  expect_rejected(make_file(header, data), label);
+}
+
+TEST(SafetensorsHostile, TruncatedAtEveryBytePosition) {
+  TensorFile f;
+  f.tensors["a"] = {DType::kF32, {3}, {1, 2, 3}, {}};
+  f.tensors["b"] = {DType::kI64, {2}, {}, {7, 8}};
+  f.tensors["c"] = {DType::kF16, {1}, {0.5f}, {}};
+  const fs::path p = temp_path("full.safetensors");
+  write_safetensors(p, f);
+  const std::string full = read_all(p);
+  ASSERT_GT(full.size(), 8u);
+  for (std::size_t n = 0; n < full.size(); ++n) expect_rejected(full.substr(0, n), "prefix of " + std::to_string(n));
+  expect_rejected(full + "x", "one trailing byte");
+}
+
+TEST(SafetensorsHostile, HeaderLength) {
+  expect_rejected(le64(1000) + "{}", "header length larger than the file");
+  expect_rejected(le64(~0ull) + "{}", "header length 2^64-1");
+  expect_rejected(le64(1ull << 40) + "{}", "header length above the limit");
+  expect_rejected(le64(0), "empty header");
+}
+
+TEST(SafetensorsHostile, BadJson) {
+  expect_header_rejected("[]", "", "top level an array");
+  expect_header_rejected("\"x\"", "", "top level a string");
+  expect_header_rejected("{", "", "unterminated object");
+  expect_header_rejected("{} x", "", "trailing garbage");
+  expect_header_rejected(std::string("{\"a\x00\":1}", 8), "", "NUL byte");
+  expect_header_rejected("{\"\xff\xfe\":{}}", "", "invalid UTF-8");
+  expect_header_rejected("{\"\xc0\xaf\":{}}", "", "overlong UTF-8");
+  expect_header_rejected(std::string(10000, '[') + std::string(10000, ']'), "", "deep nesting");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[[[[[[[[[[1]]]]]]]]]],"data_offsets":[0,4]}})", "\0\0\0\0",
+                         "nested shape");
+  expect_header_rejected(R"({"__metadata__":[1]})", "", "metadata not an object");
+  expect_header_rejected(R"({"__metadata__":{"k":1}})", "", "metadata value not a string");
+}
+
+TEST(SafetensorsHostile, EntryFields) {
+  const std::string d4(4, '\0');
+  expect_header_rejected(R"({"a":[1]})", d4, "entry not an object");
+  expect_header_rejected(R"({"a":{"shape":[1],"data_offsets":[0,4]}})", d4, "missing dtype");
+  expect_header_rejected(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", d4, "missing shape");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1]}})", d4, "missing data_offsets");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", d4, "extra key");
+  expect_header_rejected(R"({"a":{"dtype":"F64","shape":[1],"data_offsets":[0,4]}})", d4, "unknown dtype");
+  expect_header_rejected(R"({"a":{"dtype":"f32","shape":[1],"data_offsets":[0,4]}})", d4, "lower-case dtype");
+  expect_header_rejected(R"({"a":{"dtype":32,"shape":[1],"data_offsets":[0,4]}})", d4, "dtype a number");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":1,"data_offsets":[0,4]}})", d4, "shape a number");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":["1"],"data_offsets":[0,4]}})", d4, "dim a string");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", d4, "negative dim");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", d4, "float dim");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4.0]}})", d4, "float offset");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,-4]}})", d4, "negative offset");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", d4, "one offset");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})", d4, "three offsets");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":"0,4"}})", d4, "offsets a string");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", d4, "end before begin");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", d4, "size mismatch");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],)"
+                         R"("data_offsets":[0,4]}})",
+                         d4, "duplicate name");
+  expect_header_rejected(R"({"a":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}})", d4,
+                         "duplicate key inside an entry");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", d4,
+                         "rank 17");
+}
+
+TEST(SafetensorsHostile, HugeDimsAndOffsets) {
+  const std::string d4(4, '\0');
+  // 2^32 * 2^32 elements overflow 64 bits; 2^62 F32 elements overflow the byte count; 2^64 parses as a float.
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", d4,
+                         "element count overflow");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", d4,
+                         "byte count overflow");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[18446744073709551616],"data_offsets":[0,4]}})", d4,
+                         "dim beyond 2^64");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,4]}})", d4,
+                         "dim beyond int64");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1000000000],"data_offsets":[0,4000000000]}})", d4,
+                         "consistent but outside the buffer");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551616]}})",
+                         d4, "offset beyond 2^64");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d4, "offset outside");
+}
+
+TEST(SafetensorsHostile, OverlapsAndHoles) {
+  const std::string d8(8, '\0');
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],)"
+                         R"("data_offsets":[4,8]}})",
+                         d8, "overlap");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],)"
+                         R"("data_offsets":[0,4]}})",
+                         d8, "two tensors on the same bytes");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", d8, "hole at the start");
+  expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", d8, "unused tail");
+}
+
+TEST(SafetensorsHostile, WriterRejectsInconsistentTensors) {
+  TensorFile f;
+  f.tensors["a"] = {DType::kF32, {3}, {1, 2}, {}};
+  EXPECT_THROW(write_safetensors(temp_path("bad.safetensors"), f), SafetensorsError);
+  EXPECT_FALSE(fs::exists(temp_path("bad.safetensors")));
+  TensorFile g;
+  g.tensors["a"] = {DType::kI64, {-1}, {}, {}};
+  EXPECT_THROW(write_safetensors(temp_path("bad.safetensors"), g), SafetensorsError);
+  EXPECT_THROW((void)read_safetensors(temp_path("does_not_exist.safetensors")), SafetensorsError);
+}
+
+}  // namespace
+}  // namespace fpqvar::models
