@@ -40,6 +40,7 @@ struct SignThresholds {
   int count = 0;                            // max_index()+1 of the side
   double unscaled[kMaxThresholds] = {};     // t_1 .. t_count (exact doubles)
   bool inclusive[kMaxThresholds] = {};      // true: |x| == t_j * s counts threshold j (the tie goes up)
+  std::int64_t inclusive_mask[kMaxThresholds] = {};  // the same as all-ones / zero 64-bit lanes, for the AVX2 fill
 };
 
 struct SpecTables {
@@ -88,6 +89,7 @@ void build_spec_tables(const QuantSpec& spec, SpecTables& st) {
           s.inclusive[j - 1] = !negative;
           break;
       }
+      s.inclusive_mask[j - 1] = s.inclusive[j - 1] ? -1 : 0;
     }
     // Codes of the finite indices, then the code of a finite overflow (index n+1) taken from the reference: FLT_MAX
     // with scale 1 overflows every format of at most 8 bits.
@@ -115,7 +117,7 @@ std::int32_t below_bits(double t, bool inclusive) {
   return bits - 1;
 }
 
-void fill_block_thresholds(SpecTables& st, float s_neg, float s_pos) {
+void fill_block_thresholds(SpecTables& st, float s_neg, float s_pos, bool avx2) {
   BlockTables& bt = st.block;
   bt.s_neg = s_neg;
   bt.s_pos = s_pos;
@@ -130,7 +132,8 @@ void fill_block_thresholds(SpecTables& st, float s_neg, float s_pos) {
     }
     const double sd = static_cast<double>(scale);
     // t_j * s is exact in double: t_j has at most 9 significant bits, s at most 24.
-    for (int j = 0; j < s.count; ++j) below[j] = below_bits(s.unscaled[j] * sd, s.inclusive[j]);
+    if (avx2) detail::fill_below_avx2(s.unscaled, s.inclusive_mask, s.count, sd, below);
+    else for (int j = 0; j < s.count; ++j) below[j] = below_bits(s.unscaled[j] * sd, s.inclusive[j]);
     std::fill(below + s.count, below + bt.padded, kNeverBelow);
   }
   if (bt.same_sides) std::copy(bt.below[1], bt.below[1] + bt.padded, bt.below[0]);
@@ -145,8 +148,12 @@ detail::BlockAbsmax block_absmax_scalar(const float* x, std::int64_t n) {
   detail::BlockAbsmax m;
   for (std::int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    if (std::isnan(v)) continue;
+    if (std::isnan(v)) {
+      m.special = true;
+      continue;
+    }
     const float a = std::fabs(v);
+    if (std::isinf(a)) m.special = true;
     if (std::signbit(v)) m.neg = std::max(m.neg, a); else m.pos = std::max(m.pos, a);
     m.all = std::max(m.all, a);
   }
@@ -195,19 +202,21 @@ void run_blocks(std::span<const float> x, std::int64_t rows, std::int64_t cols, 
     const float* xb = x.data() + b * len;
     std::uint8_t* cb = codes.data() + b * len;
     float s_neg = 0.0f, s_pos = 0.0f;
+    bool may_have_special = true;
     if (spec.fixed_scale) {
       s_neg = s_pos = *spec.fixed_scale;
     } else {
       const detail::BlockAbsmax m = avx2 ? detail::block_absmax_avx2(xb, len, st->dual) : block_absmax_scalar(xb, len);
+      may_have_special = m.special;
       if (st->dual) {
-        s_neg = scale_from_absmax(m.neg, st->qmax_neg, spec.scale_type);
-        s_pos = scale_from_absmax(m.pos, st->qmax_pos, spec.scale_type);
+        s_neg = detail::scale_from_absmax_fast(m.neg, st->qmax_neg, spec.scale_type);
+        s_pos = detail::scale_from_absmax_fast(m.pos, st->qmax_pos, spec.scale_type);
       } else {
-        s_neg = s_pos = scale_from_absmax(m.all, st->qmax_pos, spec.scale_type);
+        s_neg = s_pos = detail::scale_from_absmax_fast(m.all, st->qmax_pos, spec.scale_type);
       }
     }
-    fill_block_thresholds(*st, s_neg, s_pos);
-    if (vector_encode) detail::encode_block_avx2(st->block, xb, cb, len);
+    fill_block_thresholds(*st, s_neg, s_pos, avx2);
+    if (vector_encode) detail::encode_block_avx2(st->block, xb, cb, len, may_have_special);
     else detail::encode_block_scalar(st->block, xb, cb, len);
     scales_pos[static_cast<std::size_t>(b)] = s_pos;
     if (st->dual) scales_neg[static_cast<std::size_t>(b)] = s_neg;
@@ -224,6 +233,43 @@ void copy_reference(const QuantizedTensor& q, std::span<std::uint8_t> codes, std
 }  // namespace
 
 namespace detail {
+
+float scale_from_absmax_fast(float absmax, double qmax, ScaleType type) {
+  if (!(absmax > 0.0f)) return 0.0f;  // zero (or NaN-only) block
+  const double a = static_cast<double>(absmax);
+  switch (type) {
+    case ScaleType::kFp32: return scale_from_absmax(absmax, qmax, type);  // already one division and a conversion
+    case ScaleType::kFp16: {
+      const double q = a / qmax;  // correctly rounded; RNE to FP16 from it is correct (tensor_quant.hpp)
+      // Anything >= 65504 (the FP16 maximum) rounds to 65504 or overflows to inf, which the contract clamps to
+      // 65504: the same either way.
+      if (q >= 65504.0) return 65504.0f;
+      if (q < 0x1p-14) {  // FP16 subnormal range, quantum 2^-24; rounding to 0 gives the smallest subnormal
+        const double r = std::nearbyint(q * 0x1p24) * 0x1p-24;
+        return r > 0.0 ? static_cast<float>(r) : 0x1p-24f;
+      }
+      // FP16 normal: keep 11 significant bits of the double, i.e. round away its low 42 fraction bits to nearest
+      // even. Adding 2^41 - 1 plus the lowest kept bit carries into the kept bits exactly when the dropped part is
+      // above half, or exactly half with an odd kept part; a carry out of the fraction bumps the exponent, which is
+      // the right answer (1.11..1b rounds up to 10.0b). Example: q = 1 + 2^-11 (a tie, kept part 1.0000000000b even)
+      // -> 1.0; q = 1 + 3 * 2^-11 (a tie, kept part ends in 1) -> 1 + 2^-9.
+      auto bits = std::bit_cast<std::uint64_t>(q);
+      constexpr int kDropped = 52 - 10;
+      bits += ((std::uint64_t{1} << (kDropped - 1)) - 1) + ((bits >> kDropped) & 1u);
+      bits &= ~((std::uint64_t{1} << kDropped) - 1);
+      return static_cast<float>(std::bit_cast<double>(bits));  // exact: 11 significant bits, FP32 range
+    }
+    case ScaleType::kPow2: {
+      // 2^(floor(log2 absmax) - floor(log2 qmax)), clamped to 2^-127 .. 2^127. Both are normal doubles, so
+      // floor(log2) is the unbiased exponent field (absmax = 5: 0x4014.. -> 1025 - 1023 = 2; e2m1 qmax 6 -> 2).
+      auto exponent = [](double v) { return static_cast<int>((std::bit_cast<std::uint64_t>(v) >> 52) & 0x7ff) - 1023; };
+      const int e = std::isinf(absmax) ? 127 : std::clamp(exponent(a) - exponent(qmax), -127, 127);
+      // 2^e as FP32 bits: biased exponent e + 127 for e >= -126; 2^-127 is the subnormal 0x00400000.
+      return e >= -126 ? std::bit_cast<float>(static_cast<std::uint32_t>(e + 127) << 23) : 0x1p-127f;
+    }
+  }
+  return 0.0f;
+}
 
 void encode_block_scalar(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) {

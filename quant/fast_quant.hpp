@@ -88,14 +88,26 @@ struct BlockTables {
 // Encodes n elements of one block (the scalar kernel; handles every input, NaN and inf through the reference).
 void encode_block_scalar(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n);
 
+// scale_from_absmax() (quant/tensor_quant.hpp) computed with bit operations instead of ilogb/ldexp: the same
+// value, bit for bit, for every absmax (tests/quant/fast_quant_test.cpp sweeps it).
+[[nodiscard]] float scale_from_absmax_fast(float absmax, double qmax, ScaleType type);
+
 // The AVX2 kernels (quant/fast_quant_avx2.cpp, compiled with -mavx2; call only when fast_quant_has_avx2()).
-// encode_block_avx2 needs t.thresholds <= kMaxVectorThresholds.
-void encode_block_avx2(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n);
-// max |x| over the non-NaN elements: of all (abs_all), of those with the sign bit set, of the others.
+// encode_block_avx2 needs t.thresholds <= kMaxVectorThresholds. may_have_special = false promises that no element
+// is NaN or inf (the block's absmax pass saw none), which skips the per-chunk check.
+void encode_block_avx2(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n,
+                       bool may_have_special);
+// max |x| over the non-NaN elements: of all, of those with the sign bit set, of the others; and whether any element
+// is NaN or inf.
 struct BlockAbsmax {
   float all = 0.0f, neg = 0.0f, pos = 0.0f;
+  bool special = false;
 };
 BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign);
+// below[j] = bits(U_j) - 1 for j < count (see below_bits in fast_quant.cpp): t_j = unscaled[j] * s, inclusive_mask[j]
+// all ones where a tie counts. Writes below[0 .. count rounded up to 4); unscaled must be readable that far.
+void fill_below_avx2(const double* unscaled, const std::int64_t* inclusive_mask, int count, double s,
+                     std::int32_t* below);
 
 }  // namespace detail
 }  // namespace fpqvar::quant

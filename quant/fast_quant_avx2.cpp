@@ -14,12 +14,12 @@ namespace {
 // Magnitude indices of 8 elements as int32 "keys": index | 0x40 for the elements whose sign bit is set, or 0x7F
 // lanes flagged in *special (NaN/inf) that the caller re-encodes with the reference.
 // index = #{ j : bits(|x|) > below[j] } (fast_quant.hpp), counted by subtracting the all-ones compare masks.
-template <int kThr, bool kSameSides>
+template <int kThr, bool kSameSides, bool kCheckSpecial>
 inline __m256i keys8(const float* x, const __m256i* thr_neg, const __m256i* thr_pos, __m256i& special) {
   const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
   const __m256i abs = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
   const __m256i neg = _mm256_srai_epi32(bits, 31);  // all ones where the sign bit is set
-  special = _mm256_or_si256(special, _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f7fffff)));
+  if constexpr (kCheckSpecial) special = _mm256_or_si256(special, _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f7fffff)));
   __m256i count_pos = _mm256_setzero_si256();
   for (int j = 0; j < kThr; ++j) count_pos = _mm256_sub_epi32(count_pos, _mm256_cmpgt_epi32(abs, thr_pos[j]));
   __m256i count = count_pos;
@@ -40,7 +40,7 @@ inline __m256i pack_keys(__m256i k0, __m256i k1, __m256i k2, __m256i k3) {
   return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-template <int kThr, bool kSameSides>
+template <int kThr, bool kSameSides, bool kCheckSpecial>
 void encode_impl(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n) {
   __m256i thr_neg[kThr], thr_pos[kThr];
   for (int j = 0; j < kThr; ++j) {
@@ -58,10 +58,10 @@ void encode_impl(const BlockTables& t, const float* x, std::uint8_t* codes, std:
   std::int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i special = _mm256_setzero_si256();
-    const __m256i k0 = keys8<kThr, kSameSides>(x + i, thr_neg, thr_pos, special);
-    const __m256i k1 = keys8<kThr, kSameSides>(x + i + 8, thr_neg, thr_pos, special);
-    const __m256i k2 = keys8<kThr, kSameSides>(x + i + 16, thr_neg, thr_pos, special);
-    const __m256i k3 = keys8<kThr, kSameSides>(x + i + 24, thr_neg, thr_pos, special);
+    const __m256i k0 = keys8<kThr, kSameSides, kCheckSpecial>(x + i, thr_neg, thr_pos, special);
+    const __m256i k1 = keys8<kThr, kSameSides, kCheckSpecial>(x + i + 8, thr_neg, thr_pos, special);
+    const __m256i k2 = keys8<kThr, kSameSides, kCheckSpecial>(x + i + 16, thr_neg, thr_pos, special);
+    const __m256i k3 = keys8<kThr, kSameSides, kCheckSpecial>(x + i + 24, thr_neg, thr_pos, special);
     const __m256i keys = pack_keys(k0, k1, k2, k3);
     const __m256i lo = _mm256_and_si256(keys, low_nibble);
     const __m256i row = _mm256_and_si256(_mm256_srli_epi16(keys, 4), low_nibble);
@@ -72,22 +72,47 @@ void encode_impl(const BlockTables& t, const float* x, std::uint8_t* codes, std:
                                _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(4 + h))));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), out);
-    if (!_mm256_testz_si256(special, special)) encode_block_scalar(t, x + i, codes + i, 32);  // NaN/inf: rare
+    if (kCheckSpecial && !_mm256_testz_si256(special, special)) encode_block_scalar(t, x + i, codes + i, 32);  // NaN/inf: rare
   }
   if (i < n) encode_block_scalar(t, x + i, codes + i, n - i);
 }
 
+template <int kThr>
+void encode_dispatch(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n, bool special) {
+  if (t.same_sides) {
+    if (special) encode_impl<kThr, true, true>(t, x, codes, n); else encode_impl<kThr, true, false>(t, x, codes, n);
+  } else {
+    if (special) encode_impl<kThr, false, true>(t, x, codes, n); else encode_impl<kThr, false, false>(t, x, codes, n);
+  }
+}
+
 }  // namespace
 
-void encode_block_avx2(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n) {
+void encode_block_avx2(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n,
+                       bool may_have_special) {
   // The threshold rows are padded with INT32_MAX up to t.padded >= the template's kThr, so the extra
   // compares never count.
-  if (t.thresholds <= 8) {
-    if (t.same_sides) encode_impl<8, true>(t, x, codes, n); else encode_impl<8, false>(t, x, codes, n);
-  } else if (t.thresholds <= 16) {
-    if (t.same_sides) encode_impl<16, true>(t, x, codes, n); else encode_impl<16, false>(t, x, codes, n);
-  } else {
-    if (t.same_sides) encode_impl<32, true>(t, x, codes, n); else encode_impl<32, false>(t, x, codes, n);
+  if (t.thresholds <= 8) encode_dispatch<8>(t, x, codes, n, may_have_special);
+  else if (t.thresholds <= 16) encode_dispatch<16>(t, x, codes, n, may_have_special);
+  else encode_dispatch<32>(t, x, codes, n, may_have_special);
+}
+
+void fill_below_avx2(const double* unscaled, const std::int64_t* inclusive_mask, int count, double s,
+                     std::int32_t* below) {
+  // Four thresholds at a time, the same steps as below_bits(): t = unscaled * s (exact), f = RNE_fp32(t) (MXCSR
+  // default rounding), and bits(f) + 1 where f < t (inclusive) or f <= t (exclusive); minus 1 for the > compare.
+  const __m256d sv = _mm256_set1_pd(s);
+  const __m256i narrow = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);  // low halves of the four 64-bit masks
+  for (int j = 0; j < count; j += 4) {
+    const __m256d t = _mm256_mul_pd(_mm256_loadu_pd(unscaled + j), sv);
+    const __m128 f = _mm256_cvtpd_ps(t);
+    const __m256d back = _mm256_cvtps_pd(f);
+    const __m256d inclusive = _mm256_castsi256_pd(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(inclusive_mask + j)));
+    const __m256d bump = _mm256_blendv_pd(_mm256_cmp_pd(back, t, _CMP_LE_OQ), _mm256_cmp_pd(back, t, _CMP_LT_OQ), inclusive);
+    const __m128i bump32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(bump), narrow));
+    // bits(f) - bump32 (bump is -1 where the next float up is needed) - 1
+    const __m128i result = _mm_sub_epi32(_mm_sub_epi32(_mm_castps_si128(f), bump32), _mm_set1_epi32(1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(below + j), result);
   }
 }
 
@@ -96,11 +121,17 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   __m256 all0 = _mm256_setzero_ps(), all1 = _mm256_setzero_ps();
   __m256 neg_acc = _mm256_setzero_ps(), pos_acc = _mm256_setzero_ps();
+  // The largest |x| bit pattern seen, NaN included: >= 0x7f800000 means the block has a NaN or an inf.
+  __m256i bits_max0 = _mm256_setzero_si256(), bits_max1 = _mm256_setzero_si256();
   std::int64_t i = 0;
   if (!by_sign) {
     for (; i + 16 <= n; i += 16) {
-      all0 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), all0);
-      all1 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 8), abs_mask), all1);
+      const __m256 a0 = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
+      const __m256 a1 = _mm256_and_ps(_mm256_loadu_ps(x + i + 8), abs_mask);
+      all0 = _mm256_max_ps(a0, all0);
+      all1 = _mm256_max_ps(a1, all1);
+      bits_max0 = _mm256_max_epi32(bits_max0, _mm256_castps_si256(a0));
+      bits_max1 = _mm256_max_epi32(bits_max1, _mm256_castps_si256(a1));
     }
   } else {
     for (; i + 8 <= n; i += 8) {
@@ -108,6 +139,7 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
       const __m256 a = _mm256_and_ps(v, abs_mask);
       const __m256 neg = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_castps_si256(v), 31));
       all0 = _mm256_max_ps(a, all0);
+      bits_max0 = _mm256_max_epi32(bits_max0, _mm256_castps_si256(a));
       neg_acc = _mm256_max_ps(_mm256_and_ps(neg, a), neg_acc);     // 0 in the lanes of non-negative elements
       pos_acc = _mm256_max_ps(_mm256_andnot_ps(neg, a), pos_acc);  // 0 in the lanes of negative elements
     }
@@ -117,6 +149,9 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
   _mm256_store_ps(lanes[1], neg_acc);
   _mm256_store_ps(lanes[2], pos_acc);
   BlockAbsmax m;
+  const __m256i bits_max = _mm256_max_epi32(bits_max0, bits_max1);
+  m.special = !_mm256_testz_si256(_mm256_cmpgt_epi32(bits_max, _mm256_set1_epi32(0x7f7fffff)),
+                                  _mm256_set1_epi32(-1));
   for (int l = 0; l < 8; ++l) {
     m.all = std::max(m.all, lanes[0][l]);
     m.neg = std::max(m.neg, lanes[1][l]);
@@ -124,8 +159,12 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
   }
   for (; i < n; ++i) {  // tail, as the reference does it
     const float v = x[i];
-    if (std::isnan(v)) continue;
+    if (std::isnan(v)) {
+      m.special = true;
+      continue;
+    }
     const float a = std::fabs(v);
+    if (std::isinf(a)) m.special = true;
     if (std::signbit(v)) m.neg = std::max(m.neg, a); else m.pos = std::max(m.pos, a);
     m.all = std::max(m.all, a);
   }

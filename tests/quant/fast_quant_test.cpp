@@ -189,6 +189,40 @@ INSTANTIATE_TEST_SUITE_P(Presets, FastQuantRandom, ::testing::ValuesIn(element_f
                            return n;
                          });
 
+// The bit-operation scale against the reference scale_from_absmax(), bit for bit: a stride through every positive
+// FP32 pattern (subnormals, normals, inf), plus, for FP16, the absmax values whose quotient lands on or next to a
+// rounding boundary of FP16 (each midpoint between adjacent FP16 values times qmax, and its FP32 neighbours).
+TEST(FastQuant, ScaleFromAbsmaxMatchesReference) {
+  std::vector<float> absmax;
+  for (std::uint32_t b = 0; b <= 0x7f800000u; b += 4099) absmax.push_back(std::bit_cast<float>(b));
+  absmax.push_back(kInf);
+  absmax.push_back(std::numeric_limits<float>::max());
+  absmax.push_back(std::numeric_limits<float>::denorm_min());
+  std::vector<double> qmaxes;
+  for (const std::string& name : element_formats()) {
+    const Format& f = format_by_name(name);
+    qmaxes.push_back(f.max_value(0));
+    qmaxes.push_back(f.max_value(1));
+  }
+  for (double qmax : qmaxes) {
+    std::vector<float> values = absmax;
+    for (std::uint32_t h = 0; h < 0x7c00u; ++h) {  // FP16 0 .. 65504 and the midpoints to the next value
+      const double lo = half_bits_to_float(static_cast<std::uint16_t>(h));
+      const double hi = h + 1 < 0x7c00u ? half_bits_to_float(static_cast<std::uint16_t>(h + 1)) : 65536.0;
+      const float mid = static_cast<float>((lo + hi) * 0.5 * qmax);
+      values.push_back(mid);
+      values.push_back(std::nextafter(mid, 0.0f));
+      values.push_back(std::nextafter(mid, kInf));
+    }
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+      for (float a : values) {
+        const float ref = scale_from_absmax(a, qmax, t), fast = detail::scale_from_absmax_fast(a, qmax, t);
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(ref), std::bit_cast<std::uint32_t>(fast))
+            << "absmax " << a << " qmax " << qmax << " " << to_string(t);
+      }
+  }
+}
+
 // Hand-worked: one e2m1 group, absmax 6 -> FP16 scale 6/6 = 1, so codes are the e2m1 encodings of the values.
 //   1.75 is the midpoint of 1.5 (index 3) and 2 (index 4): RNE -> 2 (index 4, even), code 0x4
 //   2.5 between 2 and 3 (indices 4, 5): RNE -> 2, code 0x4; -2.5 -> 0xC
