@@ -1,6 +1,7 @@
 #include "quant/tensor_quant.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -72,7 +73,21 @@ double encode_block(std::span<const float> x, QuantizedTensor& q, const Block& b
   return sse;
 }
 
-float clipped(float absmax, double ratio) { return static_cast<float>(static_cast<double>(absmax) * ratio); }
+// RNE_fp32(absmax * ratio) of the exact product (24 x 53 bits). Rounding the product to double first and then to
+// float rounds twice: absmax 0x1.119b48p+1 * ratio 0.975 lies just below a float midpoint, the double product lands
+// on it (0x1.0ac433p+1) and the float conversion ties to even, up to 0x1.0ac434p+1 instead of 0x1.0ac432p+1. Rounding
+// to odd at 53 bits first (keep p if its last bit is 1, else step to the odd neighbour on the side of the exact value)
+// makes the second rounding correct, since 53 >= 24 + 2. The error of p is exact by fma (no underflow: the product
+// is >= 2^-150).
+float clipped(float absmax, double ratio) {
+  const double a = static_cast<double>(absmax);
+  double p = a * ratio;
+  if (!std::isfinite(p)) return static_cast<float>(p);  // an inf absmax stays inf
+  const double err = std::fma(a, ratio, -p);  // a * ratio = p + err exactly
+  if (err != 0.0 && (std::bit_cast<std::uint64_t>(p) & 1u) == 0)
+    p = std::nextafter(p, err > 0.0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity());
+  return static_cast<float>(p);
+}
 
 }  // namespace
 
