@@ -14,6 +14,7 @@
 #include <gmpxx.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -354,10 +355,10 @@ struct ScaledGrid {
   }
 };
 
-// Locates a; `hint` is a lower bound for lo (0 for a fresh search; callers walking ascending inputs pass the lo of
-// the previous input). Linear from the hint, so ascending walks cost O(1) comparisons per input.
+// Locates a; `hint` is a lower bound for lo (callers walking ascending inputs pass the lo of the previous input;
+// linear from the hint, so ascending walks cost O(1) comparisons per input); -1 = no hint: binary search.
 // with_threshold = false skips away_below (a division: the dominant cost of a sweep that has no stochastic mode).
-inline Location locate_from(const ScaledGrid& g, const mpq_class& a, int hint = 0, bool with_threshold = true) {
+inline Location locate_from(const ScaledGrid& g, const mpq_class& a, int hint = -1, bool with_threshold = true) {
   Location l;
   const int n = g.max_index;
   if (a < g.at[0]) {
@@ -370,7 +371,7 @@ inline Location locate_from(const ScaledGrid& g, const mpq_class& a, int hint = 
     return l;
   }
   int lo = hint;
-  if (lo > n || g.at[static_cast<std::size_t>(lo)] > a) {  // bad hint: binary search
+  if (lo < 0 || lo > n || g.at[static_cast<std::size_t>(lo)] > a) {  // no or bad hint: binary search
     int b = 0, e = n + 1;  // invariant: at[b] <= a < at[e]
     while (e - b > 1) {
       const int m = b + (e - b) / 2;
@@ -434,6 +435,37 @@ inline std::uint8_t encode(const OracleFormat& f, const Value& x, const mpq_clas
   const ScaledGrid g(f.side(side), s);
   return finish(f, side, locate_from(g, x.magnitude), negative, r, o, random16);
 }
+
+// orc::encode with FP32 scales and a cache of scaled grids (one per side and scale), for callers that encode many
+// values with few scales (tensor quantization).
+class CachedEncoder {
+ public:
+  explicit CachedEncoder(const OracleFormat& f) : m_f(f) {}
+  std::uint8_t encode(float x, float s_neg, float s_pos, Rounding r, Overflow o, std::uint16_t random16) {
+    const Value v = decode_fp32(bit_pattern(x));
+    if (v.cls != Class::kFinite) return oracle::encode(m_f, v, exact(s_neg), exact(s_pos), r, o, random16);
+    const bool negative = m_f.is_signed() && v.negative;
+    if (!m_f.is_signed() && v.negative && v.magnitude != 0) return m_f.nan_code().value_or(0);
+    const int side = m_f.is_dual() && negative ? 0 : 1;
+    const float s = side == 0 ? s_neg : s_pos;
+    if (s == 0.0f) return m_f.code_of(side, 0, negative);
+    const std::uint64_t key = (std::uint64_t(side) << 32) | bit_pattern(s);
+    auto it = m_grids.find(key);
+    if (it == m_grids.end()) it = m_grids.emplace(key, ScaledGrid(m_f.side(side), exact(s))).first;
+    return finish(m_f, side, locate_from(it->second, v.magnitude), negative, r, o, random16);
+  }
+
+ private:
+  static std::uint32_t bit_pattern(float x) {
+    std::uint32_t b;
+    static_assert(sizeof b == sizeof x);
+    __builtin_memcpy(&b, &x, sizeof b);
+    return b;
+  }
+  static mpq_class exact(float s) { return decode_fp32(bit_pattern(s)).magnitude; }
+  const OracleFormat& m_f;
+  std::map<std::uint64_t, ScaledGrid> m_grids;
+};
 
 // SplitMix64 (Steele, Lea, Flood 2014; the published constants), reimplemented for the stochastic draws:
 // stochastic_bits(seed, i) = top 16 bits of splitmix64(seed ^ splitmix64(i)) (quant/encode.hpp).

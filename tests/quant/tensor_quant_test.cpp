@@ -1,0 +1,402 @@
+// quantize / dequantize (quant/tensor_quant.hpp) against a plain reference loop written here: its own block layout,
+// its own absmax, its own scale rounding (exact rationals: RNE to FP32 / FP16, exact floor(log2) for powers of two),
+// codes from the oracle's rounding (tests/quant/oracle.hpp, no call into quant/'s encode), stochastic draws from a
+// reimplemented SplitMix64, and the clip search recomputed with exact squared errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "quant/tensor_quant.hpp"
+#include "tests/quant/oracle.hpp"
+
+namespace fpqvar::quant {
+namespace {
+
+namespace orc = fpqvar::oracle;
+
+constexpr float kFltMax = std::numeric_limits<float>::max();
+
+orc::Value exact(float x) { return orc::decode_fp32(std::bit_cast<std::uint32_t>(x)); }
+
+// An exact non-negative rational rounded to FP32 by IEEE RNE (overflow -> inf).
+float rne_fp32(const mpq_class& q) {
+  const mpq_class r = orc::round_binary_rne(q, 23, -126);
+  if (r > exact(kFltMax).magnitude) return std::numeric_limits<float>::infinity();
+  return static_cast<float>(orc::exact_double(r));
+}
+
+// The scale contract of tensor_quant.hpp, from the exact absmax (a float, so exact) and qmax (exact rational).
+float reference_scale(float absmax, const mpq_class& qmax, ScaleType type) {
+  if (absmax == 0.0f) return 0.0f;
+  switch (type) {
+    case ScaleType::kFp32: {
+      if (std::isinf(absmax)) return kFltMax;  // overflow -> the largest finite
+      const mpq_class r = orc::round_binary_rne(exact(absmax).magnitude / qmax, 23, -126);
+      if (r == 0) return std::numeric_limits<float>::denorm_min();  // underflow -> the smallest positive
+      if (r > exact(kFltMax).magnitude) return kFltMax;
+      return static_cast<float>(orc::exact_double(r));
+    }
+    case ScaleType::kFp16: {
+      if (std::isinf(absmax)) return 65504.0f;
+      const mpq_class r = orc::round_binary_rne(exact(absmax).magnitude / qmax, 10, -14);
+      if (r == 0) return 0x1p-24f;
+      if (r > 65504) return 65504.0f;
+      return static_cast<float>(orc::exact_double(r));
+    }
+    case ScaleType::kPow2: {
+      // 2^(floor(log2 absmax) - floor(log2 qmax)) within e8m0's 2^-127 .. 2^127; inf absmax -> 2^127.
+      if (std::isinf(absmax)) return 0x1p127f;
+      const int e = orc::floor_log2(exact(absmax).magnitude) - orc::floor_log2(qmax);
+      return static_cast<float>(orc::exact_double(orc::pow2(std::clamp(e, -127, 127))));
+    }
+  }
+  return 0.0f;
+}
+
+// The reference's own block layout: block id of element (r, c) and the number of blocks.
+std::int64_t block_id(const QuantSpec& spec, std::int64_t cols, std::int64_t r, std::int64_t c) {
+  switch (spec.granularity) {
+    case Granularity::kTensor: return 0;
+    case Granularity::kChannel:
+    case Granularity::kToken: return r;
+    case Granularity::kColumn: return c;
+    case Granularity::kGroup: return r * (cols / spec.group_size) + c / spec.group_size;
+  }
+  return -1;
+}
+std::int64_t block_count(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
+  switch (spec.granularity) {
+    case Granularity::kTensor: return rows * cols > 0 ? 1 : 0;
+    case Granularity::kChannel:
+    case Granularity::kToken: return rows;
+    case Granularity::kColumn: return cols;
+    case Granularity::kGroup: return rows * (cols / spec.group_size);
+  }
+  return 0;
+}
+
+// A code times its scale, as decode_scaled promises: the exact product rounded once to FP32.
+float reference_dequant(const orc::OracleFormat& o, std::uint8_t code, float s) {
+  const orc::CodeInfo& k = o.code(code);
+  if (k.cls == orc::Class::kNan) return std::numeric_limits<float>::quiet_NaN();
+  if (k.cls == orc::Class::kInf) {
+    if (s == 0.0f) return std::numeric_limits<float>::quiet_NaN();  // inf * 0
+    return k.sign_bit ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+  }
+  const float m = rne_fp32(k.magnitude * exact(s).magnitude);
+  return k.sign_bit ? -m : m;
+}
+
+struct Reference {
+  std::vector<std::uint8_t> codes;
+  std::vector<float> scales, scales_neg;
+};
+
+Reference reference_quantize(const std::vector<float>& x, std::int64_t rows, std::int64_t cols, const QuantSpec& spec) {
+  const orc::OracleFormat o(spec.format);
+  orc::CachedEncoder enc(o);
+  const bool dual = spec.format.kind == FormatKind::kDual;
+  const std::int64_t nb = block_count(spec, rows, cols);
+  // Members of each block, in row-major order.
+  std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(nb));
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c)
+      members[static_cast<std::size_t>(block_id(spec, cols, r, c))].push_back(r * cols + c);
+  const mpq_class qmax_neg = o.side(0).grid[static_cast<std::size_t>(o.side(0).max_index)];
+  const mpq_class qmax_pos = o.side(1).grid[static_cast<std::size_t>(o.side(1).max_index)];
+
+  Reference ref;
+  ref.codes.assign(x.size(), 0);
+  ref.scales.assign(static_cast<std::size_t>(nb), 0.0f);
+  if (dual) ref.scales_neg.assign(static_cast<std::size_t>(nb), 0.0f);
+
+  auto encode_block = [&](const std::vector<std::int64_t>& idx, float s_neg, float s_pos, std::vector<std::uint8_t>& out) {
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      const auto i = static_cast<std::uint64_t>(idx[k]);
+      const std::uint16_t r16 = spec.mode.rounding == Rounding::kStochastic ? orc::stochastic_draw(spec.seed, i) : 0;
+      out[k] = enc.encode(x[i], dual ? s_neg : s_pos, s_pos, spec.mode.rounding, spec.mode.overflow, r16);
+    }
+  };
+  // Exact squared error of a block's dequantized values (non-finite errors skipped, as the contract's SSE does).
+  auto exact_sse = [&](const std::vector<std::int64_t>& idx, const std::vector<std::uint8_t>& codes, float s_neg,
+                       float s_pos) {
+    mpq_class sse(0);
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      const float xv = x[static_cast<std::size_t>(idx[k])];
+      const float back = reference_dequant(o, codes[k], dual && o.code(codes[k]).side == 0 ? s_neg : s_pos);
+      if (!std::isfinite(back) || !std::isfinite(xv)) continue;
+      const mpq_class e = mpq_class(static_cast<double>(back)) - mpq_class(static_cast<double>(xv));
+      sse += e * e;
+    }
+    return sse;
+  };
+
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const auto& idx = members[static_cast<std::size_t>(b)];
+    float s_neg = 0.0f, s_pos = 0.0f;
+    std::vector<std::uint8_t> codes(idx.size());
+    if (spec.fixed_scale) {
+      s_neg = s_pos = *spec.fixed_scale;
+      encode_block(idx, s_neg, s_pos, codes);
+    } else {
+      float a_neg = 0.0f, a_pos = 0.0f, a_all = 0.0f;  // absmax over non-NaN elements, per sign bit and overall
+      for (std::int64_t i : idx) {
+        const float v = x[static_cast<std::size_t>(i)];
+        if (std::isnan(v)) continue;
+        const float a = std::fabs(v);
+        (std::signbit(v) ? a_neg : a_pos) = std::max(std::signbit(v) ? a_neg : a_pos, a);
+        a_all = std::max(a_all, a);
+      }
+      auto scales_for = [&](float an, float ap, float aa) {
+        if (dual) return std::pair{reference_scale(an, qmax_neg, spec.scale_type), reference_scale(ap, qmax_pos, spec.scale_type)};
+        const float s = reference_scale(aa, qmax_pos, spec.scale_type);
+        return std::pair{s, s};
+      };
+      std::tie(s_neg, s_pos) = scales_for(a_neg, a_pos, a_all);
+      encode_block(idx, s_neg, s_pos, codes);
+      if (spec.clip.enabled) {
+        // Candidates absmax_k = RNE_fp32(absmax * r_k), r_k = 1 - k (1 - min_ratio) / steps (a double, as written),
+        // the product taken exactly; keep the least exact SSE, the first (least clipping) on ties.
+        mpq_class best = exact_sse(idx, codes, s_neg, s_pos);
+        for (int k = 1; k <= spec.clip.steps; ++k) {
+          const double ratio = 1.0 - k * (1.0 - spec.clip.min_ratio) / spec.clip.steps;
+          auto clip = [&](float a) { return std::isinf(a) ? a : rne_fp32(exact(a).magnitude * mpq_class(ratio)); };
+          const auto [cn, cp] = scales_for(clip(a_neg), clip(a_pos), clip(a_all));
+          std::vector<std::uint8_t> cand(idx.size());
+          encode_block(idx, cn, cp, cand);
+          const mpq_class e = exact_sse(idx, cand, cn, cp);
+          if (e < best) best = e, s_neg = cn, s_pos = cp, codes = cand;
+        }
+      }
+    }
+    for (std::size_t k = 0; k < idx.size(); ++k) ref.codes[static_cast<std::size_t>(idx[k])] = codes[k];
+    ref.scales[static_cast<std::size_t>(b)] = s_pos;
+    if (dual) ref.scales_neg[static_cast<std::size_t>(b)] = s_neg;
+  }
+  return ref;
+}
+
+bool same_float(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+}
+
+// Quantizes with quant/ and with the reference, and compares scales, codes and dequantized values bit for bit.
+void check(const std::vector<float>& x, std::int64_t rows, std::int64_t cols, const QuantSpec& spec,
+           const std::string& what) {
+  SCOPED_TRACE(what);
+  const QuantizedTensor q = quantize(x, rows, cols, spec);
+  const Reference ref = reference_quantize(x, rows, cols, spec);
+  ASSERT_EQ(q.rows, rows);
+  ASSERT_EQ(q.cols, cols);
+  ASSERT_EQ(q.scales.size(), ref.scales.size());
+  ASSERT_EQ(q.scales_neg.size(), ref.scales_neg.size());
+  ASSERT_EQ(q.codes.size(), ref.codes.size());
+  int bad = 0;
+  for (std::size_t b = 0; b < ref.scales.size(); ++b) {
+    if (!same_float(q.scales[b], ref.scales[b]) && bad++ < 5)
+      ADD_FAILURE() << fmt::format("scale {}: {:a}, reference {:a}", b, q.scales[b], ref.scales[b]);
+    if (!ref.scales_neg.empty() && !same_float(q.scales_neg[b], ref.scales_neg[b]) && bad++ < 5)
+      ADD_FAILURE() << fmt::format("negative scale {}: {:a}, reference {:a}", b, q.scales_neg[b], ref.scales_neg[b]);
+  }
+  const orc::OracleFormat o(spec.format);
+  const std::vector<float> back = dequantize(q);
+  ASSERT_EQ(back.size(), x.size());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const auto i = static_cast<std::size_t>(r * cols + c);
+      if (q.codes[i] != ref.codes[i] && bad++ < 5)
+        ADD_FAILURE() << fmt::format("element ({}, {}) = {:a}: code {:#x}, reference {:#x}", r, c, x[i], q.codes[i],
+                                     ref.codes[i]);
+      // scale_index agrees with the reference layout, and dequantize is code * its side's scale, rounded once.
+      const auto b = static_cast<std::size_t>(block_id(spec, cols, r, c));
+      if (q.scale_index(r, c) != static_cast<std::int64_t>(b) && bad++ < 5) ADD_FAILURE() << "scale_index " << r << "," << c;
+      const float s = (!ref.scales_neg.empty() && o.code(q.codes[i]).side == 0) ? q.scales_neg[b] : q.scales[b];
+      const float want = reference_dequant(o, q.codes[i], s);
+      if (!same_float(back[i], want) && bad++ < 5)
+        ADD_FAILURE() << fmt::format("dequantize ({}, {}): {:a}, reference {:a}", r, c, back[i], want);
+    }
+  }
+  EXPECT_EQ(bad, 0);
+}
+
+// Seeded test data: mostly N(0, 1) with a few outliers (x 50), exact zeros, negative zeros, and a row of tiny
+// (subnormal-range) values, so the scale rounding sees every regime.
+std::vector<float> make_data(std::int64_t rows, std::int64_t cols, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    float v = normal(rng);
+    const auto u = rng() % 100;
+    if (u < 3) v *= 50.0f;
+    else if (u < 6) v = 0.0f;
+    else if (u < 8) v = -0.0f;
+    x[i] = v;
+  }
+  if (rows > 2)
+    for (std::int64_t c = 0; c < cols; ++c) x[static_cast<std::size_t>(2 * cols + c)] *= 0x1p-130f;
+  return x;
+}
+
+QuantSpec spec_of(const std::string& format, Granularity g, int group, ScaleType t, Rounding r,
+                  Overflow o = Overflow::kSaturate) {
+  QuantSpec s;
+  s.format = format_by_name(format);
+  s.granularity = g;
+  s.group_size = group;
+  s.scale_type = t;
+  s.mode = {r, o};
+  s.seed = 0xC0FFEEu;
+  return s;
+}
+
+const char* const kFormats[] = {"e2m1", "e2m3", "e4m3", "e5m2", "int4", "dfq-e1m2-e2m1", "dfq-int6-e2m3"};
+
+TEST(TensorQuant, EveryGranularityScaleTypeAndRounding) {
+  const std::int64_t rows = 6, cols = 64;
+  const std::vector<float> x = make_data(rows, cols, 1);
+  for (const char* fmt_name : kFormats) {
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+      for (Rounding r : {Rounding::kNearestEven, Rounding::kNearestTiesUp, Rounding::kTowardZero, Rounding::kStochastic}) {
+        for (Granularity g : {Granularity::kTensor, Granularity::kChannel, Granularity::kToken, Granularity::kColumn}) {
+          check(x, rows, cols, spec_of(fmt_name, g, 0, t, r),
+                fmt::format("{} {} {} {}", fmt_name, to_string(g), to_string(t), to_string(r)));
+        }
+        for (int group : {1, 4, 32, 64}) {
+          check(x, rows, cols, spec_of(fmt_name, Granularity::kGroup, group, t, r),
+                fmt::format("{} group {} {} {}", fmt_name, group, to_string(t), to_string(r)));
+        }
+      }
+    }
+  }
+}
+
+TEST(TensorQuant, OverflowPoliciesWithPow2Scales) {
+  // Power-of-two scales leave values above qmax * s (absmax / s can reach 2 * 2^emax > qmax): they go through the
+  // overflow policy.
+  const std::vector<float> x = make_data(4, 32, 2);
+  for (const char* fmt_name : {"e4m3", "e5m2", "e2m1"})
+    for (Overflow o : {Overflow::kSaturate, Overflow::kInf, Overflow::kNan})
+      check(x, 4, 32, spec_of(fmt_name, Granularity::kGroup, 8, ScaleType::kPow2, Rounding::kNearestEven, o),
+            fmt::format("{} pow2 {}", fmt_name, to_string(o)));
+}
+
+TEST(TensorQuant, ClipSearchPicksTheLeastExactError) {
+  const std::int64_t rows = 4, cols = 64;
+  const std::vector<float> x = make_data(rows, cols, 3);
+  for (const char* fmt_name : {"e2m1", "int4", "dfq-e1m2-e2m1", "e2m3"}) {
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+      for (int steps : {1, 7, 20}) {
+        QuantSpec s = spec_of(fmt_name, Granularity::kGroup, 16, t, Rounding::kNearestEven);
+        s.clip = {true, steps, 0.5};
+        check(x, rows, cols, s, fmt::format("{} clip {} steps {}", fmt_name, to_string(t), steps));
+      }
+    }
+  }
+}
+
+TEST(TensorQuant, FixedScale) {
+  const std::vector<float> x = make_data(3, 16, 4);
+  for (float s : {1.0f, 0.37f, 0x1p-20f, 1e20f}) {
+    QuantSpec spec = spec_of("e2m1", Granularity::kGroup, 8, ScaleType::kFp16, Rounding::kNearestEven);
+    spec.fixed_scale = s;
+    check(x, 3, 16, spec, fmt::format("fixed scale {:a}", s));
+    spec.format = format_by_name("dfq-e1m2-e2m1");
+    check(x, 3, 16, spec, fmt::format("dfq fixed scale {:a}", s));
+  }
+}
+
+TEST(TensorQuant, AllZeroGroupGivesZeroScaleAndZeroCodes) {
+  // Group 0 all +0, group 1 all -0, group 2 mixed: an absmax of 0 gives s = 0, never NaN; each element encodes to
+  // the zero of its sign (e2m1: +0 = 0b0000, -0 = 0b1000), and dequantizes to that zero.
+  std::vector<float> x(12, 0.0f);
+  for (int i = 4; i < 8; ++i) x[static_cast<std::size_t>(i)] = -0.0f;
+  x[9] = -0.0f;
+  for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+    const QuantizedTensor q = quantize(x, 1, 12, spec_of("e2m1", Granularity::kGroup, 4, t, Rounding::kNearestEven));
+    for (float s : q.scales) EXPECT_EQ(std::bit_cast<std::uint32_t>(s), 0u);
+    for (int i = 0; i < 12; ++i) EXPECT_EQ(q.codes[static_cast<std::size_t>(i)], std::signbit(x[static_cast<std::size_t>(i)]) ? 0b1000 : 0) << i;
+    const std::vector<float> back = dequantize(q);
+    for (int i = 0; i < 12; ++i) EXPECT_TRUE(same_float(back[static_cast<std::size_t>(i)], x[static_cast<std::size_t>(i)])) << i;
+    check(x, 1, 12, spec_of("e2m1", Granularity::kGroup, 4, t, Rounding::kNearestEven), "all-zero");
+    check(x, 1, 12, spec_of("dfq-e1m2-e2m1", Granularity::kGroup, 4, t, Rounding::kNearestEven), "all-zero dfq");
+    check(x, 1, 12, spec_of("int4", Granularity::kGroup, 4, t, Rounding::kNearestEven), "all-zero int4");
+  }
+}
+
+TEST(TensorQuant, NanAndInfElements) {
+  // NaN elements are left out of the absmax; an inf makes the absmax inf, so the scale is the largest of its type
+  // (FP32 max, 65504, 2^127) and the finite elements of that block mostly underflow.
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x = make_data(2, 16, 5);
+  x[1] = nan;                        // group 0: NaN among finite values
+  x[5] = -inf;                       // group 1: -inf
+  for (int i = 8; i < 12; ++i) x[static_cast<std::size_t>(i)] = nan;  // group 2: NaN only -> absmax 0 -> s = 0
+  x[17] = inf;                       // row 1 group 0: +inf
+  for (const char* fmt_name : {"e2m1", "e4m3", "e5m2", "e4m3fnuz", "int4", "dfq-e1m2-e2m1"})
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+      for (Overflow o : {Overflow::kSaturate, Overflow::kInf, Overflow::kNan})
+        check(x, 2, 16, spec_of(fmt_name, Granularity::kGroup, 4, t, Rounding::kNearestEven, o),
+              fmt::format("{} nan/inf {} {}", fmt_name, to_string(t), to_string(o)));
+}
+
+TEST(TensorQuant, ExtremeAbsmaxClampsTheScale) {
+  // absmax = FLT_MAX: FP32 scale FLT_MAX / 6 is fine, FP16 overflows -> 65504; absmax = denorm_min: FP32 / 6
+  // underflows -> denorm_min, FP16 -> 2^-24, pow2 2^(-149 - 2) clamps to 2^-127.
+  std::vector<float> x{kFltMax, 1.0f, -2.0f, 3.0f, std::numeric_limits<float>::denorm_min(), 0.0f, -0.0f, 0.0f};
+  for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+    for (const char* fmt_name : {"e2m1", "e4m3", "dfq-e1m2-e2m1"})
+      check(x, 1, 8, spec_of(fmt_name, Granularity::kGroup, 4, t, Rounding::kNearestEven),
+            fmt::format("{} extreme {}", fmt_name, to_string(t)));
+  EXPECT_EQ(scale_from_absmax(std::numeric_limits<float>::denorm_min(), 6.0, ScaleType::kFp16), 0x1p-24f);
+  EXPECT_EQ(scale_from_absmax(std::numeric_limits<float>::denorm_min(), 6.0, ScaleType::kPow2), 0x1p-127f);
+  EXPECT_EQ(scale_from_absmax(kFltMax, 6.0, ScaleType::kFp16), 65504.0f);
+}
+
+TEST(TensorQuant, BadSpecsThrow) {
+  const std::vector<float> x(6 * 10, 1.0f);
+  // Group size not dividing K = 10.
+  EXPECT_THROW((void)quantize(x, 6, 10, spec_of("e2m1", Granularity::kGroup, 4, ScaleType::kFp16, Rounding::kNearestEven)),
+               std::invalid_argument);
+  EXPECT_THROW((void)quantize(x, 6, 10, spec_of("e2m1", Granularity::kGroup, 0, ScaleType::kFp16, Rounding::kNearestEven)),
+               std::invalid_argument);
+  EXPECT_THROW((void)quantize(x, 6, 10, spec_of("e2m1", Granularity::kGroup, -5, ScaleType::kFp16, Rounding::kNearestEven)),
+               std::invalid_argument);
+  // Shape mismatch.
+  EXPECT_THROW((void)quantize(x, 5, 10, spec_of("e2m1", Granularity::kToken, 0, ScaleType::kFp16, Rounding::kNearestEven)),
+               std::invalid_argument);
+  // Unsigned element format.
+  EXPECT_THROW((void)quantize(x, 6, 10, spec_of("e8m0", Granularity::kToken, 0, ScaleType::kFp16, Rounding::kNearestEven)),
+               std::invalid_argument);
+  // A fixed scale that is not positive and finite.
+  for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    QuantSpec s = spec_of("e2m1", Granularity::kToken, 0, ScaleType::kFp16, Rounding::kNearestEven);
+    s.fixed_scale = bad;
+    EXPECT_THROW((void)quantize(x, 6, 10, s), std::invalid_argument) << bad;
+  }
+  // Clip search parameters.
+  QuantSpec s = spec_of("e2m1", Granularity::kToken, 0, ScaleType::kFp16, Rounding::kNearestEven);
+  s.clip = {true, 0, 0.5};
+  EXPECT_THROW((void)quantize(x, 6, 10, s), std::invalid_argument);
+  s.clip = {true, 10, 0.0};
+  EXPECT_THROW((void)quantize(x, 6, 10, s), std::invalid_argument);
+  // A valid group size works, and an empty tensor gives no blocks.
+  EXPECT_NO_THROW((void)quantize(x, 6, 10, spec_of("e2m1", Granularity::kGroup, 5, ScaleType::kFp16, Rounding::kNearestEven)));
+  const QuantizedTensor empty =
+      quantize({}, 0, 0, spec_of("e2m1", Granularity::kTensor, 0, ScaleType::kFp16, Rounding::kNearestEven));
+  EXPECT_TRUE(empty.codes.empty());
+  EXPECT_TRUE(empty.scales.empty());
+}
+
+}  // namespace
+}  // namespace fpqvar::quant
