@@ -11,23 +11,69 @@
 namespace fpqvar::quant::detail {
 namespace {
 
-// Magnitude indices of 8 elements as int32 "keys": index | 0x40 for the elements whose sign bit is set, or 0x7F
-// lanes flagged in *special (NaN/inf) that the caller re-encodes with the reference.
-// index = #{ j : bits(|x|) > below[j] } (fast_quant.hpp), counted by subtracting the all-ones compare masks.
+// One sign's thresholds in registers. Up to 16: each broadcast, and index = the number of compares that hold
+// (subtracting the all-ones masks). 32 (the FP6 formats): a branch-free binary search, 6 compares instead of 32.
+template <int kThr>
+struct ThresholdRegs {
+  __m256i v[kThr];
+  explicit ThresholdRegs(const std::int32_t* below) {
+    for (int j = 0; j < kThr; ++j) v[j] = _mm256_set1_epi32(below[j]);
+  }
+  // #{ j : key > below[j] }
+  [[nodiscard]] __m256i count(__m256i key) const {
+    __m256i c = _mm256_setzero_si256();
+    for (int j = 0; j < kThr; ++j) c = _mm256_sub_epi32(c, _mm256_cmpgt_epi32(key, v[j]));
+    return c;
+  }
+};
+
+// The binary search over the sorted below[0..31]: c counts below[0..30] in steps of 16, 8, 4, 2, 1, each step
+// comparing with below[c + step - 1]; the candidates of a step sit in one register, picked per lane by c / step with
+// a permute. Then below[31], which can only be exceeded when all the others are (c = 31 -> 32).
+// Example, key above below[0..19] only: 16 (below[15] < key), +0 (below[23]), +4 (below[19]), +0 (below[21]),
+// +0 (below[20]) -> 20.
+template <>
+struct ThresholdRegs<32> {
+  __m256i v15, v7, v23, v31, step4, step2, even_lo, even_hi;
+  explicit ThresholdRegs(const std::int32_t* b) {
+    v15 = _mm256_set1_epi32(b[15]);
+    v7 = _mm256_set1_epi32(b[7]);
+    v23 = _mm256_set1_epi32(b[23]);
+    v31 = _mm256_set1_epi32(b[31]);
+    step4 = _mm256_setr_epi32(b[3], b[11], b[19], b[27], 0, 0, 0, 0);
+    step2 = _mm256_setr_epi32(b[1], b[5], b[9], b[13], b[17], b[21], b[25], b[29]);
+    even_lo = _mm256_setr_epi32(b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]);
+    even_hi = _mm256_setr_epi32(b[16], b[18], b[20], b[22], b[24], b[26], b[28], b[30]);
+  }
+  [[nodiscard]] __m256i count(__m256i key) const {
+    const __m256i upper = _mm256_cmpgt_epi32(key, v15);  // c >= 16 from here on
+    __m256i c = _mm256_and_si256(upper, _mm256_set1_epi32(16));
+    const __m256i p8 = _mm256_blendv_epi8(v7, v23, upper);
+    c = _mm256_add_epi32(c, _mm256_and_si256(_mm256_cmpgt_epi32(key, p8), _mm256_set1_epi32(8)));
+    const __m256i p4 = _mm256_permutevar8x32_epi32(step4, _mm256_srli_epi32(c, 3));
+    c = _mm256_add_epi32(c, _mm256_and_si256(_mm256_cmpgt_epi32(key, p4), _mm256_set1_epi32(4)));
+    const __m256i p2 = _mm256_permutevar8x32_epi32(step2, _mm256_srli_epi32(c, 2));
+    c = _mm256_add_epi32(c, _mm256_and_si256(_mm256_cmpgt_epi32(key, p2), _mm256_set1_epi32(2)));
+    const __m256i half = _mm256_srli_epi32(c, 1);  // permutevar8x32 uses its low 3 bits; `upper` picks the half
+    const __m256i p1 = _mm256_blendv_epi8(_mm256_permutevar8x32_epi32(even_lo, half),
+                                          _mm256_permutevar8x32_epi32(even_hi, half), upper);
+    c = _mm256_sub_epi32(c, _mm256_cmpgt_epi32(key, p1));
+    return _mm256_sub_epi32(c, _mm256_cmpgt_epi32(key, v31));
+  }
+};
+
+// Magnitude indices of 8 elements as int32 "keys": index | 0x40 for the elements whose sign bit is set. NaN/inf
+// lanes are flagged in `special` (when checked) for the caller to re-encode with the reference.
+// index = #{ j : bits(|x|) > below[j] } (fast_quant.hpp).
 template <int kThr, bool kSameSides, bool kCheckSpecial>
-inline __m256i keys8(const float* x, const __m256i* thr_neg, const __m256i* thr_pos, __m256i& special) {
+inline __m256i keys8(const float* x, const ThresholdRegs<kThr>& thr_neg, const ThresholdRegs<kThr>& thr_pos,
+                     __m256i& special) {
   const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
   const __m256i abs = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
   const __m256i neg = _mm256_srai_epi32(bits, 31);  // all ones where the sign bit is set
   if constexpr (kCheckSpecial) special = _mm256_or_si256(special, _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f7fffff)));
-  __m256i count_pos = _mm256_setzero_si256();
-  for (int j = 0; j < kThr; ++j) count_pos = _mm256_sub_epi32(count_pos, _mm256_cmpgt_epi32(abs, thr_pos[j]));
-  __m256i count = count_pos;
-  if constexpr (!kSameSides) {
-    __m256i count_neg = _mm256_setzero_si256();
-    for (int j = 0; j < kThr; ++j) count_neg = _mm256_sub_epi32(count_neg, _mm256_cmpgt_epi32(abs, thr_neg[j]));
-    count = _mm256_blendv_epi8(count_pos, count_neg, neg);
-  }
+  __m256i count = thr_pos.count(abs);
+  if constexpr (!kSameSides) count = _mm256_blendv_epi8(count, thr_neg.count(abs), neg);
   return _mm256_or_si256(count, _mm256_and_si256(neg, _mm256_set1_epi32(0x40)));
 }
 
@@ -42,11 +88,7 @@ inline __m256i pack_keys(__m256i k0, __m256i k1, __m256i k2, __m256i k3) {
 
 template <int kThr, bool kSameSides, bool kCheckSpecial>
 void encode_impl(const BlockTables& t, const float* x, std::uint8_t* codes, std::int64_t n) {
-  __m256i thr_neg[kThr], thr_pos[kThr];
-  for (int j = 0; j < kThr; ++j) {
-    thr_pos[j] = _mm256_set1_epi32(t.below[1][j]);
-    thr_neg[j] = _mm256_set1_epi32(t.below[0][j]);
-  }
+  const ThresholdRegs<kThr> thr_neg(t.below[0]), thr_pos(t.below[1]);
   // Code rows for the byte lookup: key bits 4..6 pick the row (sign * 4 + index / 16), bits 0..3 the entry.
   constexpr int kRows = kThr / 16 + 1;  // index <= kThr
   __m256i row_pos[kRows], row_neg[kRows];
