@@ -9,6 +9,7 @@
 
 #include "models/config.hpp"
 #include "models/fp32_ops.hpp"
+#include "models/model_cost.hpp"
 #include "models/sampler.hpp"
 
 namespace fpqvar::models {
@@ -207,6 +208,20 @@ TEST(TokenSampler, TopPKeepsTheSmallestHeadAndFrequenciesFollowSoftmax) {
   EXPECT_EQ(counts[2], 0);
   // Binomial(n, 2/3): sigma = sqrt(n * 2/9) ~ 67; allow 5 sigma.
   EXPECT_NEAR(counts[0], n * 2.0 / 3.0, 5 * 67);
+}
+
+// Oracle: the official code's own count, sum(p.numel() for p in var.parameters()) after build_vae_var(depth=16) and
+// build_vae_var(depth=36, shared_aln=True, patch_nums=512's) with python3-torch 1.13; the VQ-VAE figure sums the
+// parameters of decoder, post_quant_conv and quantize (codebook + 4 Phi convolutions).
+TEST(ModelCost, ParameterCountsMatchTheOfficialModels) {
+  const ModelCost d16 = var_model_cost(var_config_preset("var-d16"), 1);
+  EXPECT_EQ(d16.transformer_params, 310283520);
+  EXPECT_EQ(d16.vae_decoder_params, 64831235);
+  const ModelCost d36 = var_model_cost(var_config_preset("var-d36"), 1);
+  EXPECT_EQ(d36.transformer_params, 2353893904);
+  // Hand count for the largest term of d16: fc1 of scale 9 = 2 rows/token * 256 tokens * 4096 * 1024 MACs per block.
+  EXPECT_EQ(d16.scales[9].linear_macs, 16LL * 2 * 256 * (3 * 1024 * 1024 + 1024 * 1024 + 2 * 4096 * 1024));
+  EXPECT_EQ(d16.scales[9].kv_len, 680);
 }
 
 }  // namespace
