@@ -5,7 +5,9 @@
 //    (stochastic: at the exact decision boundary r = ceil(t) - 1 / ceil(t), at 0 and 65535, and at a seeded draw);
 //  - scaled encode (and encode_dual with two different scales) of every FP16 input for a few hundred FP32 scales:
 //    powers of two from 2^-149 to 2^127, FP16 values (subnormal to 65504), FP32 values (denorm_min to FLT_MAX);
-//  - s = 0 (the all-zero group).
+//  - s = 0 (the all-zero group);
+//  - quant/fp_bits.hpp: FP16/BF16 widening of every pattern, and narrowing (RNE, overflow to inf) at every midpoint
+//    between adjacent values and one double ulp either side of it.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -20,6 +22,7 @@
 
 #include "quant/encode.hpp"
 #include "quant/format.hpp"
+#include "quant/fp_bits.hpp"
 #include "tests/quant/oracle.hpp"
 
 namespace fpqvar::quant {
@@ -297,6 +300,68 @@ TEST_P(EveryInput, ZeroScaleGivesSignedZero) {
 
 INSTANTIATE_TEST_SUITE_P(Presets, EveryInput, ::testing::ValuesIn(preset_names()),
                          param_name);
+
+// ---------------------------------------------------------------------------------------------------------------
+// FP16 / BF16 bit patterns (quant/fp_bits.hpp).
+
+TEST(Fp16Bf16, WideningEveryPatternMatchesOracle) {
+  Mismatches bad;
+  for (std::uint32_t b = 0; b < (1u << 16); ++b) {
+    const auto h = static_cast<std::uint16_t>(b);
+    const orc::Value vh = orc::decode_fp16(h), vb = orc::decode_bf16(h);
+    const float fh = half_bits_to_float(h), fb = bf16_bits_to_float(h);
+    const double wh = orc::to_double(vh), wb = orc::to_double(vb);
+    if (!same_double(static_cast<double>(fh), wh) || std::signbit(fh) != vh.negative) bad.add("fp16 {:#06x} -> {}", b, fh);
+    if (!same_double(static_cast<double>(fb), wb) || std::signbit(fb) != vb.negative) bad.add("bf16 {:#06x} -> {}", b, fb);
+  }
+}
+
+// Finds the 16-bit pattern whose value is v (a finite or infinite Value) by search over the positive patterns,
+// which ascend with the pattern.
+std::uint16_t pattern_of(const mpq_class& magnitude, bool negative, int exp_bits, int man_bits, bool infinite) {
+  const std::uint32_t inf_bits = ((1u << exp_bits) - 1u) << man_bits;
+  std::uint32_t bits = inf_bits;
+  if (!infinite) {
+    std::uint32_t lo = 0, hi = inf_bits;  // value(lo) <= magnitude < value(hi) (inf)
+    while (hi - lo > 1) {
+      const std::uint32_t mid = (lo + hi) / 2;
+      if (orc::decode_binary(mid, exp_bits, man_bits).magnitude <= magnitude) lo = mid; else hi = mid;
+    }
+    if (orc::decode_binary(lo, exp_bits, man_bits).magnitude != magnitude) throw std::logic_error("not on the grid");
+    bits = lo;
+  }
+  return static_cast<std::uint16_t>(bits | (negative ? 0x8000u : 0u));
+}
+
+// Every midpoint between adjacent positive values (and from the max to the first value past it), one double ulp
+// below and above it, and the value itself, with both signs: double_to_half_bits / double_to_bf16_bits against the
+// oracle's RNE (ties to even, overflow to inf).
+void check_narrowing(const char* name, int exp_bits, int man_bits, std::uint16_t (*narrow)(double)) {
+  Mismatches bad;
+  const int bias = (1 << (exp_bits - 1)) - 1;
+  const std::uint32_t inf_bits = ((1u << exp_bits) - 1u) << man_bits;
+  const mpq_class max_finite = orc::decode_binary(inf_bits - 1, exp_bits, man_bits).magnitude;
+  for (std::uint32_t b = 0; b < inf_bits; ++b) {
+    const mpq_class v = orc::decode_binary(b, exp_bits, man_bits).magnitude;
+    // The next value on an unbounded exponent: for the max, (2^(man+1)) * 2^(emax - man) = 2^(emax+1).
+    const mpq_class w = b + 1 < inf_bits ? orc::decode_binary(b + 1, exp_bits, man_bits).magnitude
+                                         : orc::pow2((1 << exp_bits) - 2 - bias + 1);
+    const double mid = orc::exact_double((v + w) / 2);
+    for (double x : {orc::exact_double(v), mid, std::nextafter(mid, 0.0), std::nextafter(mid, 1e300)}) {
+      const mpq_class r = orc::round_binary_rne(mpq_class(x), man_bits, 1 - bias);
+      for (bool negative : {false, true}) {
+        const std::uint16_t want = pattern_of(r > max_finite ? max_finite : r, negative, exp_bits, man_bits, r > max_finite);
+        const std::uint16_t got = narrow(negative ? -x : x);
+        if (got != want) bad.add("{} narrow({:a}) = {:#06x}, oracle {:#06x}", name, negative ? -x : x, got, want);
+      }
+    }
+  }
+}
+
+TEST(Fp16Bf16, NarrowingAtEveryMidpointMatchesOracle) {
+  check_narrowing("fp16", 5, 10, [](double x) { return double_to_half_bits(x); });
+  check_narrowing("bf16", 8, 7, [](double x) { return double_to_bf16_bits(x); });
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scaled encode.
