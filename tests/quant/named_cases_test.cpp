@@ -8,6 +8,7 @@
 
 #include "quant/encode.hpp"
 #include "quant/format.hpp"
+#include "tests/quant/oracle.hpp"
 
 namespace fpqvar::quant {
 namespace {
@@ -209,6 +210,20 @@ TEST(NamedCases, Stochastic) {
   // e5m2: 57344 + 2048 = 59392 is a quarter of the way to 65536 (step 8192): r = 16383 -> overflow -> inf 0x7C.
   EXPECT_EQ(encode(e5m2, 59392.0f, {Rounding::kStochastic, Overflow::kInf}, 16383), 0x7C);
   EXPECT_EQ(encode(e5m2, 59392.0f, {Rounding::kStochastic, Overflow::kInf}, 16384), 0x7B);
+}
+
+// The stochastic draws: stochastic_bits(seed, i) = top 16 bits of SplitMix64(seed ^ SplitMix64(i)). SplitMix64's
+// published test vector (Vigna; Java's SplittableRandom): the generator seeded with 1234567 outputs
+// 6457827717110365317, 3203168211198807973, ... where output n is mix(seed + (n+1) * 0x9E3779B97F4A7C15), i.e.
+// our splitmix64(seed + n * golden). And splitmix64(0) = 0xE220A8397B1DCDAF, the first output for seed 0.
+TEST(NamedCases, StochasticBitsAreSplitMix64) {
+  EXPECT_EQ(oracle::splitmix64(1234567), 6457827717110365317ull);
+  EXPECT_EQ(oracle::splitmix64(1234567 + 0x9E3779B97F4A7C15ull), 3203168211198807973ull);
+  EXPECT_EQ(oracle::splitmix64(0), 0xE220A8397B1DCDAFull);
+  // seed ^ splitmix64(0) = 1234567, so stochastic_bits(seed, 0) is the top 16 bits of 6457827717110365317.
+  EXPECT_EQ(stochastic_bits(1234567ull ^ 0xE220A8397B1DCDAFull, 0), std::uint16_t(6457827717110365317ull >> 48));
+  for (std::uint64_t seed : {0ull, 42ull, 0xC0FFEEull, ~0ull})
+    for (std::uint64_t i = 0; i < 10000; ++i) ASSERT_EQ(stochastic_bits(seed, i), oracle::stochastic_draw(seed, i)) << seed << " " << i;
 }
 
 TEST(NamedCases, Scaled) {
