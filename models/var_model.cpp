@@ -169,6 +169,7 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     const int label = im < batch ? options.labels[im] : cfg.num_classes;
     std::copy_n(m_class_emb.data() + static_cast<std::size_t>(label) * c, c, cond.data() + static_cast<std::size_t>(im) * c);
   }
+  emit("cond_BD", cond, {images, c});
   std::vector<float> cond_silu = cond;
   ops::silu(cond_silu);
 
@@ -224,9 +225,10 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     const int pn = cfg.patch_nums[si];
     const int l = pn * pn;
     const int begin = cfg.scale_begin(si);
+    emit(fmt::format("block_in.{}", si), x, {images, l, c});
     for (int bi = 0; bi < cfg.depth; ++bi) {
       run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi]);
-      emit(fmt::format("block.{}.{}", si, bi), x, {images, l, c});
+      emit(fmt::format("block_out.{}.{}", si, bi), x, {images, l, c});
     }
     // head: LN, modulation by head_nm's (scale, shift), then Linear C -> V
     const std::size_t rows = static_cast<std::size_t>(images) * l;
@@ -265,6 +267,7 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
       }
     }
     const std::vector<float> emb = vae.embed_tokens(tokens, batch, pn);
+    emit(fmt::format("code_embed.{}", si), emb, {batch, cv, pn, pn});
     vae.accumulate_scale(si, emb, batch, result.f_hat);
     result.tokens.push_back(std::move(tokens));
     emit(fmt::format("fhat.{}", si), result.f_hat, {batch, cv, side, side});
@@ -279,7 +282,7 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
           for (int i = 0; i < l_next; ++i)
             tokens_in[(static_cast<std::size_t>(im) * l_next + i) * cv + ch] =
                 small[(static_cast<std::size_t>(im) * cv + ch) * l_next + i];
-      emit(fmt::format("next_input.{}", si), tokens_in, {batch, l_next, cv});
+      emit(fmt::format("next_in.{}", si + 1), tokens_in, {batch, l_next, cv});
       std::vector<float> embedded(static_cast<std::size_t>(batch) * l_next * c);
       ops::linear(tokens_in.data(), batch * l_next, cv, m_word_w.data(), m_word_b, c, embedded.data());
       const int next_begin = begin + l;

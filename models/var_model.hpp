@@ -36,11 +36,15 @@ struct GenerateOptions {
   std::vector<std::vector<std::int64_t>> teacher_tokens;
 };
 
-// Optional observer of intermediate tensors (row-major, with their shape). Names:
-//   "block.{si}.{bi}"   output of block bi at scale si            (2B, l, C)
-//   "logits.{si}"       head output before CFG mixing               (2B, l, V)
-//   "fhat.{si}"         f_hat after scale si                        (B, Cvae, S, S)
-//   "next_input.{si}"   area(f_hat) fed to word_embed for si + 1    (B, pn_{si+1}^2, Cvae)   (si < S - 1)
+// Optional observer of intermediate tensors (row-major, with their shape), named as in the golden fixture
+// tests/fixtures/var_tiny (see its README.md):
+//   "cond_BD"             class_emb rows (conditional, then unconditional) (2B, C)
+//   "block_in.{si}"       input of block 0 at scale si                (2B, l, C)
+//   "block_out.{si}.{bi}" output of block bi at scale si              (2B, l, C)
+//   "logits.{si}"         head output before CFG mixing               (2B, l, V)
+//   "code_embed.{si}"     codebook rows of the scale's tokens         (B, Cvae, pn, pn)
+//   "fhat.{si}"           f_hat after scale si                        (B, Cvae, S, S)
+//   "next_in.{si}"        area(f_hat) fed to word_embed at scale si   (B, pn_si^2, Cvae)   (si >= 1)
 struct GenerateObserver {
   std::function<void(const std::string& name, std::span<const float> data, const std::vector<std::int64_t>& shape)>
       tensor;

@@ -1,0 +1,183 @@
+// THE validation of the FP32 VAR reference: with the weights and teacher-forced tokens of tests/fixtures/var_tiny,
+// every intermediate tensor the official PyTorch code recorded (golden.safetensors, see the fixture's README.md) is
+// reproduced by models/var_model + models/vqvae: AdaLN condition, block inputs and outputs per scale, logits, code
+// embeddings, f_hat per scale, next-scale inputs and the decoded image.
+//
+// Tolerance: max |ours - torch| <= 1e-4 * max |torch| per tensor. Both sides compute in FP32 but sum in different
+// orders (OpenBLAS sgemm blocking vs torch's MKL-less CPU kernels; our LayerNorm/GroupNorm statistics in double).
+// The error of a K-term FP32 dot product grows like sqrt(K) to K ulps of the result's scale: for K <= 512 (the
+// fixture's fc2) and 2 blocks that is a few 1e-6 relative, and the decoder's 3x3 convolutions (K <= 1152) followed by
+// GroupNorm stay below 1e-5; we measured at most 9e-6 (the image; the transformer tensors stay below 1e-6). 1e-4 leaves 20x headroom for other BLAS builds while a
+// wrong operator (a missing term, a wrong tap or index) moves these tensors by 1e-2 or more (README: a block changes
+// its input by ~0.15 std).
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "models/config.hpp"
+#include "models/safetensors.hpp"
+#include "models/synthetic.hpp"
+#include "models/var_model.hpp"
+#include "models/vqvae.hpp"
+
+namespace fpqvar::models {
+namespace {
+
+const std::filesystem::path kFixture = std::filesystem::path(FPQVAR_FIXTURES_DIR) / "var_tiny";
+constexpr double kRelTolerance = 1e-4;  // see the file comment
+
+struct Fixture {
+  VarConfig config;
+  std::vector<int> labels;
+  std::uint64_t weight_seed = 0;
+  TensorFile var_weights, vae_weights, tokens, golden;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture fx;
+    std::ifstream in(kFixture / "fixture.json");
+    const auto j = nlohmann::json::parse(in);
+    const auto& c = j.at("config");
+    VarConfig& cfg = fx.config;
+    cfg.name = "var-tiny";
+    cfg.depth = c.at("depth");
+    cfg.embed_dim = c.at("embed_dim");
+    cfg.num_heads = c.at("num_heads");
+    cfg.mlp_ratio = c.at("mlp_ratio");
+    cfg.norm_eps = c.at("norm_eps");
+    cfg.shared_aln = c.at("shared_aln");
+    cfg.attn_l2_norm = c.at("attn_l2_norm");
+    cfg.num_classes = c.at("num_classes");
+    cfg.patch_nums = c.at("patch_nums").get<std::vector<int>>();
+    cfg.vae.vocab_size = c.at("V");
+    cfg.vae.z_channels = c.at("Cvae");
+    cfg.vae.ch = c.at("vae_ch");
+    cfg.vae.ch_mult = c.at("vae_ch_mult").get<std::vector<int>>();
+    cfg.vae.num_res_blocks = c.at("vae_num_res_blocks");
+    cfg.vae.quant_resi = c.at("quant_resi");
+    cfg.vae.share_quant_resi = c.at("share_quant_resi");
+    fx.labels = c.at("labels").get<std::vector<int>>();
+    fx.weight_seed = j.at("weight_seed");
+    fx.var_weights = read_safetensors(kFixture / "var_d2.safetensors");
+    fx.vae_weights = synthetic_vqvae_weights(cfg, SyntheticOptions{fx.weight_seed, 0, 0.0});
+    fx.tokens = read_safetensors(kFixture / "tokens.safetensors");
+    fx.golden = read_safetensors(kFixture / "golden.safetensors");
+    return fx;
+  }();
+  return f;
+}
+
+GenerateOptions teacher_options(const Fixture& fx) {
+  GenerateOptions o;
+  o.labels = fx.labels;
+  for (int si = 0; si < fx.config.num_scales(); ++si) o.teacher_tokens.push_back(fx.tokens.tensors.at(fmt::format("tokens.{}", si)).i64);
+  return o;
+}
+
+// max |a - b| / max |b|
+double relative_error(std::span<const float> ours, std::span<const float> ref) {
+  double diff = 0.0, scale = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    diff = std::max(diff, std::fabs(static_cast<double>(ours[i]) - ref[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(ref[i])));
+  }
+  return diff / scale;
+}
+
+TEST(VarModelGolden, EveryRecordedTensorMatchesTheOfficialCode) {
+  const Fixture& fx = fixture();
+  ASSERT_TRUE(fx.config.validate().empty());
+  const VarModel model(fx.config, fx.var_weights);
+  const Vqvae vae(fx.config, fx.vae_weights);
+
+  std::map<std::string, double> errors;
+  GenerateObserver observer;
+  observer.tensor = [&](const std::string& name, std::span<const float> data, const std::vector<std::int64_t>& shape) {
+    const auto it = fx.golden.tensors.find(name);
+    ASSERT_NE(it, fx.golden.tensors.end()) << "the fixture has no " << name;
+    ASSERT_EQ(it->second.shape, shape) << name;
+    ASSERT_EQ(it->second.f32.size(), data.size()) << name;
+    errors[name] = relative_error(data, it->second.f32);
+  };
+  const GenerateResult result = model.generate(vae, teacher_options(fx), observer);
+  const std::vector<float> image = vae.decode(result.f_hat, result.batch);
+  errors["fhat"] = relative_error(result.f_hat, fx.golden.tensors.at("fhat").f32);
+  errors["image"] = relative_error(image, fx.golden.tensors.at("image").f32);
+
+  // Every float tensor of the fixture was compared, and each within the tolerance.
+  for (const auto& [name, t] : fx.golden.tensors) {
+    if (!t.is_float()) continue;
+    const auto it = errors.find(name);
+    ASSERT_NE(it, errors.end()) << name << " was never produced";
+    EXPECT_LE(it->second, kRelTolerance) << name;
+  }
+  double worst = 0.0;
+  std::string worst_name;
+  for (const auto& [name, e] : errors)
+    if (e > worst) std::tie(worst, worst_name) = std::tie(e, name);
+  RecordProperty("worst_relative_error", fmt::format("{:.3g} ({})", worst, worst_name));
+  std::printf("worst relative error %.3g in %s over %zu tensors\n", worst, worst_name.c_str(), errors.size());
+}
+
+// Sampling path: at scale 0 the logits do not depend on any token, and with t = cfg * 0 / (S - 1) = 0 and top_k = 1
+// the sampler must return the argmax of the official conditional logits (rows 0 .. B-1 of logits.0).
+TEST(VarModelGolden, TopOneSamplingAtScaleZeroIsTheOfficialArgmax) {
+  const Fixture& fx = fixture();
+  const VarModel model(fx.config, fx.var_weights);
+  const Vqvae vae(fx.config, fx.vae_weights);
+  GenerateOptions o;
+  o.labels = fx.labels;
+  o.top_k = 1;
+  o.top_p = 0.0;
+  const GenerateResult r = model.generate(vae, o);
+  const auto& logits = fx.golden.tensors.at("logits.0").f32;
+  const int vocab = fx.config.vocab_size();
+  for (std::size_t b = 0; b < fx.labels.size(); ++b) {
+    const auto row = logits.begin() + static_cast<std::ptrdiff_t>(b * vocab);
+    EXPECT_EQ(r.tokens[0][b], std::max_element(row, row + vocab) - row) << "image " << b;
+  }
+  // The same seed gives the same image; another seed (almost surely) not.
+  o.top_k = 900;
+  o.top_p = 0.96;
+  o.seed = 5;
+  const GenerateResult a = model.generate(vae, o);
+  const GenerateResult b = model.generate(vae, o);
+  EXPECT_EQ(a.tokens, b.tokens);
+  o.seed = 6;
+  EXPECT_NE(model.generate(vae, o).tokens, a.tokens);
+}
+
+TEST(VarModelGolden, BadInputsAreRejectedWithTheirName) {
+  const Fixture& fx = fixture();
+  const VarModel model(fx.config, fx.var_weights);
+  const Vqvae vae(fx.config, fx.vae_weights);
+  GenerateOptions o = teacher_options(fx);
+  o.teacher_tokens[2][0] = 4096;  // outside the vocabulary
+  EXPECT_THROW((void)model.generate(vae, o), ModelError);
+  o = teacher_options(fx);
+  o.teacher_tokens[1].pop_back();
+  EXPECT_THROW((void)model.generate(vae, o), ModelError);
+  o.labels = {1001};
+  EXPECT_THROW((void)model.generate(vae, o), ModelError);
+  TensorFile broken = fx.var_weights;
+  broken.tensors.at("blocks.1.ffn.fc1.weight").shape = {512, 127};
+  try {
+    const VarModel bad(fx.config, broken);
+    FAIL() << "a wrong shape was accepted";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("blocks.1.ffn.fc1.weight"), std::string::npos) << e.what();
+  }
+  broken = fx.var_weights;
+  broken.tensors.erase("head.bias");
+  EXPECT_THROW(VarModel(fx.config, broken), ModelError);
+}
+
+}  // namespace
+}  // namespace fpqvar::models
