@@ -20,18 +20,18 @@ namespace fpqvar::models {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kFixture = fs::path(FPQVAR_FIXTURES_DIR) / "var_tiny";
+const fs::path kFixtures = fs::path(FPQVAR_FIXTURES_DIR);
 
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
-nlohmann::json fixture_json() {
-  std::ifstream in(kFixture / "fixture.json");
+nlohmann::json fixture_json(const std::string& fixture = "var_tiny") {
+  std::ifstream in(kFixtures / fixture / "fixture.json");
   return nlohmann::json::parse(in);
 }
 
 // The fixture's config, from fixture.json (not typed in twice).
-VarConfig fixture_config() {
-  const auto j = fixture_json();
+VarConfig fixture_config(const std::string& fixture = "var_tiny") {
+  const auto j = fixture_json(fixture);
   const auto& c = j.at("config");
   VarConfig cfg = var_config_for_depth(c.at("depth").get<int>());
   cfg.patch_nums = c.at("patch_nums").get<std::vector<int>>();
@@ -61,10 +61,13 @@ TEST(Synthetic, RulesWorkedExamples) {
   EXPECT_EQ(synthetic_rule("pos_1LC", {1, 30, 128}).amp_log2, 0);
 }
 
-TEST(Synthetic, VarLayoutAndValuesMatchTheOfficialStateDict) {
-  const VarConfig cfg = fixture_config();
-  const auto seed = fixture_json().at("weight_seed").get<std::uint64_t>();
-  const TensorFile official = read_safetensors(kFixture / fmt::format("var_d{}.safetensors", cfg.depth));
+class SyntheticVsOfficial : public ::testing::TestWithParam<const char*> {};
+INSTANTIATE_TEST_SUITE_P(Fixtures, SyntheticVsOfficial, ::testing::Values("var_tiny", "var_tiny_shared"));
+
+TEST_P(SyntheticVsOfficial, VarLayoutAndValuesMatchTheOfficialStateDict) {
+  const VarConfig cfg = fixture_config(GetParam());
+  const auto seed = fixture_json(GetParam()).at("weight_seed").get<std::uint64_t>();
+  const TensorFile official = read_safetensors(kFixtures / GetParam() / fmt::format("var_d{}.safetensors", cfg.depth));
   const TensorFile ours = synthetic_var_weights(cfg, SyntheticOptions{seed, 0, 0.0});
   ASSERT_EQ(ours.tensors.size(), official.tensors.size());
   for (const auto& [name, t] : official.tensors) {
@@ -80,9 +83,9 @@ TEST(Synthetic, VarLayoutAndValuesMatchTheOfficialStateDict) {
   }
 }
 
-TEST(Synthetic, VqvaeLayoutAndValuesMatchTheOfficialManifest) {
-  const VarConfig cfg = fixture_config();
-  const auto j = fixture_json();
+TEST_P(SyntheticVsOfficial, VqvaeLayoutAndValuesMatchTheOfficialManifest) {
+  const VarConfig cfg = fixture_config(GetParam());
+  const auto j = fixture_json(GetParam());
   const TensorFile ours = synthetic_vqvae_weights(cfg, SyntheticOptions{j.at("weight_seed").get<std::uint64_t>(), 0, 0.0});
   const auto& manifest = j.at("vae_manifest");
   ASSERT_EQ(ours.tensors.size(), manifest.size());

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "models/safetensors.hpp"
@@ -20,7 +21,6 @@ namespace fpqvar::models {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kFixture = fs::path(FPQVAR_FIXTURES_DIR) / "var_tiny";
 
 double gamma(int n) {
   const double u = std::ldexp(1.0, -24);
@@ -32,15 +32,16 @@ struct Fixture {
   TensorFile golden, var;
   VarConfig cfg;
   int B = 0, C = 0, Cvae = 0;
-  Fixture() {
-    std::ifstream in(kFixture / "fixture.json");
+  explicit Fixture(const fs::path& dir) {
+    std::ifstream in(dir / "fixture.json");
     meta = nlohmann::json::parse(in);
-    golden = read_safetensors(kFixture / "golden.safetensors");
+    golden = read_safetensors(dir / "golden.safetensors");
     const auto& c = meta.at("config");
     cfg = var_config_for_depth(c.at("depth").get<int>());
     cfg.patch_nums = c.at("patch_nums").get<std::vector<int>>();
     cfg.vae.ch = c.at("vae_ch").get<int>();
-    var = read_safetensors(kFixture / fmt::format("var_d{}.safetensors", cfg.depth));
+    cfg.shared_aln = c.at("shared_aln").get<bool>();
+    var = read_safetensors(dir / fmt::format("var_d{}.safetensors", cfg.depth));
     B = c.at("batch").get<int>();
     C = cfg.embed_dim;
     Cvae = cfg.cvae();
@@ -49,17 +50,28 @@ struct Fixture {
   const Tensor& w(const std::string& name) const { return var.tensors.at(name); }
 };
 
-const Fixture& fixture() {
-  static const Fixture f;
-  return f;
-}
+// Both golden fixtures: var_tiny (depth 2, B 2) and var_tiny_shared (shared AdaLN, depth 1, B 1).
+class VarTinyFixture : public ::testing::TestWithParam<const char*> {
+ protected:
+  const Fixture& fixture() const {
+    static std::map<std::string, Fixture> cache;
+    const std::string name = GetParam();
+    auto it = cache.find(name);
+    if (it == cache.end()) it = cache.emplace(name, Fixture(fs::path(FPQVAR_FIXTURES_DIR) / name)).first;
+    return it->second;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Fixtures, VarTinyFixture, ::testing::Values("var_tiny", "var_tiny_shared"));
 
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
-TEST(VarTinyFixture, ShapesFollowTheReadme) {
+TEST_P(VarTinyFixture, ShapesFollowTheReadme) {
   const Fixture& f = fixture();
   const std::int64_t B = f.B, C = f.C, V = f.cfg.vocab_size(), Cv = f.Cvae, side = f.cfg.latent_side();
-  EXPECT_EQ(f.g("labels").i64, (std::vector<std::int64_t>{207, 980}));
+  EXPECT_EQ(f.g("labels").i64, f.meta.at("config").at("labels").get<std::vector<std::int64_t>>());
+  if (f.cfg.shared_aln) {
+    EXPECT_EQ(f.g("shared_ada_lin_out").shape, (std::vector<std::int64_t>{2 * B, 1, 6, C}));
+  }
   EXPECT_EQ(f.g("cond_BD").shape, (std::vector<std::int64_t>{2 * B, C}));
   for (int K = 0; K < f.cfg.num_scales(); ++K) {
     const std::int64_t l = f.cfg.tokens_at(K), pn = f.cfg.patch_nums[static_cast<std::size_t>(K)];
@@ -81,7 +93,7 @@ TEST(VarTinyFixture, ShapesFollowTheReadme) {
   for (int K = 0; K < f.cfg.num_scales(); ++K) EXPECT_EQ(f.cfg.phi_index(K), table[static_cast<std::size_t>(K)]) << K;
 }
 
-TEST(VarTinyFixture, CondIsClassEmbeddingRowsConditionalThenUnconditional) {
+TEST_P(VarTinyFixture, CondIsClassEmbeddingRowsConditionalThenUnconditional) {
   const Fixture& f = fixture();
   const auto& emb = f.w("class_emb.weight").f32;
   const auto& cond = f.g("cond_BD").f32;
@@ -94,7 +106,7 @@ TEST(VarTinyFixture, CondIsClassEmbeddingRowsConditionalThenUnconditional) {
   }
 }
 
-TEST(VarTinyFixture, FirstBlockInputIsSosPlusPositions) {
+TEST_P(VarTinyFixture, FirstBlockInputIsSosPlusPositions) {
   // Official order: (sos + pos_start) + (lvl_embed[lvl_1L] + pos_1LC), each + one FP32 rounding: exact to replay.
   const Fixture& f = fixture();
   const auto& x = f.g("block_in.0").f32;
@@ -110,7 +122,7 @@ TEST(VarTinyFixture, FirstBlockInputIsSosPlusPositions) {
     }
 }
 
-TEST(VarTinyFixture, CodeEmbedIsTheCodebookLookup) {
+TEST_P(VarTinyFixture, CodeEmbedIsTheCodebookLookup) {
   const Fixture& f = fixture();
   const TensorFile vae = synthetic_vqvae_weights(f.cfg, {f.meta.at("weight_seed").get<std::uint64_t>(), 0, 0.0});
   const auto& book = vae.tensors.at("quantize.embedding.weight").f32;  // (V, Cvae)
@@ -128,7 +140,7 @@ TEST(VarTinyFixture, CodeEmbedIsTheCodebookLookup) {
   }
 }
 
-TEST(VarTinyFixture, NextInputIsAreaDownsampledFhatAndFeedsWordEmbed) {
+TEST_P(VarTinyFixture, NextInputIsAreaDownsampledFhatAndFeedsWordEmbed) {
   const Fixture& f = fixture();
   const int side = f.cfg.latent_side();
   for (int K = 1; K < f.cfg.num_scales(); ++K) {

@@ -22,14 +22,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
 import synthetic_np  # noqa: E402
 
-CONFIG = dict(depth=2, patch_nums=(1, 2, 3, 4), V=4096, Cvae=32, vae_ch=32, share_quant_resi=4, num_classes=1000,
-              shared_aln=False, attn_l2_norm=True, batch=2, labels=(207, 980), cfg=1.5, token_seed=3)
+_BASE = dict(depth=2, patch_nums=(1, 2, 3, 4), V=4096, Cvae=32, vae_ch=32, share_quant_resi=4, num_classes=1000,
+             shared_aln=False, attn_l2_norm=True, batch=2, labels=(207, 980), cfg=1.5, token_seed=3)
+# var_tiny: the main fixture. var_tiny_shared: the shared-AdaLN structure of the 512 d36-s model (one SiLU+Linear
+# C->6C for all blocks plus a per-block ada_gss), kept small (depth 1, B = 1) to fit the size budget.
+VARIANTS = {
+    'var_tiny': _BASE,
+    'var_tiny_shared': {**_BASE, 'depth': 1, 'shared_aln': True, 'batch': 1, 'labels': (207,)},
+}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--var-repo', required=True, help='path to a checkout of FoundationVision/VAR')
     ap.add_argument('--out', required=True, help='output folder (created)')
+    ap.add_argument('--variant', choices=sorted(VARIANTS), default='var_tiny', help='which fixture (default var_tiny)')
     ap.add_argument('--seed', type=int, default=None, help='weight seed (default: the first seed >= 1 whose '
                     'scale_mul values hit the ln(100) clamp in some head and not in others)')
     ap.add_argument('--var-commit', default=None, help='commit hash of --var-repo when it is not a git checkout '
@@ -52,7 +59,7 @@ def main():
 
     torch.set_num_threads(1)
     torch.manual_seed(0)  # nothing random is used, but keep any stray draw deterministic
-    cfg = CONFIG
+    cfg = VARIANTS[args.variant]
     pn = cfg['patch_nums']
     vae, var = build_vae_var(device='cpu', patch_nums=pn, V=cfg['V'], Cvae=cfg['Cvae'], ch=cfg['vae_ch'],
                              share_quant_resi=cfg['share_quant_resi'], num_classes=cfg['num_classes'],
@@ -68,7 +75,7 @@ def main():
     seed = args.seed
     if seed is None:
         seed = 1
-        while True:
+        while cfg['depth'] ** 2 >= 2:  # with a single head, any seed
             v = np.concatenate(scale_muls(seed))
             if (v > np.log(100)).any() and (v < np.log(100)).any():
                 break
@@ -120,10 +127,11 @@ def main():
 
     def block0_with_record(x, cond_BD, attn_bias):
         put(f'block_in.{step["si"]}', x)
-        if step['si'] == 0:
-            put('cond_BD', cond_BD)
+        if step['si'] == 0 and cfg['shared_aln']:
+            put('shared_ada_lin_out', cond_BD)  # (2B, 1, 6, C): SiLU + Linear of cond_BD, before each block's ada_gss
         return block0_forward(x=x, cond_BD=cond_BD, attn_bias=attn_bias)
     var.blocks[0].forward = block0_with_record
+    var.class_emb.register_forward_hook(lambda mod, inp, out: put('cond_BD', out))
     var.head.register_forward_hook(lambda mod, inp, out: put(f'logits.{step["si"]}', out))
     # word_embed runs after scale si's tokens are consumed (step already advanced): its input is scale si's input.
     var.word_embed.register_forward_hook(lambda mod, inp, out: put(f'next_in.{step["si"]}', inp[0]))
@@ -186,7 +194,7 @@ def main():
                    'vae_ch_mult': [1, 1, 2, 2, 4], 'vae_num_res_blocks': 2, 'quant_resi': 0.5,
                    'image_size': int(img.shape[-1]), 'top_k': 900, 'top_p': 0.96, 'g_seed': 0,
                    'sampler': 'replaced by teacher forcing (tokens.K)'},
-        'weight_seed': seed, 'phi_table': phi_table, 'scale_mul_clamped[block][head]': clamp_heads,
+        'variant': args.variant, 'weight_seed': seed, 'phi_table': phi_table, 'scale_mul_clamped[block][head]': clamp_heads,
         'cfg_t_per_scale': [cfg['cfg'] * si / (len(pn) - 1) for si in range(len(pn))],
         'vae_manifest': manifest,
         'files': {},
