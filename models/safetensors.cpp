@@ -266,11 +266,29 @@ TensorFile read_safetensors(const std::filesystem::path& path) {
 
   std::vector<unsigned char> bytes;
   for (const Entry& e : entries) {
-    bytes.resize(e.end - e.begin);
+    Tensor& t = out.tensors[e.name];
+    const auto size = static_cast<std::streamsize>(e.end - e.begin);
     in.seekg(static_cast<std::streamoff>(8 + header_len + e.begin));
-    if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
-      throw fail(fmt::format("cannot read the data of tensor \"{}\"", e.name));
-    decode(e, bytes.data(), out.tensors[e.name]);
+    bool ok = true;
+    if (e.dtype == DType::kF32 || e.dtype == DType::kI64) {
+      // Little-endian F32/I64 bytes are the host representation: read straight into the tensor, no staging copy.
+      t.dtype = e.dtype;
+      t.shape = e.shape;
+      char* dst = nullptr;
+      if (e.dtype == DType::kF32) {
+        t.f32.resize(e.numel);
+        dst = reinterpret_cast<char*>(t.f32.data());
+      } else {
+        t.i64.resize(e.numel);
+        dst = reinterpret_cast<char*>(t.i64.data());
+      }
+      ok = size == 0 || static_cast<bool>(in.read(dst, size));
+    } else {
+      bytes.resize(e.end - e.begin);
+      ok = static_cast<bool>(in.read(reinterpret_cast<char*>(bytes.data()), size));
+      if (ok) decode(e, bytes.data(), t);
+    }
+    if (!ok) throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", e.name));
   }
   return out;
 }

@@ -197,13 +197,14 @@ std::vector<float> synthetic_values(std::uint64_t seed, const std::string& name,
   const std::int64_t n = std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
   const std::uint64_t key = splitmix64(seed ^ fnv1a64(name));
   std::vector<float> out(static_cast<std::size_t>(n));
-  const double half = std::ldexp(1.0, rule.bits);  // 2^bits
+  const double full = std::ldexp(1.0, rule.bits);                 // 2^bits
+  const double step = std::ldexp(1.0, rule.amp_log2 - rule.bits);  // 2^amp / 2^bits
   for (std::int64_t i = 0; i < n; ++i) {
     const std::uint64_t u = splitmix64(key + static_cast<std::uint64_t>(i)) >> (64 - rule.bits);
-    // (2u + 1 - 2^bits) / 2^bits is exact in double (bits <= 11); scaling by 2^amp and adding a small-integer
-    // offset stays exact, and the result has <= 11 significant bits, so the float conversion is exact too.
-    const double q = (2.0 * static_cast<double>(u) + 1.0 - half) / half;
-    out[static_cast<std::size_t>(i)] = static_cast<float>(rule.offset + std::ldexp(q, rule.amp_log2));
+    // 2u + 1 - 2^bits is an odd integer below 2^12 in magnitude; times a power of two and plus a small-integer
+    // offset it stays exact in double, and the result has <= 11 significant bits, so the float conversion is exact.
+    const double odd = 2.0 * static_cast<double>(u) + 1.0 - full;
+    out[static_cast<std::size_t>(i)] = static_cast<float>(rule.offset + odd * step);
   }
   return out;
 }
