@@ -6,6 +6,7 @@
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -43,11 +44,23 @@ struct SignThresholds {
   std::int64_t inclusive_mask[kMaxThresholds] = {};  // the same as all-ones / zero 64-bit lanes, for the AVX2 fill
 };
 
+// Blocks are processed in batches: first the scales of kBatch blocks, then their threshold rows, then their codes,
+// so the long dependency chain of one block (absmax -> division -> rounding -> thresholds) overlaps the work of the
+// others instead of stalling the encode loop.
+constexpr int kBatch = 8;
+
 struct SpecTables {
   SignThresholds sign[2];  // [0] = sign bit set, [1] = clear
-  BlockTables block;       // codes filled once; thresholds per block
+  alignas(32) std::uint8_t codes[2][kMaxThresholds + 16];
+  std::vector<std::int32_t> below;  // kBatch x 2 rows of `padded` entries: block k, sign s at (2k + s) * padded
+  BlockTables header;               // everything but the per-block rows and scales
   bool dual = false;
   double qmax_neg = 0.0, qmax_pos = 0.0;
+
+  [[nodiscard]] std::int32_t* row(int slot, int which_sign) {
+    if (header.same_sides) which_sign = 1;
+    return below.data() + static_cast<std::size_t>((2 * slot + which_sign) * header.padded);
+  }
 };
 
 int pow2_above(int n) {  // smallest power of two > n
@@ -61,7 +74,7 @@ void build_spec_tables(const QuantSpec& spec, SpecTables& st) {
   st.dual = f.kind == FormatKind::kDual;
   st.qmax_neg = f.max_value(0);
   st.qmax_pos = f.max_value(1);
-  BlockTables& bt = st.block;
+  BlockTables& bt = st.header;
   bt.format = &spec.format;
   bt.mode = spec.mode;
   int most = 0;
@@ -93,15 +106,17 @@ void build_spec_tables(const QuantSpec& spec, SpecTables& st) {
     }
     // Codes of the finite indices, then the code of a finite overflow (index n+1) taken from the reference: FLT_MAX
     // with scale 1 overflows every format of at most 8 bits.
-    for (int i = 0; i <= n; ++i) bt.codes[sign][i] = f.code_of(i, negative);
+    for (int i = 0; i <= n; ++i) st.codes[sign][i] = f.code_of(i, negative);
     const float big = negative ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
-    bt.codes[sign][n + 1] = st.dual ? encode_dual(f, big, 1.0f, 1.0f, spec.mode) : encode(f, big, 1.0f, spec.mode);
-    for (int i = n + 2; i < kMaxThresholds + 16; ++i) bt.codes[sign][i] = 0;
+    st.codes[sign][n + 1] = st.dual ? encode_dual(f, big, 1.0f, 1.0f, spec.mode) : encode(f, big, 1.0f, spec.mode);
+    for (int i = n + 2; i < kMaxThresholds + 16; ++i) st.codes[sign][i] = 0;
+    bt.codes[sign] = st.codes[sign];
   }
   bt.thresholds = most;
   bt.search_slots = pow2_above(most);
   bt.padded = std::max(bt.search_slots, 8);
   bt.same_sides = !st.dual && spec.mode.rounding != Rounding::kNearestTiesUp;
+  st.below.assign(static_cast<std::size_t>(kBatch * 2 * bt.padded), kNeverBelow);
 }
 
 // bits(U) - 1 where U is the smallest FP32 value with |x| >= U <=> |x| >= t (inclusive) or |x| > t (exclusive).
@@ -117,26 +132,29 @@ std::int32_t below_bits(double t, bool inclusive) {
   return bits - 1;
 }
 
-void fill_block_thresholds(SpecTables& st, float s_neg, float s_pos, bool avx2) {
-  BlockTables& bt = st.block;
-  bt.s_neg = s_neg;
-  bt.s_pos = s_pos;
+// Fills the threshold rows of batch slot `slot`.
+void fill_block_thresholds(SpecTables& st, int slot, float s_neg, float s_pos, bool avx2) {
+  const BlockTables& bt = st.header;
+  // The padding past `count` is written once (build_spec_tables) and again only where a block disturbed it: an
+  // all-zero block, or the AVX2 fill, which writes whole groups of four.
   for (int sign = 0; sign < 2; ++sign) {
-    if (sign == 0 && bt.same_sides) continue;
+    if (sign == 0 && bt.same_sides) continue;  // one row serves both signs
     const SignThresholds& s = st.sign[sign];
     const float scale = sign == 0 ? s_neg : s_pos;
-    std::int32_t* below = bt.below[sign];
+    std::int32_t* below = st.row(slot, sign);
     if (scale == 0.0f) {  // all-zero block (absmax 0): every non-NaN element encodes to the zero of its sign
       std::fill(below, below + bt.padded, kNeverBelow);
       continue;
     }
     const double sd = static_cast<double>(scale);
     // t_j * s is exact in double: t_j has at most 9 significant bits, s at most 24.
-    if (avx2) detail::fill_below_avx2(s.unscaled, s.inclusive_mask, s.count, sd, below);
-    else for (int j = 0; j < s.count; ++j) below[j] = below_bits(s.unscaled[j] * sd, s.inclusive[j]);
-    std::fill(below + s.count, below + bt.padded, kNeverBelow);
+    if (avx2) {
+      detail::fill_below_avx2(s.unscaled, s.inclusive_mask, s.count, sd, below);
+      std::fill(below + s.count, below + std::min(bt.padded, (s.count + 3) / 4 * 4), kNeverBelow);
+    } else {
+      for (int j = 0; j < s.count; ++j) below[j] = below_bits(s.unscaled[j] * sd, s.inclusive[j]);
+    }
   }
-  if (bt.same_sides) std::copy(bt.below[1], bt.below[1] + bt.padded, bt.below[0]);
 }
 
 std::uint8_t encode_reference(const BlockTables& t, float v) {
@@ -197,29 +215,42 @@ void run_blocks(std::span<const float> x, std::int64_t rows, std::int64_t cols, 
   auto st = std::make_unique<SpecTables>();
   build_spec_tables(spec, *st);
   const bool avx2 = kernel == FastKernel::kAuto && fast_quant_has_avx2();
-  const bool vector_encode = avx2 && st->block.thresholds <= kMaxVectorThresholds;
-  for (std::int64_t b = 0; b < nblocks; ++b) {
-    const float* xb = x.data() + b * len;
-    std::uint8_t* cb = codes.data() + b * len;
-    float s_neg = 0.0f, s_pos = 0.0f;
-    bool may_have_special = true;
-    if (spec.fixed_scale) {
-      s_neg = s_pos = *spec.fixed_scale;
-    } else {
+  const bool vector_encode = avx2 && st->header.thresholds <= kMaxVectorThresholds;
+  float s_neg[kBatch], s_pos[kBatch];
+  bool may_have_special[kBatch];
+  for (std::int64_t first = 0; first < nblocks; first += kBatch) {
+    const int batch = static_cast<int>(std::min<std::int64_t>(kBatch, nblocks - first));
+    for (int k = 0; k < batch; ++k) {
+      const float* xb = x.data() + (first + k) * len;
+      may_have_special[k] = true;
+      if (spec.fixed_scale) {
+        s_neg[k] = s_pos[k] = *spec.fixed_scale;
+        continue;
+      }
       const detail::BlockAbsmax m = avx2 ? detail::block_absmax_avx2(xb, len, st->dual) : block_absmax_scalar(xb, len);
-      may_have_special = m.special;
+      may_have_special[k] = m.special;
       if (st->dual) {
-        s_neg = detail::scale_from_absmax_fast(m.neg, st->qmax_neg, spec.scale_type);
-        s_pos = detail::scale_from_absmax_fast(m.pos, st->qmax_pos, spec.scale_type);
+        s_neg[k] = detail::scale_from_absmax_fast(m.neg, st->qmax_neg, spec.scale_type);
+        s_pos[k] = detail::scale_from_absmax_fast(m.pos, st->qmax_pos, spec.scale_type);
       } else {
-        s_neg = s_pos = detail::scale_from_absmax_fast(m.all, st->qmax_pos, spec.scale_type);
+        s_neg[k] = s_pos[k] = detail::scale_from_absmax_fast(m.all, st->qmax_pos, spec.scale_type);
       }
     }
-    fill_block_thresholds(*st, s_neg, s_pos, avx2);
-    if (vector_encode) detail::encode_block_avx2(st->block, xb, cb, len, may_have_special);
-    else detail::encode_block_scalar(st->block, xb, cb, len);
-    scales_pos[static_cast<std::size_t>(b)] = s_pos;
-    if (st->dual) scales_neg[static_cast<std::size_t>(b)] = s_neg;
+    for (int k = 0; k < batch; ++k) fill_block_thresholds(*st, k, s_neg[k], s_pos[k], avx2);
+    for (int k = 0; k < batch; ++k) {
+      const std::int64_t b = first + k;
+      BlockTables t = st->header;
+      t.below[0] = st->row(k, 0);
+      t.below[1] = st->row(k, 1);
+      t.s_neg = s_neg[k];
+      t.s_pos = s_pos[k];
+      const float* xb = x.data() + b * len;
+      std::uint8_t* cb = codes.data() + b * len;
+      if (vector_encode) detail::encode_block_avx2(t, xb, cb, len, may_have_special[k]);
+      else detail::encode_block_scalar(t, xb, cb, len);
+      scales_pos[static_cast<std::size_t>(b)] = s_pos[k];
+      if (st->dual) scales_neg[static_cast<std::size_t>(b)] = s_neg[k];
+    }
   }
 }
 

@@ -70,11 +70,12 @@ inline constexpr int kMaxVectorThresholds = 32;
 
 struct BlockTables {
   // below[sign][j] = bits(U_{j+1}) - 1 for j < thresholds, then INT32_MAX padding up to `padded`; sign 0 =
-  // elements with the sign bit set, 1 = the others. An element of that sign has index #{ j : bits(|x|) > below[j] }.
-  alignas(32) std::int32_t below[2][kMaxThresholds];
-  // codes[sign][index] for index 0 .. thresholds (index `thresholds` = the finite-overflow code). 16 spare bytes so
-  // the vector kernel can load whole 16-byte rows.
-  alignas(32) std::uint8_t codes[2][kMaxThresholds + 16];
+  // elements with the sign bit set, 1 = the others (when same_sides both point at the same row). An element of that
+  // sign has index #{ j : bits(|x|) > below[j] }.
+  const std::int32_t* below[2] = {nullptr, nullptr};
+  // codes[sign][index] for index 0 .. thresholds (index `thresholds` = the finite-overflow code), rows of
+  // kMaxThresholds + 16 bytes so the vector kernel can load whole 16-byte rows.
+  const std::uint8_t* codes[2] = {nullptr, nullptr};
   int thresholds = 0;    // max_index()+1 of the side (both sides of a DFQ format when they agree; else the larger)
   int search_slots = 0;  // power of two > thresholds: the scalar binary search's range
   int padded = 0;        // below[] rows hold INT32_MAX up to here: max(search_slots, 8), what the vector kernel reads

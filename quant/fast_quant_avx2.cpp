@@ -11,8 +11,8 @@
 namespace fpqvar::quant::detail {
 namespace {
 
-// One sign's thresholds in registers. Up to 16: each broadcast, and index = the number of compares that hold
-// (subtracting the all-ones masks). 32 (the FP6 formats): a branch-free binary search, 6 compares instead of 32.
+// One sign's thresholds in registers. 16: each broadcast, and index = the number of compares that hold
+// (subtracting the all-ones masks). 8 and 32 (FP4, FP6): a branch-free binary search, 4 and 6 compares.
 template <int kThr>
 struct ThresholdRegs {
   __m256i v[kThr];
@@ -24,6 +24,30 @@ struct ThresholdRegs {
     __m256i c = _mm256_setzero_si256();
     for (int j = 0; j < kThr; ++j) c = _mm256_sub_epi32(c, _mm256_cmpgt_epi32(key, v[j]));
     return c;
+  }
+};
+
+// The binary search over the sorted below[0..7] (the FP4 formats, int4): c counts below[0..6] in steps of 4, 2, 1
+// (below[3], then below[1] or below[5], then one of the even entries picked by a permute), then below[7].
+// Example, key above below[0..4] only: 4 (below[3] < key), +0 (below[5]), +1 (below[4]), +0 (below[7]) -> 5.
+template <>
+struct ThresholdRegs<8> {
+  __m256i v1, v3, v5, v7, even;
+  explicit ThresholdRegs(const std::int32_t* b) {
+    v1 = _mm256_set1_epi32(b[1]);
+    v3 = _mm256_set1_epi32(b[3]);
+    v5 = _mm256_set1_epi32(b[5]);
+    v7 = _mm256_set1_epi32(b[7]);
+    even = _mm256_setr_epi32(b[0], b[2], b[4], b[6], 0, 0, 0, 0);
+  }
+  [[nodiscard]] __m256i count(__m256i key) const {
+    const __m256i upper = _mm256_cmpgt_epi32(key, v3);
+    __m256i c = _mm256_and_si256(upper, _mm256_set1_epi32(4));
+    const __m256i p2 = _mm256_blendv_epi8(v1, v5, upper);
+    c = _mm256_add_epi32(c, _mm256_and_si256(_mm256_cmpgt_epi32(key, p2), _mm256_set1_epi32(2)));
+    const __m256i p1 = _mm256_permutevar8x32_epi32(even, _mm256_srli_epi32(c, 1));
+    c = _mm256_sub_epi32(c, _mm256_cmpgt_epi32(key, p1));
+    return _mm256_sub_epi32(c, _mm256_cmpgt_epi32(key, v7));
   }
 };
 
@@ -186,18 +210,21 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
       pos_acc = _mm256_max_ps(_mm256_andnot_ps(neg, a), pos_acc);  // 0 in the lanes of negative elements
     }
   }
-  alignas(32) float lanes[3][8];
-  _mm256_store_ps(lanes[0], _mm256_max_ps(all0, all1));
-  _mm256_store_ps(lanes[1], neg_acc);
-  _mm256_store_ps(lanes[2], pos_acc);
+  // Horizontal maxima (the accumulators hold no NaN, so the order of the maxima does not matter).
+  auto horizontal_max = [](__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  };
   BlockAbsmax m;
   const __m256i bits_max = _mm256_max_epi32(bits_max0, bits_max1);
   m.special = !_mm256_testz_si256(_mm256_cmpgt_epi32(bits_max, _mm256_set1_epi32(0x7f7fffff)),
                                   _mm256_set1_epi32(-1));
-  for (int l = 0; l < 8; ++l) {
-    m.all = std::max(m.all, lanes[0][l]);
-    m.neg = std::max(m.neg, lanes[1][l]);
-    m.pos = std::max(m.pos, lanes[2][l]);
+  m.all = horizontal_max(_mm256_max_ps(all0, all1));
+  if (by_sign) {
+    m.neg = horizontal_max(neg_acc);
+    m.pos = horizontal_max(pos_acc);
   }
   for (; i < n; ++i) {  // tail, as the reference does it
     const float v = x[i];

@@ -146,13 +146,21 @@ std::string run_name(const char* impl, const std::string& format, std::int64_t n
   return fmt::format("{}/{}/{}M", impl, format, n >> 20);
 }
 
-// The console output as usual, plus elements/s of every run kept for the summary.
+// The console output as usual, plus elements/s of every run kept for the summary: with --benchmark_repetitions the
+// median of the repetitions, otherwise the one run.
 class SummaryReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       auto it = r.counters.find("items_per_second");
-      if (it != r.counters.end() && r.run_type == Run::RT_Iteration) m_rates[r.benchmark_name()] = it->second.value;
+      if (it == r.counters.end()) continue;
+      const std::string name = r.run_name.str();
+      if (r.run_type == Run::RT_Aggregate && r.aggregate_name == "median") {
+        m_rates[name] = it->second.value;
+        m_from_median[name] = true;
+      } else if (r.run_type == Run::RT_Iteration && !m_from_median[name]) {
+        m_rates[name] = it->second.value;
+      }
     }
     ConsoleReporter::ReportRuns(runs);
   }
@@ -163,6 +171,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
 
  private:
   std::map<std::string, double> m_rates;
+  std::map<std::string, bool> m_from_median;
 };
 
 }  // namespace
