@@ -178,6 +178,40 @@ TEST(SafetensorsHostile, TruncatedAtEveryBytePosition) {
   expect_rejected(full + "x", "one trailing byte");
 }
 
+TEST(SafetensorsHostile, RandomByteMutationsThrowOrDecode) {
+  // 1000 copies of a valid file with 1-4 random bytes overwritten (mostly in the header, where the structure is):
+  // each must either read (a mutation inside tensor data is legal) or throw SafetensorsError -- never crash or throw
+  // anything else. Meant to be run under -fsanitize=address,undefined as well.
+  TensorFile f;
+  f.tensors["alpha"] = {DType::kF32, {2, 2}, {1, 2, 3, 4}, {}};
+  f.tensors["beta"] = {DType::kBF16, {3}, {1, 2, 3}, {}};
+  f.tensors["gamma"] = {DType::kI64, {1}, {}, {5}};
+  const fs::path p = temp_path("mutant_base.safetensors");
+  write_safetensors(p, f);
+  const std::string base = read_all(p);
+  std::uint64_t state = 0x2545F4914F6CDD1Dull;
+  const auto next = [&] { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state; };  // xorshift64
+  int rejected = 0;
+  for (int iter = 0; iter < 1000; ++iter) {
+    std::string m = base;
+    const int edits = 1 + static_cast<int>(next() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = next() % 8 == 0 ? next() % m.size() : next() % std::min<std::size_t>(m.size(), 8 + 200);
+      m[at] = static_cast<char>(next() & 0xff);
+    }
+    const fs::path q = temp_path("mutant.safetensors");
+    write_bytes(q, m);
+    try {
+      (void)read_safetensors(q);
+    } catch (const SafetensorsError&) {
+      ++rejected;
+    } catch (const std::exception& e) {
+      FAIL() << "iteration " << iter << ": non-SafetensorsError " << e.what();
+    }
+  }
+  EXPECT_GT(rejected, 300) << rejected;  // most header mutations break the structure
+}
+
 TEST(SafetensorsHostile, HeaderLength) {
   expect_rejected(le64(1000) + "{}", "header length larger than the file");
   expect_rejected(le64(~0ull) + "{}", "header length 2^64-1");
