@@ -6,9 +6,10 @@
 // NaN/inf codes, and the correctly rounded code of a value under each rounding mode and overflow policy, following
 // the contract written in quant/encode.hpp. It also decodes IEEE FP16/BF16/FP32 bit patterns itself.
 //
-// Cost: the oracle is exact and slow-ish (an mpq comparison is ~100 ns); callers that sweep many inputs use
-// ScaledGrid + locate_from(), which walks magnitudes in ascending order with a moving pointer (~2 comparisons per
-// input) instead of a binary search.
+// Cost: values are derived as mpq_class; the rounding comparisons are made on exact integers in units of
+// 2^-kUnitExp (every value met here is a multiple of that: see to_units), which avoids mpq's cross multiplications.
+// Callers that sweep many inputs use ScaledGrid + locate_from(), which walks magnitudes in ascending order with a
+// moving pointer (~2 comparisons per input) instead of a binary search.
 #pragma once
 
 #include <gmpxx.h>
@@ -149,6 +150,10 @@ class OracleFormat {
       case FormatKind::kInt: build_int(f); break;
       case FormatKind::kDual: build_dual(f); break;
     }
+    for (int side = 0; side < 2; ++side)
+      for (int negative = 0; negative < 2; ++negative)
+        for (int i = 0; i <= m_sides[side].max_index; ++i)
+          m_code_of[side][negative].push_back(search_code_of(side, i, negative != 0 && m_signed));  // unsigned: no sign
   }
 
   [[nodiscard]] int bits() const { return m_bits; }
@@ -178,6 +183,12 @@ class OracleFormat {
   // The code holding magnitude index `index` of side `side` with the given sign: the finite code whose magnitude is
   // grid[index] and whose sign bit is `negative`; where no such code exists (-0 of fnuz and int) the code of +0.
   [[nodiscard]] std::uint8_t code_of(int side_index, int index, bool negative) const {
+    return m_code_of[side_index][negative ? 1 : 0].at(static_cast<std::size_t>(index));
+  }
+
+ private:
+  // code_of by a search over every code (tabulated by the constructor).
+  [[nodiscard]] std::uint8_t search_code_of(int side_index, int index, bool negative) const {
     std::optional<std::uint8_t> positive_zero;
     for (int c = 0; c < code_count(); ++c) {
       const CodeInfo& k = code(c);
@@ -191,8 +202,11 @@ class OracleFormat {
         if (code(c).cls == Class::kFinite && code(c).magnitude == 0 && !code(c).sign_bit) return std::uint8_t(c);
     }
     if (positive_zero) return *positive_zero;
+    if (is_dual() && negative != (side_index == 0)) return 0;  // a DFQ side has one sign: never asked
     throw std::logic_error("oracle: no code for index " + std::to_string(index));
   }
+
+ public:
 
   // The code of an overflow (|x| at or past `next`, or x = +-inf) of side `side_index` (encode.hpp's policies).
   // Toward zero never overflows a finite x: it gives +-max under every policy, as IEEE RTZ does.
@@ -326,12 +340,23 @@ class OracleFormat {
   SideGrid m_sides[2];
   std::vector<CodeInfo> m_codes;
   std::optional<std::uint8_t> m_nan_code, m_inf_code;
+  std::vector<std::uint8_t> m_code_of[2][2];  // [side][negative][index]
 };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Rounding.
 
-// Where a magnitude a >= 0 sits on a side's grid scaled by s > 0 (all in exact rationals).
+// Exact integers in units of 2^-kUnitExp. The finest value the oracle rounds against is a midpoint of the
+// scaled grid: half the smallest grid step (e8m0: 2^-127) times the smallest FP32 scale (2^-149), 2^-277; inputs
+// are FP32 (2^-149). 320 leaves room; to_units throws if a value is not a multiple of the unit.
+constexpr int kUnitExp = 320;
+inline mpz_class to_units(const mpq_class& q) {
+  const mpq_class t = q * pow2(kUnitExp);
+  if (t.get_den() != 1) throw std::logic_error("oracle: value finer than 2^-kUnitExp: " + q.get_str());
+  return t.get_num();
+}
+
+// Where a magnitude a >= 0 sits on a side's grid scaled by s > 0 (all exact).
 struct Location {
   bool below_min = false;  // a < grid[0] * s (only formats without zero: e8m0)
   bool past_next = false;  // a >= next * s: overflow whatever the mode
@@ -343,22 +368,23 @@ struct Location {
   std::uint32_t away_below = 0;
 };
 
-// A side's grid times s, with the scaled midpoints, for walking many inputs.
+// A side's grid times s, with the scaled midpoints, in units of 2^-kUnitExp, for walking many inputs.
 struct ScaledGrid {
-  std::vector<mpq_class> at;   // grid[i] * s, i = 0..max_index+1
-  std::vector<mpq_class> mid;  // (grid[i] + grid[i+1]) / 2 * s, i = 0..max_index
+  std::vector<mpz_class> at;   // grid[i] * s, i = 0..max_index+1
+  std::vector<mpz_class> mid;  // (grid[i] + grid[i+1]) / 2 * s, i = 0..max_index
   int max_index = 0;
 
   ScaledGrid(const SideGrid& g, const mpq_class& s) : max_index(g.max_index) {
-    for (const auto& v : g.grid) at.push_back(v * s);
-    for (std::size_t i = 0; i + 1 < at.size(); ++i) mid.push_back((at[i] + at[i + 1]) / 2);
+    for (const auto& v : g.grid) at.push_back(to_units(v * s));
+    for (std::size_t i = 0; i + 1 < g.grid.size(); ++i) mid.push_back(to_units((g.grid[i] + g.grid[i + 1]) / 2 * s));
   }
 };
 
 // Locates a; `hint` is a lower bound for lo (callers walking ascending inputs pass the lo of the previous input;
 // linear from the hint, so ascending walks cost O(1) comparisons per input); -1 = no hint: binary search.
 // with_threshold = false skips away_below (a division: the dominant cost of a sweep that has no stochastic mode).
-inline Location locate_from(const ScaledGrid& g, const mpq_class& a, int hint = -1, bool with_threshold = true) {
+// a is the magnitude in units of 2^-kUnitExp (to_units).
+inline Location locate_from(const ScaledGrid& g, const mpz_class& a, int hint = -1, bool with_threshold = true) {
   Location l;
   const int n = g.max_index;
   if (a < g.at[0]) {
@@ -390,9 +416,9 @@ inline Location locate_from(const ScaledGrid& g, const mpq_class& a, int hint = 
   l.cmp_mid = cmp(a, g.mid[ulo]);
   l.cmp_mid = l.cmp_mid < 0 ? -1 : (l.cmp_mid > 0 ? 1 : 0);
   if (!with_threshold) return l;
-  const mpq_class t = (a - g.at[ulo]) * 65536 / (g.at[ulo + 1] - g.at[ulo]);
+  const mpz_class num = (a - g.at[ulo]) * 65536, den = g.at[ulo + 1] - g.at[ulo];
   mpz_class c;
-  mpz_cdiv_q(c.get_mpz_t(), t.get_num_mpz_t(), t.get_den_mpz_t());
+  mpz_cdiv_q(c.get_mpz_t(), num.get_mpz_t(), den.get_mpz_t());
   l.away_below = static_cast<std::uint32_t>(c.get_ui());  // 0 < t < 65536, so 1 <= ceil(t) <= 65536
   return l;
 }
@@ -433,7 +459,7 @@ inline std::uint8_t encode(const OracleFormat& f, const Value& x, const mpq_clas
   if (s == 0) return f.code_of(side, 0, negative);  // all-zero group: the zero of x's sign
   if (x.cls == Class::kInf) return f.overflow_code(side, negative, true, r, o);
   const ScaledGrid g(f.side(side), s);
-  return finish(f, side, locate_from(g, x.magnitude), negative, r, o, random16);
+  return finish(f, side, locate_from(g, to_units(x.magnitude)), negative, r, o, random16);
 }
 
 // orc::encode with FP32 scales and a cache of scaled grids (one per side and scale), for callers that encode many
@@ -452,7 +478,7 @@ class CachedEncoder {
     const std::uint64_t key = (std::uint64_t(side) << 32) | bit_pattern(s);
     auto it = m_grids.find(key);
     if (it == m_grids.end()) it = m_grids.emplace(key, ScaledGrid(m_f.side(side), exact(s))).first;
-    return finish(m_f, side, locate_from(it->second, v.magnitude), negative, r, o, random16);
+    return finish(m_f, side, locate_from(it->second, to_units(v.magnitude)), negative, r, o, random16);
   }
 
  private:
