@@ -2,7 +2,7 @@
 //
 // Contract (quant/product_table.hpp): p = value(a) * value(w) * 2^FRAC_BITS exactly, a signed two's-complement
 // integer of P_BITS bits. The table content is generated from quant/ at build time (tools/gen_rtl_tables ->
-// fp_lut_mul_functions.svh); nothing here is typed by hand. Purely combinational: the PE registers around it.
+// fp_lut_mul_tables.svh); nothing here is typed by hand. Purely combinational: the PE registers around it.
 //
 // PAIR selects the operand formats (ids from fp_lut_mul_params.svh):
 //   0 `FPQVAR_PAIR_E2M1_E2M1  e2m1 x e2m1            a, w 4 bits, p 9 bits, f = 2 (6*6 = 144 * 2^-2)
@@ -28,15 +28,16 @@ module fp_lut_mul #(
     input  wire        [W_BITS-1:0] w,  // weight code
     output wire signed [P_BITS-1:0] p   // exact product, units of 2^-f
 );
-  `include "fp_lut_mul_functions.svh"
+  `include "fp_lut_mul_tables.svh"
 
+  wire [A_BITS+W_BITS-1:0] index = {a, w};
   generate
     if (PAIR == `FPQVAR_PAIR_E2M3_E2M3) begin : g_e2m3
-      assign p = fpqvar_mul_E2M3_E2M3(a, w);
+      assign p = FPQVAR_ROM_E2M3_E2M3[index * P_BITS +: P_BITS];
     end else if (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) begin : g_dfq4
-      assign p = fpqvar_mul_DFQ4_E2M1(a, w);
+      assign p = FPQVAR_ROM_DFQ4_E2M1[index * P_BITS +: P_BITS];
     end else begin : g_e2m1
-      assign p = fpqvar_mul_E2M1_E2M1(a, w);
+      assign p = FPQVAR_ROM_E2M1_E2M1[index * P_BITS +: P_BITS];
     end
   endgenerate
 endmodule

@@ -5,8 +5,8 @@
 // Output, in --out DIR:
 //   fp_lut_mul_params.svh     `define constants (pair ids, code widths, product widths, fixed-point units), guarded;
 //                             safe to include anywhere, including at file scope.
-//   fp_lut_mul_functions.svh  one Verilog function per pair, fpqvar_mul_<pair>(a, w), a case table over {a, w};
-//                             include it inside a module body (rtl/mul/fp_lut_mul.v does).
+//   fp_lut_mul_tables.svh     one constant ROM per pair, FPQVAR_ROM_<pair>, entry {a, w} = the product; include
+//                             it inside a module body (rtl/mul/fp_lut_mul.v does).
 // Each file is written to a temporary name and renamed into place, so an interrupted run never leaves a file that
 // looks complete.
 #include <cstdio>
@@ -68,28 +68,32 @@ std::string params_text() {
   return s;
 }
 
-std::string functions_text() {
-  std::string s = banner("fp_lut_mul_functions.svh");
-  s += "// One function per pair: the exact product of an activation code a and a weight code w as a signed integer in\n"
-       "// units of 2^-FRAC_BITS. Codes that are not finite numbers in either format (none in these all-finite\n"
-       "// formats) fall to the default 0. Include inside a module body.\n";
+std::string tables_text() {
+  std::string s = banner("fp_lut_mul_tables.svh");
+  s += "// One ROM per pair: entry {a, w} (activation code a, weight code w) holds the exact product as a signed\n"
+       "// P_BITS-bit integer in units of 2^-FRAC_BITS, at bits [{a, w} * P_BITS +: P_BITS] of the constant. Codes that\n"
+       "// are not finite numbers in either format (none in these all-finite formats) hold 0. A constant indexed by the\n"
+       "// codes, not a case statement: the simulation model stays small (a 4096-way case inlined into every lane of\n"
+       "// a PE takes Verilator's C++ many minutes to compile), and synthesis sees the same truth table.\n"
+       "// Include inside a module body (rtl/mul/fp_lut_mul.v does).\n";
   for (const Pair& p : kPairs) {
     const q::ProductTable t = q::make_product_table(q::format_by_name(p.activation), q::format_by_name(p.weight));
-    s += fmt::format("\n// {} x {}: index {{a, w}}, {} entries, products {} .. {} in units of 2^-{}\n", t.a.name,
-                     t.b.name, t.products.size(), t.min_product, t.max_product, t.frac_bits);
-    s += fmt::format("function automatic signed [{}:0] fpqvar_mul_{}(input [{}:0] code_a, input [{}:0] code_w);\n",
-                     t.width_bits - 1, p.id, t.a.bits - 1, t.b.bits - 1);
-    s += "  begin\n    case ({code_a, code_w})\n";
-    for (std::size_t i = 0; i < t.products.size(); ++i) {
-      if (!t.valid[i] || t.products[i] == 0) continue;  // zero entries and invalid codes fall to the default
-      const std::int32_t v = t.products[i];
-      // Two's-complement bits of the product, with its decimal value as a comment: e2m1 x e2m1 entry
-      // {0111, 1011} = 6.0 * -1.5 = -9.0 = -36 * 2^-2 -> 8'd123: ... = 9'h1dc (-36).
-      const std::uint32_t bits = static_cast<std::uint32_t>(v) & ((1u << t.width_bits) - 1u);
-      s += fmt::format("      {}'d{}: fpqvar_mul_{} = {}'h{:x};  // {}\n", t.input_bits(), i, p.id, t.width_bits, bits, v);
+    const std::size_t n = t.products.size();
+    s += fmt::format("\n// {} x {}: {} entries, products {} .. {} in units of 2^-{}\n", t.a.name, t.b.name, n,
+                     t.min_product, t.max_product, t.frac_bits);
+    s += fmt::format("localparam [{}*{}-1:0] FPQVAR_ROM_{} = {{\n", n, t.width_bits, p.id);
+    // Highest entry first, as a Verilog concatenation puts its first element in the top bits. Two's-complement
+    // bits of each product: e2m1 x e2m1 entry {0111, 1011} = 6.0 * -1.5 = -9.0 = -36 * 2^-2 -> 9'h1dc.
+    for (std::size_t row = n; row > 0; row -= 16) {
+      s += fmt::format("    // entries {} .. {}\n    ", row - 1, row - 16);
+      for (std::size_t i = row; i > row - 16; --i) {
+        const std::size_t e = i - 1;
+        const std::int32_t v = t.valid[e] ? t.products[e] : 0;
+        const std::uint32_t bits = static_cast<std::uint32_t>(v) & ((1u << t.width_bits) - 1u);
+        s += fmt::format("{}'h{:x}{}", t.width_bits, bits, e == 0 ? "\n" : (i == row - 15 ? ",\n" : ", "));
+      }
     }
-    s += fmt::format("      default: fpqvar_mul_{} = {}'sd0;\n", p.id, t.width_bits);
-    s += "    endcase\n  end\nendfunction\n";
+    s += "};\n";
   }
   return s;
 }
@@ -111,13 +115,13 @@ void write_atomically(const std::filesystem::path& path, const std::string& text
 int main(int argc, char** argv) {
   CLI::App app{"Write the LUT multiplier tables of quant/ as Verilog include files"};
   std::string out_dir;
-  app.add_option("--out", out_dir, "directory to write fp_lut_mul_params.svh and fp_lut_mul_functions.svh")
+  app.add_option("--out", out_dir, "directory to write fp_lut_mul_params.svh and fp_lut_mul_tables.svh")
       ->required();
   CLI11_PARSE(app, argc, argv);
   try {
     std::filesystem::create_directories(out_dir);
     write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_params.svh", params_text());
-    write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_functions.svh", functions_text());
+    write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_tables.svh", tables_text());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gen_rtl_tables: %s\n", e.what());
     return 1;

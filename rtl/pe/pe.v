@@ -1,0 +1,164 @@
+// pe: one processing element, a G-lane dot product of low-bit FP codes, exact in integers (quant/pe_contract.hpp).
+//
+// Per accepted beat, lane i multiplies in_a[i] by in_w[i] in an fp_lut_mul (exact product, units of 2^-f); a
+// pipelined adder tree sums the G products; the group accumulator adds the beats of one quantization group and
+// emits the group sum with the beat flagged in_last. A group of K elements is K/G beats (G = 32, group 128: four
+// beats). All arithmetic is exact two's complement: no rounding anywhere in the PE.
+// DFQ (PAIR = 1): the activation's top bit selects its side; the PE keeps two sums, out_sum_neg over the lanes
+// whose activation is on the negative side and out_sum over the rest, each in units of 2^-f of its own side's scale.
+// For the other pairs out_sum is the whole group sum and out_sum_neg is 0.
+//
+// Handshakes (valid/ready, AXI-stream style: a transfer happens on a rising edge where valid && ready):
+//   in : in_valid, in_ready, in_last, in_a, in_w      out: out_valid, out_ready, out_sum, out_sum_neg
+// The pipeline advances as a whole (one enable): advance = !out_valid || out_ready, and in_ready = advance (the
+// one combinational path, out_ready -> in_ready). Bubbles (in_valid low) flow through as invalid beats.
+//
+// Timing:
+//   LATENCY = $clog2(G) + 3 cycles: a group whose last beat is accepted in cycle t (in_valid && in_ready at the
+//     rising edge ending cycle t) has out_valid high with its sums in cycle t + LATENCY (G = 16: 7, 32: 8, 64: 9,
+//     128: 10). These are the register stages: the input registers, the product registers (the tree's leaves;
+//     fp_lut_mul is combinational), $clog2(G) adder-tree levels, and the accumulator/output registers.
+//   Initiation interval 1 beat per cycle while out_ready is high; with out_ready low the pipeline holds.
+//
+// Widths: lane codes A_BITS/W_BITS (4, 4 or 6, 6); products P_BITS (9, 10, 13); tree SUM_BITS = P_BITS + $clog2(G);
+// accumulator and outputs ACC_BITS = SUM_BITS + BEAT_BITS, exact for groups of up to 2^BEAT_BITS beats.
+// Lane i's code sits at in_a[i*A_BITS +: A_BITS] (lane 0 in the low bits).
+`include "fp_lut_mul_params.svh"
+
+module pe #(
+    parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
+    parameter integer G = 32,  // lanes; a power of two (16, 32, 64, 128)
+    parameter integer BEAT_BITS = 8,
+    parameter integer A_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_A_BITS
+                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_A_BITS
+                             : `FPQVAR_MUL_E2M1_E2M1_A_BITS,
+    parameter integer W_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_W_BITS
+                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_W_BITS
+                             : `FPQVAR_MUL_E2M1_E2M1_W_BITS,
+    parameter integer P_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_P_BITS
+                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_P_BITS
+                             : `FPQVAR_MUL_E2M1_E2M1_P_BITS,
+    parameter integer LOG2G = $clog2(G),
+    parameter integer SUM_BITS = P_BITS + LOG2G,
+    parameter integer ACC_BITS = SUM_BITS + BEAT_BITS
+) (
+    input  wire                       clk,
+    input  wire                       rst,          // synchronous, active high: empties the pipeline and accumulator
+    input  wire                       in_valid,
+    output wire                       in_ready,
+    input  wire                       in_last,      // this beat ends a quantization group
+    input  wire [G*A_BITS-1:0]        in_a,         // activation codes, lane i at [i*A_BITS +: A_BITS]
+    input  wire [G*W_BITS-1:0]        in_w,         // weight codes, lane i at [i*W_BITS +: W_BITS]
+    output reg                        out_valid,
+    input  wire                       out_ready,
+    output reg signed [ACC_BITS-1:0]  out_sum,      // group sum (DFQ: of the positive-side lanes), units 2^-f
+    output reg signed [ACC_BITS-1:0]  out_sum_neg   // DFQ: group sum of the negative-side lanes; else 0
+);
+  localparam integer IS_DFQ = (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? 1 : 0;
+  // Valid/last bits of the stages: [0] input registers, [1] products, [1 + k] tree level k done (k = 1..LOG2G).
+  localparam integer STAGES = LOG2G + 2;
+
+  wire advance = !out_valid || out_ready;
+  assign in_ready = advance;
+
+  reg [STAGES-1:0] stage_valid;
+  reg [STAGES-1:0] stage_last;
+  reg [G*A_BITS-1:0] a_q;
+  reg [G*W_BITS-1:0] w_q;
+
+  always @(posedge clk) begin
+    if (rst) begin
+      stage_valid <= {STAGES{1'b0}};
+      stage_last <= {STAGES{1'b0}};
+    end else if (advance) begin
+      stage_valid <= {stage_valid[STAGES-2:0], in_valid};
+      stage_last <= {stage_last[STAGES-2:0], in_last};
+    end
+  end
+
+  always @(posedge clk) begin
+    if (advance) begin
+      a_q <= in_a;
+      w_q <= in_w;
+    end
+  end
+
+  // Products of the registered operands, G combinational LUT multipliers.
+  wire [G*P_BITS-1:0] products;
+  genvar lane;
+  generate
+    for (lane = 0; lane < G; lane = lane + 1) begin : g_lane
+      fp_lut_mul #(.PAIR(PAIR)) u_mul (
+          .a(a_q[lane*A_BITS +: A_BITS]),
+          .w(w_q[lane*W_BITS +: W_BITS]),
+          .p(products[lane*P_BITS +: P_BITS]));
+    end
+  endgenerate
+
+  // Adder trees, heap-indexed in flat vectors: node n (1 <= n < 2G) occupies [n*SUM_BITS +: SUM_BITS]; leaves are
+  // nodes G..2G-1 (lane i = node G+i, registered products sign-extended to SUM_BITS), node n = node 2n + node 2n+1,
+  // node 1 is the root. Every node is a register, so the level of node n (floor(log2 n)) is its pipeline stage and
+  // the root holds the sum of the leaves registered LOG2G cycles earlier. Slot 0 is unused.
+  // Example G = 4: leaves 4..7; nodes 2 = 4+5 and 3 = 6+7 one cycle later; root 1 = 2+3 another cycle later.
+  reg [2*G*SUM_BITS-1:0] tree_pos;
+  reg [2*G*SUM_BITS-1:0] tree_neg;
+  integer n;
+  always @(posedge clk) begin
+    if (advance) begin
+      for (n = 0; n < G; n = n + 1) begin
+        // DFQ: the activation's top bit (sign) selects the tree; otherwise every lane goes to tree_pos.
+        if (IS_DFQ != 0 && a_q[n*A_BITS + A_BITS-1]) begin
+          tree_pos[(G+n)*SUM_BITS +: SUM_BITS] <= {SUM_BITS{1'b0}};
+          tree_neg[(G+n)*SUM_BITS +: SUM_BITS] <=
+              {{(SUM_BITS-P_BITS){products[n*P_BITS + P_BITS-1]}}, products[n*P_BITS +: P_BITS]};
+        end else begin
+          tree_pos[(G+n)*SUM_BITS +: SUM_BITS] <=
+              {{(SUM_BITS-P_BITS){products[n*P_BITS + P_BITS-1]}}, products[n*P_BITS +: P_BITS]};
+          tree_neg[(G+n)*SUM_BITS +: SUM_BITS] <= {SUM_BITS{1'b0}};
+        end
+      end
+      for (n = 1; n < G; n = n + 1) begin
+        tree_pos[n*SUM_BITS +: SUM_BITS] <=
+            tree_pos[(2*n)*SUM_BITS +: SUM_BITS] + tree_pos[(2*n+1)*SUM_BITS +: SUM_BITS];
+        // Only DFQ needs the second tree; the constant condition removes it for the other pairs, in synthesis
+        // and in the simulation model alike (where it would cost time).
+        if (IS_DFQ != 0)
+          tree_neg[n*SUM_BITS +: SUM_BITS] <=
+              tree_neg[(2*n)*SUM_BITS +: SUM_BITS] + tree_neg[(2*n+1)*SUM_BITS +: SUM_BITS];
+      end
+    end
+  end
+  wire signed [SUM_BITS-1:0] root_pos = tree_pos[SUM_BITS +: SUM_BITS];
+  wire signed [SUM_BITS-1:0] root_neg = tree_neg[SUM_BITS +: SUM_BITS];
+
+  // Group accumulator: adds the roots of a group's beats; the last beat's total goes to the outputs.
+  reg signed [ACC_BITS-1:0] acc_pos;
+  reg signed [ACC_BITS-1:0] acc_neg;
+  wire signed [ACC_BITS-1:0] total_pos = acc_pos + {{(ACC_BITS-SUM_BITS){root_pos[SUM_BITS-1]}}, root_pos};
+  wire signed [ACC_BITS-1:0] total_neg = acc_neg + {{(ACC_BITS-SUM_BITS){root_neg[SUM_BITS-1]}}, root_neg};
+  wire root_valid = stage_valid[STAGES-1];
+  wire root_last = stage_last[STAGES-1];
+
+  always @(posedge clk) begin
+    if (rst) begin
+      acc_pos <= {ACC_BITS{1'b0}};
+      acc_neg <= {ACC_BITS{1'b0}};
+      out_valid <= 1'b0;
+      out_sum <= {ACC_BITS{1'b0}};
+      out_sum_neg <= {ACC_BITS{1'b0}};
+    end else if (advance) begin
+      out_valid <= root_valid && root_last;
+      if (root_valid) begin
+        if (root_last) begin
+          out_sum <= total_pos;
+          out_sum_neg <= (IS_DFQ != 0) ? total_neg : {ACC_BITS{1'b0}};
+          acc_pos <= {ACC_BITS{1'b0}};
+          acc_neg <= {ACC_BITS{1'b0}};
+        end else begin
+          acc_pos <= total_pos;
+          acc_neg <= total_neg;
+        end
+      end
+    end
+  end
+endmodule
