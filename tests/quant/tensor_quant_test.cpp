@@ -262,6 +262,36 @@ QuantSpec spec_of(const std::string& format, Granularity g, int group, ScaleType
 
 const char* const kFormats[] = {"e2m1", "e2m3", "e4m3", "e5m2", "int4", "dfq-e1m2-e2m1", "dfq-int6-e2m3"};
 
+// scale_from_absmax for every positive FP16 value as absmax (65504 down to 2^-24, all binades an activation block
+// meets), plus seeded random FP32 absmax values over the whole FP32 range, for each distinct qmax of the presets,
+// against the exact reference: division-free contract values, bit for bit.
+TEST(TensorQuant, ScaleFromAbsmaxMatchesExactRounding) {
+  std::vector<float> absmax;
+  for (std::uint32_t h = 1; h < 0x7c00u; ++h) absmax.push_back(orc::to_float(orc::decode_fp16(static_cast<std::uint16_t>(h))));
+  std::mt19937 rng(77);
+  for (int i = 0; i < 20000; ++i) {
+    const auto b = static_cast<std::uint32_t>(rng() % 0x7f800000u);
+    if (b != 0) absmax.push_back(std::bit_cast<float>(b));
+  }
+  absmax.push_back(kFltMax);
+  absmax.push_back(std::numeric_limits<float>::infinity());
+  int bad = 0;
+  for (const char* name : {"e2m1", "e1m2", "e2m3", "e4m3", "e5m2", "int4", "int6", "int8"}) {
+    const orc::OracleFormat o(format_by_name(name));
+    const mpq_class qmax = o.side(1).grid[static_cast<std::size_t>(o.side(1).max_index)];
+    const double qmax_d = orc::exact_double(qmax);
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+      for (float a : absmax) {
+        const float got = scale_from_absmax(a, qmax_d, t), want = reference_scale(a, qmax, t);
+        if (!same_float(got, want) && bad++ < 10)
+          ADD_FAILURE() << fmt::format("{} {}: scale_from_absmax({:a}) = {:a}, reference {:a}", name, to_string(t), a,
+                                       got, want);
+      }
+    }
+  }
+  EXPECT_EQ(bad, 0);
+}
+
 TEST(TensorQuant, EveryGranularityScaleTypeAndRounding) {
   const std::int64_t rows = 6, cols = 64;
   const std::vector<float> x = make_data(rows, cols, 1);
