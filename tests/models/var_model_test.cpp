@@ -10,10 +10,14 @@
 // GroupNorm stay below 1e-5; we measured at most 9e-6 (the image; the transformer tensors stay below 1e-6). 1e-4 leaves 20x headroom for other BLAS builds while a
 // wrong operator (a missing term, a wrong tap or index) moves these tensors by 1e-2 or more (README: a block changes
 // its input by ~0.15 std).
+#include <sys/wait.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <unistd.h>
 #include <string>
 
 #include <fmt/format.h>
@@ -178,6 +182,43 @@ TEST(VarModelGolden, BadInputsAreRejectedWithTheirName) {
   broken.tensors.erase("head.bias");
   EXPECT_THROW(VarModel(fx.config, broken), ModelError);
 }
+
+#ifdef FPQVAR_CLI
+int run_cli(const std::string& args) {
+  const int status = std::system(fmt::format("'{}' {} 2>/dev/null", FPQVAR_CLI, args).c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// `fpqvar generate` end to end: synthetic seed 6 is the fixture's weight seed (README), so the command reproduces the
+// official logits and image from the teacher tokens; its dump carries the tokens back unchanged.
+TEST(GenerateCommand, TeacherForcedDumpMatchesTheOfficialCode) {
+  const Fixture& fx = fixture();
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("fpqvar_generate_{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string common = fmt::format("generate --model var-d2 --patch-nums 1,2,3,4 --vae-ch 32 --synthetic {} "
+                                         "--class 207 --class 980 --teacher-tokens '{}'",
+                                         fx.weight_seed, (kFixture / "tokens.safetensors").string());
+  ASSERT_EQ(run_cli(fmt::format("{} --dump '{}' --out '{}'", common, (dir / "dump.safetensors").string(),
+                                (dir / "image.png").string())),
+            0);
+  const TensorFile dump = read_safetensors(dir / "dump.safetensors");
+  for (int si = 0; si < fx.config.num_scales(); ++si) {
+    const std::string l = fmt::format("logits.{}", si), t = fmt::format("tokens.{}", si);
+    EXPECT_LE(relative_error(dump.tensors.at(l).f32, fx.golden.tensors.at(l).f32), kRelTolerance) << l;
+    EXPECT_EQ(dump.tensors.at(t).i64, fx.tokens.tensors.at(t).i64) << t;
+  }
+  EXPECT_LE(relative_error(dump.tensors.at("image").f32, fx.golden.tensors.at("image").f32), kRelTolerance);
+  EXPECT_TRUE(std::filesystem::exists(dir / "image.png"));
+
+  // A user error (teacher tokens for 2 images but one class) exits with 2 and leaves no output behind.
+  EXPECT_EQ(run_cli(fmt::format("generate --model var-d2 --patch-nums 1,2,3,4 --vae-ch 32 --synthetic 6 "
+                                "--teacher-tokens '{}' --out '{}'",
+                                (kFixture / "tokens.safetensors").string(), (dir / "bad.png").string())),
+            2);
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad.png"));
+  std::filesystem::remove_all(dir);
+}
+#endif
 
 }  // namespace
 }  // namespace fpqvar::models
