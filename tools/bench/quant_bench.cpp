@@ -4,14 +4,19 @@
 //   fast       quant::quantize_groups (quant/fast_quant.hpp), the vectorized path;
 //   reference  quant::quantize (quant/tensor_quant.cpp), the contract's reference;
 //   plain      the naive loop below: absmax per group, scale, then per element x / s and a nearest-value search
-//              over the format's magnitudes (not bit-exact at ties and overflow; it is the baseline one would write).
+//              over the format's magnitudes (not bit-exact at ties and overflow; it is the baseline one would write);
+//   stream     no quantization at all: read each FP32 element, write one byte (its top 8 bits). The same memory
+//              traffic as the quantizers, so it is the ceiling any of them could reach at that size; fast/stream
+//              says how far the fast path is from being memory-bound.
 // Before timing, the fast path's codes and scales are checked bit for bit against the reference on the same input;
 // a mismatch aborts the run. After the runs a summary table prints elements/s and the ratios fast/plain and
 // fast/reference, and whether the target (>= 1e9 elements/s per core for E2M1) is met.
 // The process pins itself to the CPU it starts on, so every run uses one core.
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 #include <sched.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -92,6 +97,25 @@ void plain_quantize(const std::vector<float>& x, const Format& f, std::vector<st
   }
 }
 
+// The memory roofline: 4 bytes in, 1 byte out per element, next to no arithmetic (AVX2 when the CPU has it, as the
+// fast path uses; x.size() is a multiple of 32 here).
+__attribute__((target("avx2"))) void stream_pass_avx2(const std::vector<float>& x, std::vector<std::uint8_t>& out) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (std::size_t i = 0; i + 32 <= x.size(); i += 32) {
+    __m256i v[4];
+    for (int k = 0; k < 4; ++k)
+      v[k] = _mm256_srli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.data() + i + 8 * k)), 24);
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(v[0], v[1]), _mm256_packus_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + i), _mm256_permutevar8x32_epi32(bytes, order));
+  }
+}
+
+void stream_pass(const std::vector<float>& x, std::vector<std::uint8_t>& out) {
+  if (fpqvar::quant::fast_quant_has_avx2()) return stream_pass_avx2(x, out);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    out[i] = static_cast<std::uint8_t>(std::bit_cast<std::uint32_t>(x[i]) >> 24);
+}
+
 void check_fast_against_reference(const std::string& format, std::int64_t n) {
   const std::vector<float>& x = input(n);
   const QuantSpec spec = spec_for(format);
@@ -137,6 +161,17 @@ void bm_plain(benchmark::State& state, const std::string& format, std::int64_t n
   for (auto _ : state) {
     plain_quantize(x, f, codes, scales);
     benchmark::DoNotOptimize(codes.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void bm_stream(benchmark::State& state, const std::string& /*format*/, std::int64_t n) {
+  const std::vector<float>& x = input(n);
+  std::vector<std::uint8_t> out(x.size());
+  for (auto _ : state) {
+    stream_pass(x, out);
+    benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * n);
@@ -196,23 +231,27 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark(run_name("plain", f, n).c_str(), bm_plain, f, n)->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(run_name("reference", f, n).c_str(), bm_reference, f, n)
           ->Unit(benchmark::kMillisecond);
+      if (f == kFormats[0])  // format-independent: once per size
+        benchmark::RegisterBenchmark(run_name("stream", "any", n).c_str(), bm_stream, f, n)->Unit(benchmark::kMillisecond);
     }
   SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
 
-  std::printf("\n%-6s %5s %16s %16s %16s %11s %11s\n", "format", "size", "fast elem/s", "plain elem/s",
-              "reference elem/s", "fast/plain", "fast/ref");
+  std::printf("\n%-6s %5s %16s %16s %16s %16s %11s %11s %12s\n", "format", "size", "fast elem/s", "plain elem/s",
+              "reference elem/s", "stream elem/s", "fast/plain", "fast/ref", "fast/stream");
   bool e2m1_met = true, e2m1_seen = false;
   for (const char* format : kFormats)
     for (std::int64_t n : kSizes) {
       const double fast = reporter.rate(run_name("fast", format, n));
       const double plain = reporter.rate(run_name("plain", format, n));
       const double ref = reporter.rate(run_name("reference", format, n));
+      const double stream = reporter.rate(run_name("stream", "any", n));
       if (fast == 0.0) continue;  // filtered out
       auto ratio = [&](double base) { return base > 0.0 ? fmt::format("{:.1f}x", fast / base) : std::string("-"); };
-      std::printf("%-6s %4lldM %16.3e %16.3e %16.3e %11s %11s\n", format, static_cast<long long>(n >> 20), fast,
-                  plain, ref, ratio(plain).c_str(), ratio(ref).c_str());
+      std::printf("%-6s %4lldM %16.3e %16.3e %16.3e %16.3e %11s %11s %12s\n", format, static_cast<long long>(n >> 20),
+                  fast, plain, ref, stream, ratio(plain).c_str(), ratio(ref).c_str(),
+                  stream > 0.0 ? fmt::format("{:.0f}%", 100.0 * fast / stream).c_str() : "-");
       if (std::string(format) == "e2m1") e2m1_seen = true, e2m1_met = e2m1_met && fast >= 1e9;
     }
   if (e2m1_seen)
