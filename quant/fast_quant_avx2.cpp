@@ -86,28 +86,24 @@ struct ThresholdRegs<32> {
   }
 };
 
-// Magnitude indices of 8 elements as int32 "keys": index | 0x40 for the elements whose sign bit is set. NaN/inf
-// lanes are flagged in `special` (when checked) for the caller to re-encode with the reference.
-// index = #{ j : bits(|x|) > below[j] } (fast_quant.hpp).
+// Magnitude indices of 8 elements (int32 bits), index = #{ j : bits(|x|) > below[j] } (fast_quant.hpp), with the
+// table of the element's sign. NaN/inf lanes are flagged in `special` (when checked) for the caller to re-encode
+// with the reference.
 template <int kThr, bool kSameSides, bool kCheckSpecial>
-inline __m256i keys8(const float* x, const ThresholdRegs<kThr>& thr_neg, const ThresholdRegs<kThr>& thr_pos,
-                     __m256i& special) {
-  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+inline __m256i index8(__m256i bits, const ThresholdRegs<kThr>& thr_neg, const ThresholdRegs<kThr>& thr_pos,
+                      __m256i& special) {
   const __m256i abs = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
-  const __m256i neg = _mm256_srai_epi32(bits, 31);  // all ones where the sign bit is set
   if constexpr (kCheckSpecial) special = _mm256_or_si256(special, _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f7fffff)));
-  __m256i count = thr_pos.count(abs);
-  if constexpr (!kSameSides) count = _mm256_blendv_epi8(count, thr_neg.count(abs), neg);
-  return _mm256_or_si256(count, _mm256_and_si256(neg, _mm256_set1_epi32(0x40)));
+  const __m256i count = thr_pos.count(abs);
+  if constexpr (kSameSides) return count;
+  return _mm256_blendv_epi8(count, thr_neg.count(abs), _mm256_srai_epi32(bits, 31));
 }
 
-// 32 keys (4 x 8 int32, each < 0x80) -> 32 bytes in element order. packs_epi32/packs_epi16 work per 128-bit lane,
-// leaving the 4-byte groups in the order 0 2 4 6 1 3 5 7 of the four inputs' halves; the permute restores 0..7.
-inline __m256i pack_keys(__m256i k0, __m256i k1, __m256i k2, __m256i k3) {
-  const __m256i w01 = _mm256_packs_epi32(k0, k1);
-  const __m256i w23 = _mm256_packs_epi32(k2, k3);
-  const __m256i b = _mm256_packs_epi16(w01, w23);
-  return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+// 4 x 8 int32 -> 32 bytes with signed saturation. packs_epi32/packs_epi16 work per 128-bit lane, leaving the 4-byte
+// groups in the order 0 2 4 6 1 3 5 7 of the four inputs' halves; kElementOrder (a permutevar8x32) restores 0..7.
+// Indices (< 0x80) pass unchanged; raw FP32 bit patterns keep their sign: negative -> a byte with bit 7 set.
+inline __m256i pack_bytes(__m256i k0, __m256i k1, __m256i k2, __m256i k3) {
+  return _mm256_packs_epi16(_mm256_packs_epi32(k0, k1), _mm256_packs_epi32(k2, k3));
 }
 
 template <int kThr, bool kSameSides, bool kCheckSpecial>
@@ -121,23 +117,37 @@ void encode_impl(const BlockTables& t, const float* x, std::uint8_t* codes, std:
     row_neg[h] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&t.codes[0][16 * h])));
   }
   const __m256i low_nibble = _mm256_set1_epi8(0x0f);
+  const __m256i element_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   std::int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256i special = _mm256_setzero_si256();
-    const __m256i k0 = keys8<kThr, kSameSides, kCheckSpecial>(x + i, thr_neg, thr_pos, special);
-    const __m256i k1 = keys8<kThr, kSameSides, kCheckSpecial>(x + i + 8, thr_neg, thr_pos, special);
-    const __m256i k2 = keys8<kThr, kSameSides, kCheckSpecial>(x + i + 16, thr_neg, thr_pos, special);
-    const __m256i k3 = keys8<kThr, kSameSides, kCheckSpecial>(x + i + 24, thr_neg, thr_pos, special);
-    const __m256i keys = pack_keys(k0, k1, k2, k3);
-    const __m256i lo = _mm256_and_si256(keys, low_nibble);
-    const __m256i row = _mm256_and_si256(_mm256_srli_epi16(keys, 4), low_nibble);
-    __m256i out = _mm256_setzero_si256();
-    for (int h = 0; h < kRows; ++h) {
-      out = _mm256_blendv_epi8(out, _mm256_shuffle_epi8(row_pos[h], lo), _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(h))));
-      out = _mm256_blendv_epi8(out, _mm256_shuffle_epi8(row_neg[h], lo),
-                               _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(4 + h))));
+    __m256i bits[4], index[4];
+    for (int k = 0; k < 4; ++k) {
+      bits[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8 * k));
+      index[k] = index8<kThr, kSameSides, kCheckSpecial>(bits[k], thr_neg, thr_pos, special);
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), out);
+    const __m256i indices = pack_bytes(index[0], index[1], index[2], index[3]);
+    const __m256i signs = pack_bytes(bits[0], bits[1], bits[2], bits[3]);  // bit 7 = the element's sign
+    __m256i out;
+    if constexpr (kRows == 1) {
+      // One 16-entry row per sign. PSHUFB gives 0 where the index byte has bit 7 set, so key = index | sign picks
+      // row_pos for the positive elements and key ^ 0x80 row_neg for the negative ones; OR merges the two.
+      const __m256i key = _mm256_or_si256(indices, _mm256_and_si256(signs, _mm256_set1_epi8(char(0x80))));
+      out = _mm256_or_si256(_mm256_shuffle_epi8(row_pos[0], key),
+                            _mm256_shuffle_epi8(row_neg[0], _mm256_xor_si256(key, _mm256_set1_epi8(char(0x80)))));
+    } else {
+      // Key bits 4..6 pick the row (sign * 4 + index / 16), bits 0..3 the entry.
+      const __m256i keys = _mm256_or_si256(indices, _mm256_and_si256(_mm256_srli_epi16(signs, 1), _mm256_set1_epi8(0x40)));
+      const __m256i lo = _mm256_and_si256(keys, low_nibble);
+      const __m256i row = _mm256_and_si256(_mm256_srli_epi16(keys, 4), low_nibble);
+      out = _mm256_setzero_si256();
+      for (int h = 0; h < kRows; ++h) {
+        out = _mm256_blendv_epi8(out, _mm256_shuffle_epi8(row_pos[h], lo), _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(h))));
+        out = _mm256_blendv_epi8(out, _mm256_shuffle_epi8(row_neg[h], lo),
+                                 _mm256_cmpeq_epi8(row, _mm256_set1_epi8(char(4 + h))));
+      }
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm256_permutevar8x32_epi32(out, element_order));
     if (kCheckSpecial && !_mm256_testz_si256(special, special)) encode_block_scalar(t, x + i, codes + i, 32);  // NaN/inf: rare
   }
   if (i < n) encode_block_scalar(t, x + i, codes + i, n - i);
