@@ -187,7 +187,8 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-std::string tail_lines(const std::string& text, int n) {
+std::string tail_lines(std::string text, int n) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
   std::size_t pos = text.size();
   for (int i = 0; i < n && pos > 0; ++i) pos = text.rfind('\n', pos - 1);
   return pos == std::string::npos || pos == 0 ? text : text.substr(pos + 1);
@@ -280,6 +281,7 @@ struct SynthOptions {
   std::string yosys = "yosys";
   std::string rtl_dir, generated_dir;
   bool keep = false;
+  bool no_bram = false;  // synth_xilinx -nobram: ROM-like tables stay in LUTs instead of block RAM
 };
 
 // Parameter overrides: a Verilog identifier and an integer value (nothing else reaches the yosys script).
@@ -342,8 +344,9 @@ SynthResult synth_one(const SynthUnit& unit, const SynthOptions& o, const std::s
   const fs::path stat = tmp.path / "stat.txt";
   std::string script = fmt::format("read_verilog -I{} -I{} {}; ", rtl.string(), gen.string(), fmt::join(files, " "));
   for (const auto& [k, v] : r.params) script += fmt::format("chparam -set {} {} {}; ", k, v, unit.top);
-  script += fmt::format("synth_xilinx -top {} -family {} -flatten -noiopad -noclkbuf{}; tee -q -o {} stat",
-                        unit.top, o.family, unit.nodsp ? " -nodsp" : "", stat.string());
+  script += fmt::format("synth_xilinx -top {} -family {} -flatten -noiopad -noclkbuf{}{}; tee -q -o {} stat",
+                        unit.top, o.family, unit.nodsp ? " -nodsp" : "", o.no_bram ? " -nobram" : "",
+                        stat.string());
   r.script = script;
   spdlog::info("synth {}: yosys -p \"{}\"", unit.name, script);
 
@@ -397,7 +400,7 @@ void cmd_synth(const SynthOptions& o) {
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  fmt::print("{} (synth_xilinx -family {}, out of context)\n", version, o.family);
+  fmt::print("{} (synth_xilinx -family {}{}, out of context)\n", version, o.family, o.no_bram ? " -nobram" : "");
   fmt::print("{:<20} {:>6} {:>6} {:>6} {:>6} {:>4} {:>5}  {}\n", "unit", "LUT", "MUXF", "FF", "CARRY", "DSP", "BRAM",
              "params");
   for (const auto& r : results) {
@@ -422,6 +425,7 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--yosys", o->yosys, "The yosys executable");
   cmd->add_option("--rtl-dir", o->rtl_dir, "The repository's rtl/ folder (default: the one this binary was built from)");
   cmd->add_option("--generated-dir", o->generated_dir, "Folder of the generated fp_lut_mul_*.svh tables");
+  cmd->add_flag("--no-bram", o->no_bram, "Keep table-like logic out of block RAM (synth_xilinx -nobram)");
   cmd->add_flag("--keep", o->keep, "Keep the temporary folder with the yosys script's inputs and log");
   cmd->callback([o] { cmd_synth(*o); });
 }
