@@ -158,6 +158,48 @@ TEST(VarModelGolden, TopOneSamplingAtScaleZeroIsTheOfficialArgmax) {
   EXPECT_NE(model.generate(vae, o).tokens, a.tokens);
 }
 
+// The shared-AdaLN path (VAR-d36-s) has no official fixture here; its oracle is an identity of the official
+// definition: with ada_gss = 0 and shared_ada_lin = the (common) per-block ada_lin, gamma/scale/shift are
+// ada_gss + shared_ada_lin(cond) = the per-block values exactly (x + 0 == x), so both models must agree bit for bit.
+TEST(VarModelGolden, SharedAdaLnEqualsPerBlockAdaLnWithTheSameLinear) {
+  const Fixture& fx = fixture();
+  TensorFile per_block = fx.var_weights;
+  const Tensor w0 = per_block.tensors.at("blocks.0.ada_lin.1.weight");
+  const Tensor b0 = per_block.tensors.at("blocks.0.ada_lin.1.bias");
+  TensorFile shared = fx.var_weights;
+  shared.tensors["shared_ada_lin.1.weight"] = w0;
+  shared.tensors["shared_ada_lin.1.bias"] = b0;
+  for (int bi = 0; bi < fx.config.depth; ++bi) {
+    per_block.tensors[fmt::format("blocks.{}.ada_lin.1.weight", bi)] = w0;
+    per_block.tensors[fmt::format("blocks.{}.ada_lin.1.bias", bi)] = b0;
+    Tensor gss;
+    gss.shape = {1, 1, 6, fx.config.embed_dim};
+    gss.f32.assign(static_cast<std::size_t>(6) * fx.config.embed_dim, 0.0F);
+    shared.tensors[fmt::format("blocks.{}.ada_gss", bi)] = gss;
+  }
+  VarConfig shared_cfg = fx.config;
+  shared_cfg.shared_aln = true;
+  const Vqvae vae(fx.config, fx.vae_weights);
+  // Under teacher forcing f_hat depends on the tokens only, so compare what the transformer computes: all logits.
+  auto all_logits = [&](const VarConfig& cfg, const TensorFile& w) {
+    std::vector<float> out;
+    GenerateObserver obs;
+    obs.tensor = [&](const std::string& name, std::span<const float> data, const std::vector<std::int64_t>&) {
+      if (name.rfind("logits.", 0) == 0) out.insert(out.end(), data.begin(), data.end());
+    };
+    (void)VarModel(cfg, w).generate(vae, teacher_options(fx), obs);
+    return out;
+  };
+  const std::vector<float> a = all_logits(fx.config, per_block);
+  const std::vector<float> b = all_logits(shared_cfg, shared);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;  // tolerance 0
+  // ... and a non-zero ada_gss does change the result (the shared path reads it).
+  shared.tensors.at("blocks.1.ada_gss").f32[0] = 0.5F;
+  EXPECT_NE(all_logits(shared_cfg, shared), a);
+}
+
 TEST(VarModelGolden, BadInputsAreRejectedWithTheirName) {
   const Fixture& fx = fixture();
   const VarModel model(fx.config, fx.var_weights);
