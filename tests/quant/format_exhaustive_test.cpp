@@ -1,6 +1,7 @@
 // Exhaustive format tests against the exact-arithmetic oracle (tests/quant/oracle.hpp):
 //  - every code of every preset: decode (bit pattern of the double, -0 and NaN-ness), is_nan_code, is_inf_code,
-//    index_of, code_of, max_index, min_normal, min_subnormal, max_value, nan_code, inf_code;
+//    index_of, code_of, side_of, max_index, magnitude, min_normal, min_subnormal, max_value, frac_bits, nan_code,
+//    inf_code;
 //  - every FP16 and every BF16 bit pattern, unscaled, for every preset, rounding mode and overflow policy
 //    (stochastic: at the exact decision boundary r = ceil(t) - 1 / ceil(t), at 0 and 65535, and at a seeded draw);
 //  - scaled encode (and encode_dual with two different scales) of every FP16 input for a few hundred FP32 scales:
@@ -10,6 +11,7 @@
 //    between adjacent values and one double ulp either side of it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -47,7 +49,6 @@ std::vector<std::string> preset_names() {
   return names;
 }
 
-// Collects mismatches; reports the first few in full and the count at the end, so one bug does not flood the log.
 // gtest names may not contain '-': "dfq-e1m2-e2m1" -> "dfq_e1m2_e2m1".
 std::string param_name(const ::testing::TestParamInfo<std::string>& p) {
   std::string n = p.param;
@@ -55,6 +56,7 @@ std::string param_name(const ::testing::TestParamInfo<std::string>& p) {
   return n;
 }
 
+// Collects mismatches; reports the first few in full and the count at the end, so one bug does not flood the log.
 class Mismatches {
  public:
   template <typename... Args>
@@ -113,6 +115,12 @@ TEST_P(EveryCode, DecodeAndPropertiesMatchOracle) {
       }
     }
   }
+  // frac_bits: the smallest f with every finite value an integer multiple of 2^-f (denominators are powers of two).
+  int frac_bits = 0;
+  for (int c = 0; c < f.code_count(); ++c)
+    if (o.code(c).cls == orc::Class::kFinite)
+      frac_bits = std::max(frac_bits, static_cast<int>(mpz_sizeinbase(o.code(c).magnitude.get_den_mpz_t(), 2)) - 1);
+  EXPECT_EQ(f.frac_bits(), frac_bits);
   for (int c = 0; c < f.code_count(); ++c) {
     const auto code = static_cast<std::uint8_t>(c);
     const orc::CodeInfo& k = o.code(c);
