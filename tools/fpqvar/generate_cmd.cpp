@@ -31,6 +31,8 @@ struct GenerateCliOptions {
   std::string model = "var-d16";
   std::string weights, vae_weights, teacher_tokens, dump, out;
   std::optional<std::uint64_t> synthetic;
+  int outlier_channels = 0;          // synthetic weights only (models/synthetic.hpp)
+  double outlier_magnitude = 20.0;
   std::vector<int> classes;
   std::uint64_t seed = 0;
   double cfg = 1.5;
@@ -66,6 +68,9 @@ void cmd_generate(const GenerateCliOptions& o) {
     throw UserError("--synthetic excludes --weights and --vae-weights");
   if (!o.synthetic && (o.weights.empty() || o.vae_weights.empty()))
     throw UserError("give --weights FILE and --vae-weights FILE, or --synthetic SEED");
+  if (!o.synthetic && o.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
+  if (o.outlier_channels < 0 || o.outlier_channels > cfg.embed_dim)
+    throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
   if (o.out.empty() && o.dump.empty()) throw UserError("nothing to write: give --out img.png and/or --dump FILE");
   if (o.top_k < 0 || o.top_p < 0.0 || o.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
   models::ops::set_blas_threads(o.threads);
@@ -95,7 +100,7 @@ void cmd_generate(const GenerateCliOptions& o) {
   const auto t_load = Clock::now();
   models::TensorFile var_w, vae_w;
   if (o.synthetic) {
-    const models::SyntheticOptions so{*o.synthetic, 0, 0.0};
+    const models::SyntheticOptions so{*o.synthetic, o.outlier_channels, o.outlier_magnitude};
     var_w = models::synthetic_var_weights(cfg, so);
     vae_w = models::synthetic_vqvae_weights(cfg, so);
   } else {
@@ -205,6 +210,11 @@ void register_generate(CLI::App& app) {
   g->add_option("--weights", o->weights, "VAR weights (safetensors, official key names)");
   g->add_option("--vae-weights", o->vae_weights, "VQ-VAE weights (safetensors, official key names)");
   g->add_option("--synthetic", o->synthetic, "Use synthetic weights from this seed instead of files");
+  g->add_option("--outlier-channels", o->outlier_channels,
+                 "Synthetic weights: channels whose level embedding grows across scales (VAR-like outliers)")
+      ->capture_default_str();
+  g->add_option("--outlier-magnitude", o->outlier_magnitude, "Synthetic weights: outlier value at the last scale")
+      ->capture_default_str();
   g->add_option("--class", o->classes, "ImageNet class per image (repeat for a batch; 1000 = unconditional)")
       ->default_str("207");
   g->add_option("--seed", o->seed, "Sampler seed (mt19937_64, see models/sampler.hpp)")->capture_default_str();
