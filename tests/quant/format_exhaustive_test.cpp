@@ -4,7 +4,8 @@
 //    inf_code;
 //  - every FP16 and every BF16 bit pattern, unscaled, for every preset, rounding mode and overflow policy
 //    (stochastic: at the exact decision boundary r = ceil(t) - 1 / ceil(t), at 0 and 65535, and at a seeded draw);
-//  - scaled encode (and encode_dual with two different scales) of every FP16 input for a few hundred FP32 scales:
+//  - scaled encode (and encode_dual with two different scales) of every FP16 input for a few hundred FP32 scales,
+//    and decode_scaled of every code with each of those scales:
 //    powers of two from 2^-149 to 2^127, FP16 values (subnormal to 65504), FP32 values (denorm_min to FLT_MAX);
 //  - s = 0 (the all-zero group);
 //  - quant/fp_bits.hpp: FP16/BF16 widening of every pattern, and narrowing (RNE, overflow to inf) at every midpoint
@@ -426,6 +427,21 @@ TEST_P(ScaledEncode, AllFp16InputsForManyScales) {
     const float s_neg = f.kind == FormatKind::kDual ? scales[(j * 7 + 3) % scales.size()] : scales[j];
     sweep(f, o, fp16_inputs(), s_neg, scales[j], opt, bad);
     if (bad.m_count > 100) break;
+  }
+  // decode_scaled of every code with every scale: the exact product rounded once to FP32 (IEEE RNE, overflow to inf).
+  const mpq_class flt_max = orc::decode_fp32(0x7f7fffffu).magnitude;
+  for (float s : scales) {
+    for (int c = 0; c < f.code_count(); ++c) {
+      const orc::CodeInfo& k = o.code(c);
+      double want = o.value(c);  // NaN and inf codes: NaN, +-inf (s > 0)
+      if (k.cls == orc::Class::kFinite) {
+        const mpq_class r = orc::round_binary_rne(k.magnitude * orc::decode_fp32(std::bit_cast<std::uint32_t>(s)).magnitude, 23, -126);
+        const double m = r > flt_max ? std::numeric_limits<double>::infinity() : orc::exact_double(r);
+        want = k.sign_bit ? -m : m;
+      }
+      const float got = decode_scaled(f, static_cast<std::uint8_t>(c), s);
+      if (!same_double(static_cast<double>(got), want)) bad.add("{} decode_scaled({:#x}, {:a}) = {:a}, oracle {:a}", f.name, c, s, got, want);
+    }
   }
 }
 
