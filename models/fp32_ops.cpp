@@ -47,12 +47,12 @@ void modulate_rows(float* y, int rows, int cols, const float* scale, const float
 }
 
 void gelu_tanh(std::span<float> x) {
-  constexpr float kBeta = 0.7978845608028654F;  // sqrt(2 / pi)
+  // 0.5 x (1 + tanh(u)) == x / (1 + exp(-2u)) exactly in real arithmetic; the second form needs one expf instead of
+  // tanhf (which goes through expm1f) and was 5 % of a VAR-d16 image's CPU time. In float the two differ by about
+  // an ulp. Large |u| saturates correctly: exp(-2u) -> inf gives -0, exp(-2u) -> 0 gives x.
+  constexpr float kTwoBeta = 2.0F * 0.7978845608028654F;  // 2 sqrt(2 / pi)
   constexpr float kKappa = 0.044715F;
-  for (float& v : x) {
-    const float inner = kBeta * (v + kKappa * v * v * v);
-    v = 0.5F * v * (1.0F + std::tanh(inner));
-  }
+  for (float& v : x) v = v / (1.0F + std::exp(-kTwoBeta * (v + kKappa * v * v * v)));
 }
 
 void silu(std::span<float> x) {

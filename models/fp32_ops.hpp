@@ -29,7 +29,8 @@ void layer_norm_rows(const float* x, int rows, int cols, double eps, float* y);
 // first, as torch's scale.add(1) does).
 void modulate_rows(float* y, int rows, int cols, const float* scale, const float* shift);
 
-// torch.nn.GELU(approximate='tanh'): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in float.
+// torch.nn.GELU(approximate='tanh'): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in float (computed as the
+// equal x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))); within a few ulps of torch's).
 void gelu_tanh(std::span<float> x);
 // SiLU (swish): x * sigmoid(x) = x / (1 + exp(-x)).
 void silu(std::span<float> x);
