@@ -7,7 +7,8 @@
 module int_quantizer #(
     parameter integer BITS = 8,
     parameter integer ROUNDING = 0,    // 0: ties to even; 1: ties toward +inf
-    parameter integer SCALE_POW2 = 0   // 0: FP16 scale; 1: e8m0 exponent in scale[7:0]
+    parameter integer SCALE_POW2 = 0,  // 0: FP16 scale; 1: e8m0 exponent in scale[7:0]
+    parameter integer ARCH = 1         // fp_quantizer's: 1 = binary search (BITS comparators instead of 2^(BITS-1))
 ) (
     input  wire [15:0]     x,
     input  wire [15:0]     scale,
@@ -15,6 +16,6 @@ module int_quantizer #(
 );
   wire [BITS-2:0] index_unused;
   wire negative_unused;
-  fp_quantizer #(.BITS(BITS), .IS_INT(1), .ROUNDING(ROUNDING), .SCALE_POW2(SCALE_POW2))
+  fp_quantizer #(.BITS(BITS), .IS_INT(1), .ROUNDING(ROUNDING), .SCALE_POW2(SCALE_POW2), .ARCH(ARCH))
       u_quant (.x(x), .scale(scale), .code(code), .index(index_unused), .negative(negative_unused));
 endmodule

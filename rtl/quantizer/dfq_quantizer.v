@@ -9,7 +9,8 @@ module dfq_quantizer #(
     parameter integer NEG_MAN_BITS = 2, parameter integer NEG_BIAS = 1, parameter integer NEG_IS_INT = 0,
     parameter integer POS_MAN_BITS = 1, parameter integer POS_BIAS = 1,
     parameter integer ROUNDING = 0,    // 0: ties to even; 1: ties toward +inf
-    parameter integer SCALE_POW2 = 0
+    parameter integer SCALE_POW2 = 0,
+    parameter integer ARCH = 0         // fp_quantizer's: 0 = parallel midpoint comparators, 1 = binary search
 ) (
     input  wire [15:0]     x,
     input  wire [15:0]     scale_neg,
@@ -20,10 +21,10 @@ module dfq_quantizer #(
   wire [BITS-2:0] neg_index, pos_index;
   wire unused_neg_sign, unused_pos_sign;
   fp_quantizer #(.BITS(BITS), .MAN_BITS(NEG_MAN_BITS), .BIAS(NEG_BIAS), .IS_INT(NEG_IS_INT), .ROUNDING(ROUNDING),
-                 .SCALE_POW2(SCALE_POW2))
+                 .SCALE_POW2(SCALE_POW2), .ARCH(ARCH))
       u_neg (.x(x), .scale(scale_neg), .code(unused_neg_code), .index(neg_index), .negative(unused_neg_sign));
   fp_quantizer #(.BITS(BITS), .MAN_BITS(POS_MAN_BITS), .BIAS(POS_BIAS), .IS_INT(0), .ROUNDING(ROUNDING),
-                 .SCALE_POW2(SCALE_POW2))
+                 .SCALE_POW2(SCALE_POW2), .ARCH(ARCH))
       u_pos (.x(x), .scale(scale_pos), .code(unused_pos_code), .index(pos_index), .negative(unused_pos_sign));
   wire x_is_nan = (x[14:10] == 5'h1f) && (x[9:0] != 10'd0);
   assign code = x_is_nan ? {BITS{1'b0}} : x[15] ? {1'b1, neg_index} : {1'b0, pos_index};

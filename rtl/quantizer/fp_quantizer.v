@@ -26,7 +26,8 @@ module fp_quantizer #(
     parameter integer BIAS = 1,        // floats: exponent bias
     parameter integer IS_INT = 0,      // 1: symmetric two's-complement integer of BITS bits (MAN_BITS, BIAS unused)
     parameter integer ROUNDING = 0,    // 0: nearest, ties to even; 1: nearest, ties toward +inf
-    parameter integer SCALE_POW2 = 0   // 0: FP16 scale; 1: e8m0 exponent in scale[7:0]
+    parameter integer SCALE_POW2 = 0,  // 0: FP16 scale; 1: e8m0 exponent in scale[7:0]
+    parameter integer ARCH = 0         // 0: all midpoint comparisons in parallel; 1: binary search, BITS stages
 ) (
     input  wire [15:0]     x,
     input  wire [15:0]     scale,
@@ -35,6 +36,7 @@ module fp_quantizer #(
     output wire            negative   // the sign of x (set for -0 too)
 );
   localparam integer N = (1 << (BITS - 1)) - 1;  // largest finite magnitude index
+  localparam integer kCount = N + 1;  // magnitudes 0..N plus the overflow point
   localparam integer FRAC = (IS_INT != 0) ? 1 : BIAS + MAN_BITS;
 
   // g(i): magnitude i in units of 2^(1-FRAC). Floats: e2m1 index 5 = exponent 2, mantissa 1 -> (2+1) << 1 = 6
@@ -101,20 +103,59 @@ module fp_quantizer #(
   wire [5:0] shift = (all_above || all_below) ? 6'd0 : d[5:0] + 6'd11;
   wire [LW-1:0] lhs = {{(LW - 11){1'b0}}, a_sig} << shift;
 
-  // One comparator per midpoint: above[i] = |x| > mid_i * s, tie[i] = |x| == mid_i * s.
-  wire [N:0] above, tie;
+  // below_count = the number of midpoints strictly below |x| (0 .. N+1); is_tie = |x| sits on midpoint below_count.
+  wire [BITS-1:0] below_count;
+  wire            is_tie;
   genvar gi;
   generate
-    for (gi = 0; gi <= N; gi = gi + 1) begin : g_mid
-      localparam integer K = grid(gi) + grid(gi + 1);
-      wire [PW-1:0] product = {{SW{1'b0}}, K[KW-1:0]} * {{KW{1'b0}}, s_sig};
-      wire [LW-1:0] rhs = {{(LW - PW - 11){1'b0}}, product, 11'd0};
-      assign above[gi] = all_above || (!all_below && (lhs > rhs));
-      assign tie[gi] = !all_above && !all_below && (lhs == rhs);
+    if (ARCH == 0) begin : g_parallel
+      // One comparator per midpoint: above[i] = |x| > mid_i * s, tie[i] = |x| == mid_i * s. The midpoints increase
+      // with i, so `above` is a thermometer code 1..10..0 and its population count is below_count.
+      wire [N:0] above, tie;
+      for (gi = 0; gi <= N; gi = gi + 1) begin : g_mid
+        localparam integer K = grid(gi) + grid(gi + 1);
+        wire [PW-1:0] product = {{SW{1'b0}}, K[KW-1:0]} * {{KW{1'b0}}, s_sig};
+        wire [LW-1:0] rhs = {{(LW - PW - 11){1'b0}}, product, 11'd0};
+        assign above[gi] = all_above || (!all_below && (lhs > rhs));
+        assign tie[gi] = !all_above && !all_below && (lhs == rhs);
+      end
+      assign below_count = count_ones(above);
+      assign is_tie = |tie;
+    end else begin : g_successive
+      // Binary search over the same comparisons, one bit of below_count per stage (BITS stages, one multiplier
+      // k_j * S and one comparator each instead of N+1). Stage for bit b tries cand = partial + 2^b and keeps it
+      // when |x| > mid_(cand-1) * s. A tie can only be met at the candidate that ends the search one above the
+      // result (cand - 1 == below_count): the stage of the lowest zero bit of below_count tests exactly that
+      // midpoint, so a rejected equal comparison anywhere is the tie. e2m1, |x|/s = 2.5 (k * S: 1 3 5 7 10 ..,
+      // |x| = 10 in those units): b=3 cand 8 (k_7 = 28) no; b=2 cand 4 (k_3 = 7) yes; b=1 cand 6 (k_5 = 14) no;
+      // b=0 cand 5 (k_4 = 10) equal -> rejected, tie; below_count 4, tie at midpoint 4 (2.5).
+      wire [(N + 1)*KW-1:0] k_table;  // k_j at [j*KW +: KW]
+      for (gi = 0; gi <= N; gi = gi + 1) begin : g_k
+        localparam integer K = grid(gi) + grid(gi + 1);
+        assign k_table[gi*KW +: KW] = K[KW-1:0];
+      end
+      wire [(BITS + 1)*BITS-1:0] partial /*verilator split_var*/;  // after stage st: partial[st*BITS +: BITS], stage 0 input = 0
+      wire [BITS:0] tie_seen /*verilator split_var*/;
+      assign partial[BITS-1:0] = {BITS{1'b0}};
+      assign tie_seen[0] = 1'b0;
+      for (gi = 0; gi < BITS; gi = gi + 1) begin : g_stage
+        wire [BITS:0] cand = {1'b0, partial[gi*BITS +: BITS]} + ({{BITS{1'b0}}, 1'b1} << (BITS - 1 - gi));
+        wire in_range = (cand <= kCount[BITS:0]);
+        wire [BITS:0] j = cand - 1'b1;
+        wire [KW-1:0] k = k_table[j[BITS-2:0]*KW +: KW];
+        wire [PW-1:0] product = {{SW{1'b0}}, k} * {{KW{1'b0}}, s_sig};
+        wire [LW-1:0] rhs = {{(LW - PW - 11){1'b0}}, product, 11'd0};
+        wire gt = in_range && (all_above || (!all_below && (lhs > rhs)));
+        wire eq = in_range && !all_above && !all_below && (lhs == rhs);
+        assign partial[(gi + 1)*BITS +: BITS] = gt ? cand[BITS-1:0] : partial[gi*BITS +: BITS];
+        assign tie_seen[gi + 1] = tie_seen[gi] || (!gt && eq);
+        wire unused_j_top = j[BITS] ^ j[BITS-1];
+      end
+      assign below_count = partial[BITS*BITS +: BITS];
+      assign is_tie = tie_seen[BITS];
     end
   endgenerate
 
-  // Thermometer count of the midpoints below |x| (they increase with i, so `above` is 1..10..0).
   function automatic [BITS-1:0] count_ones(input [N:0] v);
     integer i;
     begin
@@ -123,8 +164,6 @@ module fp_quantizer #(
     end
   endfunction
 
-  wire [BITS-1:0] below_count = count_ones(above);  // 0 .. N+1
-  wire            is_tie = |tie;
   wire            tie_away = (ROUNDING == 0) ? below_count[0] : !x[15];
   wire [BITS:0]   rounded = {1'b0, below_count} + {{BITS{1'b0}}, is_tie && tie_away};
   // s = 0 wins over inf (quant::encode checks the all-zero group first: every non-NaN x -> the zero of its sign)

@@ -9,6 +9,8 @@ module int_tb (
     input  wire [15:0] x, scale,
     output wire [3:0]  q_int4_rne, q_int4_up,
     output wire [7:0]  q_int8_rne, q_int8_up,
+    output wire [3:0]  q_int4_par_rne,       // ARCH = 0 (parallel comparators); the others use ARCH = 1
+    output wire [7:0]  q_int8_par_up,
     // PEs: 4 lanes each
     input  wire        valid, first,
     input  wire [31:0] pe8_a, pe8_b,
@@ -22,6 +24,8 @@ module int_tb (
   int_quantizer #(.BITS(4), .ROUNDING(1)) u_q4_up (.x(x), .scale(scale), .code(q_int4_up));
   int_quantizer #(.BITS(8), .ROUNDING(0)) u_q8_rne (.x(x), .scale(scale), .code(q_int8_rne));
   int_quantizer #(.BITS(8), .ROUNDING(1)) u_q8_up (.x(x), .scale(scale), .code(q_int8_up));
+  int_quantizer #(.BITS(4), .ROUNDING(0), .ARCH(0)) u_q4_par_rne (.x(x), .scale(scale), .code(q_int4_par_rne));
+  int_quantizer #(.BITS(8), .ROUNDING(1), .ARCH(0)) u_q8_par_up (.x(x), .scale(scale), .code(q_int8_par_up));
   int_pe #(.W(8), .LANES(4)) u_pe8 (.clk(clk), .valid(valid), .first(first), .a(pe8_a), .b(pe8_b), .acc(pe8_acc));
   int_pe #(.W(4), .LANES(4)) u_pe4 (.clk(clk), .valid(valid), .first(first), .a(pe4_a), .b(pe4_b), .acc(pe4_acc));
 endmodule

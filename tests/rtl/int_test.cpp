@@ -123,6 +123,11 @@ TEST(IntQuantizer, Int8EveryFp16Input) {
   sweep("int8", true, [](const Vvint_tb& d) -> std::uint8_t { return d.q_int8_up; }, 8);
 }
 
+TEST(IntQuantizer, ParallelComparatorArchitecture) {
+  sweep("int4", false, [](const Vvint_tb& d) -> std::uint8_t { return d.q_int4_par_rne; }, 4);
+  sweep("int8", true, [](const Vvint_tb& d) -> std::uint8_t { return d.q_int8_par_up; }, 8);
+}
+
 TEST(IntQuantizer, HandWorkedTies) {
   Model m;
   m.dut->scale = 0x3800;  // s = 0.5

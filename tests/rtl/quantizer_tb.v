@@ -10,6 +10,9 @@ module quantizer_tb (
     output wire [3:0]  e2m1_pow2_rne, e2m1_pow2_up,
     output wire [5:0]  e2m3_pow2_rne,
     output wire [3:0]  dfq4_rne, dfq4_up,
+    // the same with fp_quantizer's binary-search architecture (ARCH = 1)
+    output wire [3:0]  e2m1_sar_rne, e2m1_sar_up, e1m2_sar_rne, e1m2_sar_up, e2m1_pow2_sar_up, dfq4_sar_up,
+    output wire [5:0]  e2m3_sar_rne, e2m3_sar_up, dfq6_sar_rne,
     output wire [5:0]  dfq6_rne, dfq6_up,
     // absmax_scale on a group of 4 = {x, scale, scale_pos, 0}: the scales of several formats
     output wire [15:0] absmax,
@@ -30,7 +33,23 @@ module quantizer_tb (
   `FPQ(e2m1_pow2_rne, 4, 1, 1, 0, 1, {8'd0, scale_e8m0})
   `FPQ(e2m1_pow2_up, 4, 1, 1, 1, 1, {8'd0, scale_e8m0})
   `FPQ(e2m3_pow2_rne, 6, 3, 1, 0, 1, {8'd0, scale_e8m0})
+`define FPQS(name, bits, man, bias, rnd, pow2, sc) \
+  wire [bits-2:0] unused_``name``_i; wire unused_``name``_n; \
+  fp_quantizer #(.BITS(bits), .MAN_BITS(man), .BIAS(bias), .ROUNDING(rnd), .SCALE_POW2(pow2), .ARCH(1)) \
+      u_``name (.x(x), .scale(sc), .code(name), .index(unused_``name``_i), .negative(unused_``name``_n));
+  `FPQS(e2m1_sar_rne, 4, 1, 1, 0, 0, scale)
+  `FPQS(e2m1_sar_up, 4, 1, 1, 1, 0, scale)
+  `FPQS(e1m2_sar_rne, 4, 2, 1, 0, 0, scale)
+  `FPQS(e1m2_sar_up, 4, 2, 1, 1, 0, scale)
+  `FPQS(e2m3_sar_rne, 6, 3, 1, 0, 0, scale)
+  `FPQS(e2m3_sar_up, 6, 3, 1, 1, 0, scale)
+  `FPQS(e2m1_pow2_sar_up, 4, 1, 1, 1, 1, {8'd0, scale_e8m0})
+`undef FPQS
 `undef FPQ
+  dfq_quantizer #(.BITS(4), .NEG_MAN_BITS(2), .NEG_BIAS(1), .POS_MAN_BITS(1), .POS_BIAS(1), .ROUNDING(1), .ARCH(1))
+      u_dfq4_sar_up (.x(x), .scale_neg(scale), .scale_pos(scale_pos), .code(dfq4_sar_up));
+  dfq_quantizer #(.BITS(6), .NEG_IS_INT(1), .POS_MAN_BITS(3), .POS_BIAS(1), .ROUNDING(0), .ARCH(1))
+      u_dfq6_sar_rne (.x(x), .scale_neg(scale), .scale_pos(scale_pos), .code(dfq6_sar_rne));
   dfq_quantizer #(.BITS(4), .NEG_MAN_BITS(2), .NEG_BIAS(1), .POS_MAN_BITS(1), .POS_BIAS(1), .ROUNDING(0))
       u_dfq4_rne (.x(x), .scale_neg(scale), .scale_pos(scale_pos), .code(dfq4_rne));
   dfq_quantizer #(.BITS(4), .NEG_MAN_BITS(2), .NEG_BIAS(1), .POS_MAN_BITS(1), .POS_BIAS(1), .ROUNDING(1))

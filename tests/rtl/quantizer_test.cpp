@@ -136,6 +136,22 @@ TEST(FpQuantizer, Pow2ScaleEveryFp16Input) {
   sweep_pow2("e2m1 pow2 ties-up", q::format_by_name("e2m1"), true, [](auto& d) { return unsigned(d.e2m1_pow2_up); });
   sweep_pow2("e2m3 pow2 rne", q::format_by_name("e2m3"), false, [](auto& d) { return unsigned(d.e2m3_pow2_rne); });
 }
+// fp_quantizer ARCH = 1 (binary search over the midpoints): the same contract, the same sweeps.
+TEST(FpQuantizerBinarySearch, EveryFp16Input) {
+  sweep_fp16("e2m1 sar rne", [](auto& d) { return unsigned(d.e2m1_sar_rne); }, encoder("e2m1", false));
+  sweep_fp16("e2m1 sar ties-up", [](auto& d) { return unsigned(d.e2m1_sar_up); }, encoder("e2m1", true));
+  sweep_fp16("e1m2 sar rne", [](auto& d) { return unsigned(d.e1m2_sar_rne); }, encoder("e1m2", false));
+  sweep_fp16("e1m2 sar ties-up", [](auto& d) { return unsigned(d.e1m2_sar_up); }, encoder("e1m2", true));
+  sweep_fp16("e2m3 sar rne", [](auto& d) { return unsigned(d.e2m3_sar_rne); }, encoder("e2m3", false));
+  sweep_fp16("e2m3 sar ties-up", [](auto& d) { return unsigned(d.e2m3_sar_up); }, encoder("e2m3", true));
+  sweep_fp16("dfq-e1m2-e2m1 sar ties-up", [](auto& d) { return unsigned(d.dfq4_sar_up); },
+             dual_encoder("dfq-e1m2-e2m1", true));
+  sweep_fp16("dfq-int6-e2m3 sar rne", [](auto& d) { return unsigned(d.dfq6_sar_rne); },
+             dual_encoder("dfq-int6-e2m3", false));
+  sweep_pow2("e2m1 pow2 sar ties-up", q::format_by_name("e2m1"), true,
+             [](auto& d) { return unsigned(d.e2m1_pow2_sar_up); });
+}
+
 TEST(DfqQuantizer, E1m2E2m1EveryFp16Input) {
   sweep_fp16("dfq-e1m2-e2m1 rne", [](auto& d) { return unsigned(d.dfq4_rne); }, dual_encoder("dfq-e1m2-e2m1", false));
   sweep_fp16("dfq-e1m2-e2m1 ties-up", [](auto& d) { return unsigned(d.dfq4_up); },
