@@ -323,7 +323,9 @@ void encode_block_scalar(const BlockTables& t, const float* x, std::uint8_t* cod
 }  // namespace detail
 
 bool fast_quant_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") != 0;
+  // __builtin_cpu_init first: this may run from another translation unit's static initializer, before the CPU
+  // model is set up by libgcc's own constructor.
+  static const bool has = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0);
   return has;
 }
 

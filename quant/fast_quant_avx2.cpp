@@ -192,6 +192,10 @@ void fill_below_avx2(const double* unscaled, const std::int64_t* inclusive_mask,
   }
 }
 
+// How far ahead of the absmax pass to prefetch: 4 blocks of 128 FP32 elements (on the H100 host's Xeon, 16M
+// elements, it measured no worse than none or 8 KiB and often better; the spread between runs there is wide).
+constexpr int kPrefetchAhead = 2048;
+
 BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
   // MAXPS returns its second operand when either is NaN, so max(|v|, acc) skips NaN elements (acc is never NaN).
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -202,6 +206,9 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
   std::int64_t i = 0;
   if (!by_sign) {
     for (; i + 16 <= n; i += 16) {
+      // This pass is the first touch of the data: ask for the cache line kPrefetchAhead bytes on (a prefetch past
+      // the end of the array is harmless: it never faults).
+      _mm_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetchAhead, _MM_HINT_T0);
       const __m256 a0 = _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask);
       const __m256 a1 = _mm256_and_ps(_mm256_loadu_ps(x + i + 8), abs_mask);
       all0 = _mm256_max_ps(a0, all0);
@@ -211,6 +218,7 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
     }
   } else {
     for (; i + 8 <= n; i += 8) {
+      if (i % 16 == 0) _mm_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetchAhead, _MM_HINT_T0);
       const __m256 v = _mm256_loadu_ps(x + i);
       const __m256 a = _mm256_and_ps(v, abs_mask);
       const __m256 neg = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_castps_si256(v), 31));
