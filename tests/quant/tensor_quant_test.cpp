@@ -335,6 +335,29 @@ TEST(TensorQuant, ClipSearchPicksTheLeastExactError) {
   }
 }
 
+// The clip candidate is RNE_fp32(absmax * r_k) of the exact product, rounded once. absmax a = 0x1.119b48p+1 and
+// r_1 = 1 - 0.5 / 20 = 0.975 (the double 0x1.f333333333333p-1): the exact product lies just below the float
+// midpoint 0x1.0ac433p+1, so RNE gives c_1 = 0x1.0ac432p+1 (rounding via the double product lands on the midpoint
+// and ties up to 0x1.0ac434p+1). s_1 = RNE(c_1 / 6) = 0x1.63b042p-2 (worked with Python fractions). The other
+// elements are exact multiples of s_1 (4, 3, 2, 1.5, 1 times), so candidate 1 has error only on a (a / s_1 = 6.15 ->
+// 6) and beats candidate 0 (s_0 = a / 6 = 0x1.6ccf0ap-2 misses all the others by ~2.6%) and candidates 2..20 (a
+// alone errs by more).
+TEST(TensorQuant, ClipCandidateIsRoundedOnceFromTheExactProduct) {
+  const float a = 0x1.119b48p+1f, s1 = 0x1.63b042p-2f;
+  std::vector<float> x{a};
+  for (int rep = 0; rep < 3; ++rep)
+    for (float m : {4.0f, 3.0f, 2.0f, 1.5f, 1.0f}) x.push_back(m * s1);  // exact: m has <= 2 significant bits
+  x.resize(16, s1);
+  QuantSpec spec = spec_of("e2m1", Granularity::kGroup, 16, ScaleType::kFp32, Rounding::kNearestEven);
+  spec.clip = {true, 20, 0.5};
+  const QuantizedTensor q = quantize(x, 1, 16, spec);
+  EXPECT_EQ(q.scales[0], s1) << fmt::format("{:a}", q.scales[0]);
+  EXPECT_EQ(q.codes[0], 0b0111);  // a / s_1 = 6.15 -> 6
+  EXPECT_EQ(q.codes[1], 0b0110);  // 4
+  EXPECT_EQ(q.codes[4], 0b0011);  // 1.5
+  check(x, 1, 16, spec, "clip candidate rounding");
+}
+
 TEST(TensorQuant, FixedScale) {
   const std::vector<float> x = make_data(3, 16, 4);
   for (float s : {1.0f, 0.37f, 0x1p-20f, 1e20f}) {
