@@ -116,18 +116,34 @@ std::vector<SynthUnit> make_units() {
                false, ""});
   u.push_back({"int8-mul-dsp", "INT8 x INT8 multiplier, DSP48-style registers", "int_mul_dsp", {"int/int_mul_dsp.v"},
                {{"W", "8"}}, false, false, ""});
-  u.push_back({"fp4-quantizer", "FP16 + FP16 scale -> E2M1 code, RNE", "fp_quantizer", quantizer,
-               {{"BITS", "4"}, {"MAN_BITS", "1"}, {"BIAS", "1"}, {"ROUNDING", "0"}}, true, false, ""});
-  u.push_back({"fp4-quantizer-pow2", "FP16 + e8m0 scale -> E2M1 code, RNE", "fp_quantizer", quantizer,
-               {{"BITS", "4"}, {"MAN_BITS", "1"}, {"BIAS", "1"}, {"ROUNDING", "0"}, {"SCALE_POW2", "1"}}, true, false, ""});
-  u.push_back({"fp6-quantizer", "FP16 + FP16 scale -> E2M3 code, RNE", "fp_quantizer", quantizer,
-               {{"BITS", "6"}, {"MAN_BITS", "3"}, {"BIAS", "1"}, {"ROUNDING", "0"}}, true, false, ""});
-  u.push_back({"dfq-quantizer", "FP16 + two FP16 scales -> DFQ E1M2|E2M1 code, RNE", "dfq_quantizer",
-               {"quantizer/fp_quantizer.v", "quantizer/dfq_quantizer.v"}, {{"ROUNDING", "0"}}, true, false, ""});
-  u.push_back({"int4-quantizer", "FP16 + FP16 scale -> INT4 code, RNE", "int_quantizer",
-               {"quantizer/fp_quantizer.v", "int/int_quantizer.v"}, {{"BITS", "4"}, {"ROUNDING", "0"}}, true, false, ""});
-  u.push_back({"int8-quantizer", "FP16 + FP16 scale -> INT8 code, RNE", "int_quantizer",
-               {"quantizer/fp_quantizer.v", "int/int_quantizer.v"}, {{"BITS", "8"}, {"ROUNDING", "0"}}, true, false, ""});
+  // Quantizers: ARCH 0 compares |x| with all 2^(BITS-1) scaled midpoints at once, ARCH 1 binary-searches them
+  // (BITS comparators in a chain); both are bit-exact with quant::encode (tests/rtl/quantizer_test.cpp).
+  const std::vector<std::string> int_quantizer = {"quantizer/fp_quantizer.v", "int/int_quantizer.v"};
+  const std::vector<std::pair<std::string, std::string>> e2m1 = {{"BITS", "4"}, {"MAN_BITS", "1"}, {"BIAS", "1"}};
+  const std::vector<std::pair<std::string, std::string>> e2m3 = {{"BITS", "6"}, {"MAN_BITS", "3"}, {"BIAS", "1"}};
+  auto with = [](auto base, std::vector<std::pair<std::string, std::string>> more) {
+    base.insert(base.end(), more.begin(), more.end());
+    return base;
+  };
+  u.push_back({"fp4-quantizer", "FP16 + FP16 scale -> E2M1 code, RNE, parallel comparators", "fp_quantizer", quantizer,
+               with(e2m1, {{"ROUNDING", "0"}, {"ARCH", "0"}}), true, false, ""});
+  u.push_back({"fp4-quantizer-bs", "FP16 + FP16 scale -> E2M1 code, RNE, binary search", "fp_quantizer", quantizer,
+               with(e2m1, {{"ROUNDING", "0"}, {"ARCH", "1"}}), true, false, ""});
+  u.push_back({"fp4-quantizer-pow2", "FP16 + e8m0 scale -> E2M1 code, RNE, parallel comparators", "fp_quantizer",
+               quantizer, with(e2m1, {{"ROUNDING", "0"}, {"SCALE_POW2", "1"}, {"ARCH", "0"}}), true, false, ""});
+  u.push_back({"fp6-quantizer", "FP16 + FP16 scale -> E2M3 code, RNE, parallel comparators", "fp_quantizer", quantizer,
+               with(e2m3, {{"ROUNDING", "0"}, {"ARCH", "0"}}), true, false, ""});
+  u.push_back({"fp6-quantizer-bs", "FP16 + FP16 scale -> E2M3 code, RNE, binary search", "fp_quantizer", quantizer,
+               with(e2m3, {{"ROUNDING", "0"}, {"ARCH", "1"}}), true, false, ""});
+  u.push_back({"dfq-quantizer", "FP16 + two FP16 scales -> DFQ E1M2|E2M1 code, RNE, parallel comparators",
+               "dfq_quantizer", {"quantizer/fp_quantizer.v", "quantizer/dfq_quantizer.v"},
+               {{"ROUNDING", "0"}, {"ARCH", "0"}}, true, false, ""});
+  u.push_back({"int4-quantizer", "FP16 + FP16 scale -> INT4 code, RNE, binary search", "int_quantizer", int_quantizer,
+               {{"BITS", "4"}, {"ROUNDING", "0"}, {"ARCH", "1"}}, true, false, ""});
+  u.push_back({"int8-quantizer", "FP16 + FP16 scale -> INT8 code, RNE, binary search", "int_quantizer", int_quantizer,
+               {{"BITS", "8"}, {"ROUNDING", "0"}, {"ARCH", "1"}}, true, false, ""});
+  u.push_back({"int8-quantizer-par", "FP16 + FP16 scale -> INT8 code, RNE, 128 parallel comparators", "int_quantizer",
+               int_quantizer, {{"BITS", "8"}, {"ROUNDING", "0"}, {"ARCH", "0"}}, true, false, ""});
   u.push_back({"absmax-scale-e2m1", "absmax of 8 FP16 values -> FP16 E2M1 scale (absmax/6)", "absmax_scale",
                {"quantizer/absmax_scale.v"}, {{"GROUP", "8"}, {"BITS", "4"}, {"MAN_BITS", "1"}, {"BIAS", "1"}}, true,
                false, ""});
