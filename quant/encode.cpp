@@ -64,18 +64,18 @@ std::uint8_t overflow_code(const Format& f, bool negative, Overflow overflow, Ro
     case Overflow::kSaturate: return saturated;
     case Overflow::kInf:
       if (auto inf = f.inf_code(negative)) return *inf;
-      if (auto nan = f.nan_code()) return *nan;
+      if (auto nan = f.nan_code(negative)) return *nan;
       return saturated;
     case Overflow::kNan:
-      if (auto nan = f.nan_code()) return *nan;
+      if (auto nan = f.nan_code(negative)) return *nan;
       return saturated;
   }
   return saturated;
 }
 
 std::uint8_t encode_side(const Format& f, int side, float x, float s, EncodeMode mode, std::uint16_t random16) {
-  if (std::isnan(x)) return f.nan_code().value_or(0);
   const bool negative = std::signbit(x);
+  if (std::isnan(x)) return f.nan_code(negative).value_or(0);
   if (!f.is_signed() && negative) {
     if (x == 0.0f) return 0;  // -0 is zero: underflow saturates to the minimum, like +0
     return f.nan_code().value_or(0);

@@ -27,7 +27,9 @@
 //   kInf       +-inf where the format has inf (kIeee); else NaN where it has one (fn, fnuz); else +-max.
 //   kNan       NaN where the format has one; else +-max.
 // NaN input encodes to the format's NaN where it has one, otherwise to +0 (kAllFinite, kInt and the DFQ formats
-// have no NaN; OCP MX leaves this implementation-defined).
+// have no NaN; OCP MX leaves this implementation-defined). Like ml_dtypes, a NaN keeps its sign, and so does an
+// overflow to NaN: -NaN and -1000 (e4m3, policy nan) give 0xFF; fnuz formats have the single NaN 0x80.
+// The toward-zero rule wins over every policy: a finite overflow under kTowardZero gives +-max even with kNan.
 // Signed zero: -0 and negative values that round to zero encode as -0 where the format has -0 (kIeee, fn and
 // kAllFinite floats, the DFQ negative side), as +0 otherwise (fnuz, int).
 // Unsigned formats (e8m0): negative x (not -0) -> NaN; 0 <= x < min -> min (there is no zero: underflow saturates).

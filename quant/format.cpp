@@ -200,6 +200,12 @@ std::optional<std::uint8_t> Format::nan_code() const {
   return std::nullopt;
 }
 
+std::optional<std::uint8_t> Format::nan_code(bool negative) const {
+  auto nan = nan_code();
+  if (nan && negative && special != SpecialValues::kFnuz) *nan = std::uint8_t(*nan | sign_mask());
+  return nan;
+}
+
 std::optional<std::uint8_t> Format::inf_code(bool negative) const {
   if (!has_inf()) return std::nullopt;
   return std::uint8_t((negative ? sign_mask() : 0) | (max_index() + 1));

@@ -61,8 +61,9 @@ struct Format {
   [[nodiscard]] bool has_nan() const {
     return kind == FormatKind::kFloat && special != SpecialValues::kAllFinite;
   }
+  // kDual: the negative side's index 0 (code 10..0) decodes to -0.
   [[nodiscard]] bool has_negative_zero() const {
-    return kind == FormatKind::kFloat && is_signed() && special != SpecialValues::kFnuz;
+    return kind == FormatKind::kDual || (kind == FormatKind::kFloat && is_signed() && special != SpecialValues::kFnuz);
   }
   // Largest magnitude index that is a finite number (for kDual: of the side given, 0 = negative, 1 = positive).
   [[nodiscard]] int max_index(int side = 1) const;
@@ -87,6 +88,9 @@ struct Format {
   [[nodiscard]] int index_of(std::uint8_t code) const;
   // The canonical NaN (kIeee: all-ones exponent, mantissa 100.., positive; kFiniteNan: 0x7F-like; kFnuz: 1000..).
   [[nodiscard]] std::optional<std::uint8_t> nan_code() const;
+  // The NaN carrying a sign, as encode produces it (ml_dtypes keeps the sign of a NaN or of an overflow to NaN):
+  // kIeee and signed kFiniteNan set the sign bit when `negative` (e4m3: 0xFF); fnuz has one NaN (0x80) either way.
+  [[nodiscard]] std::optional<std::uint8_t> nan_code(bool negative) const;
   [[nodiscard]] std::optional<std::uint8_t> inf_code(bool negative) const;
 
   // A one-line description: "e2m1: float, 4 bits (1.2.1), bias 1, all finite".

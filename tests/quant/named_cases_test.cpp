@@ -80,11 +80,13 @@ TEST(NamedCases, E4M3Overflow) {
   EXPECT_EQ(encode(f, 1e9f, with(kRtz, Overflow::kInf)), 0x7E);
   EXPECT_EQ(encode(f, 464.0f, with(kUp, Overflow::kNan)), 0x7F);
   EXPECT_EQ(encode(f, -464.0f, with(kUp, Overflow::kNan)), 0xFE);  // toward +inf: -448
-  // +-inf: saturate -> +-448; inf/nan policies -> NaN 0x7F (the canonical, positive NaN).
+  // +-inf: saturate -> +-448; inf/nan policies -> NaN with the sign kept, as ml_dtypes does: -inf -> 0xFF.
   EXPECT_EQ(encode(f, -kInf, with(kRne, Overflow::kSaturate)), 0xFE);
-  EXPECT_EQ(encode(f, -kInf, with(kRne, Overflow::kInf)), 0x7F);
-  // NaN -> 0x7F.
+  EXPECT_EQ(encode(f, -kInf, with(kRne, Overflow::kInf)), 0xFF);
+  EXPECT_EQ(encode(f, -465.0f, with(kRne, Overflow::kNan)), 0xFF);
+  // NaN -> 0x7F, -NaN -> 0xFF (S.1111.111 with the sign bit set).
   EXPECT_EQ(encode(f, kNan, kRne), 0x7F);
+  EXPECT_EQ(encode(f, -kNan, kRne), 0xFF);
   // Subnormals: min = 0.001b * 2^(1-7) = 2^-9 (0x01). 2^-10 is the tie between 0 and 2^-9: RNE -> 0 (even);
   // ties up -> 0x01; 3 * 2^-11 = 0.75 * 2^-9 -> 0x01; 2^-11 -> 0 (underflow), -2^-11 -> -0 (0x80).
   EXPECT_EQ(encode(f, 0x1p-9f, kRne), 0x01);
@@ -116,6 +118,8 @@ TEST(NamedCases, E5M2Inf) {
   EXPECT_EQ(encode(f, -kInf, with(kRne, Overflow::kSaturate)), 0xFB);
   EXPECT_EQ(f.decode(0x7C), std::numeric_limits<double>::infinity());
   EXPECT_EQ(encode(f, kNan, kRne), 0x7E);
+  EXPECT_EQ(encode(f, -kNan, kRne), 0xFE);                                // the sign is kept
+  EXPECT_EQ(encode(f, -61440.0f, with(kRne, Overflow::kNan)), 0xFE);
   // Underflow: min subnormal 0.01b * 2^-14 = 2^-16. 2^-18 < 2^-17 (the midpoint) -> 0; -2^-18 -> -0 (0x80).
   EXPECT_EQ(encode(f, 0x1p-18f, kRne), 0x00);
   EXPECT_EQ(encode(f, -0x1p-18f, kRne), 0x80);

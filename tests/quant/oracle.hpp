@@ -162,6 +162,12 @@ class OracleFormat {
   [[nodiscard]] bool is_dual() const { return m_kind == FormatKind::kDual; }
   [[nodiscard]] bool has_negative_zero() const { return m_has_negative_zero; }
   [[nodiscard]] std::optional<std::uint8_t> nan_code() const { return m_nan_code; }
+  // The NaN encode produces for a negative NaN or a negative overflow to NaN: ml_dtypes keeps the sign, so the sign
+  // bit is set (e4m3 0x7F -> 0xFF); fnuz's single NaN already is the sign-bit pattern 0x80.
+  [[nodiscard]] std::optional<std::uint8_t> signed_nan_code(bool negative) const {
+    if (!m_nan_code || !negative || !m_signed) return m_nan_code;
+    return std::uint8_t(*m_nan_code | sign_mask());
+  }
   [[nodiscard]] std::optional<std::uint8_t> inf_code(bool negative) const {
     if (!m_inf_code) return std::nullopt;
     return std::uint8_t(*m_inf_code | (negative ? sign_mask() : 0u));
@@ -218,10 +224,10 @@ class OracleFormat {
       case Overflow::kSaturate: return saturated;
       case Overflow::kInf:
         if (auto inf = inf_code(negative)) return *inf;
-        if (m_nan_code) return *m_nan_code;
+        if (auto nan = signed_nan_code(negative)) return *nan;
         return saturated;
       case Overflow::kNan:
-        if (m_nan_code) return *m_nan_code;
+        if (auto nan = signed_nan_code(negative)) return *nan;
         return saturated;
     }
     return saturated;
@@ -450,7 +456,7 @@ inline std::uint8_t finish(const OracleFormat& f, int side, const Location& l, b
 // grid); sweeps use ScaledGrid + locate_from + finish directly.
 inline std::uint8_t encode(const OracleFormat& f, const Value& x, const mpq_class& s_neg, const mpq_class& s_pos,
                            Rounding r, Overflow o, std::uint16_t random16 = 0) {
-  if (x.cls == Class::kNan) return f.nan_code().value_or(0);  // no NaN (all-finite, int, DFQ): +0
+  if (x.cls == Class::kNan) return f.signed_nan_code(x.negative).value_or(0);  // no NaN (all-finite, int, DFQ): +0
   if (!f.is_signed() && x.negative && !(x.cls == Class::kFinite && x.magnitude == 0))
     return f.nan_code().value_or(0);  // unsigned: negative x -> NaN; -0 is zero
   const bool negative = f.is_signed() && x.negative;
