@@ -38,7 +38,8 @@ enum class ScaleType : std::uint8_t { kFp32, kFp16, kPow2 };
 
 // MSE clipping search: for each block, try clipped absmax values absmax_k = RNE_fp32(absmax * r_k) with
 // r_k = 1 - k * (1 - min_ratio) / steps, k = 0..steps, and keep the scale whose dequantized block has the least
-// squared error against the input (first, i.e. least clipping, on ties).
+// squared error against the input (first, i.e. least clipping, on ties). The squared error is the sum, in double and
+// in element order, of (dequantized - x)^2 over the block's elements whose error is finite.
 struct ClipSearch {
   bool enabled = false;
   int steps = 20;
