@@ -260,6 +260,22 @@ TEST(GenerateCommand, TeacherForcedDumpMatchesTheOfficialCode) {
   EXPECT_FALSE(std::filesystem::exists(dir / "bad.png"));
   std::filesystem::remove_all(dir);
 }
+
+// `fpqvar model info --json` reports the official parameter count of VAR-d16 (see var_pieces_test.cpp's oracle) and
+// per-scale MACs that add up to its total.
+TEST(ModelInfoCommand, JsonHasTheOfficialCountsAndConsistentTotals) {
+  const auto path = std::filesystem::temp_directory_path() / fmt::format("fpqvar_model_info_{}.json", ::getpid());
+  ASSERT_EQ(run_cli(fmt::format("model info --model var-d16 --json > '{}'", path.string())), 0);
+  std::ifstream in(path);
+  const auto j = nlohmann::json::parse(in);
+  std::filesystem::remove(path);
+  EXPECT_EQ(j.at("transformer_params").get<std::int64_t>(), 310283520);
+  std::int64_t sum = j.at("adaln_macs").get<std::int64_t>() + j.at("decoder_macs").get<std::int64_t>();
+  for (const auto& s : j.at("scales")) sum += s.at("total_macs").get<std::int64_t>();
+  EXPECT_EQ(sum, j.at("total_macs").get<std::int64_t>());
+  EXPECT_EQ(j.at("scales").size(), 10U);
+  EXPECT_EQ(run_cli("model info --model var-dx"), 2);
+}
 #endif
 
 }  // namespace
