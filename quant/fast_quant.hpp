@@ -19,6 +19,8 @@
 // t_4 = 1.75, j = 4 is even, so a tie goes up: U_4 = 1.75 and |x| = 1.75 counts it -> index 4 (2.0, even).
 // Codes come from a per-spec table indexed by sign and magnitude index; NaN and inf elements take the reference
 // encode() itself (they are rare and their rules are the subtle ones).
+// Like the reference, it assumes the default floating-point environment: round to nearest even, no FTZ/DAZ (a
+// library built with -ffast-math that sets FTZ/DAZ at load time changes the subnormal cases of both).
 #pragma once
 
 #include <cstdint>
