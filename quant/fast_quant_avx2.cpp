@@ -1,15 +1,19 @@
 // The AVX2 kernels of quant/fast_quant.hpp. This file alone is compiled with -mavx2; fast_quant.cpp calls it only
 // when __builtin_cpu_supports("avx2"), so the library still runs on a CPU without AVX2.
+// For that to hold, this file must not instantiate any inline function or template with external linkage (std::max,
+// std::isnan, std::bit_cast, ...): an unoptimized build emits those as weak symbols, and the linker may keep this
+// file's AVX2-encoded copy for every caller. Hence builtins and helpers in the anonymous namespace only.
+// (Check: g++ -O0 -mavx2 -c this file; `nm -C` lists no W symbols.)
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 #include "quant/fast_quant.hpp"
 
 namespace fpqvar::quant::detail {
 namespace {
+
+float larger(float a, float b) { return a < b ? b : a; }
 
 // One sign's thresholds in registers. 16: each broadcast, and index = the number of compares that hold
 // (subtracting the all-ones masks). 8 and 32 (FP4, FP6): a branch-free binary search, 4 and 6 compares.
@@ -246,14 +250,14 @@ BlockAbsmax block_absmax_avx2(const float* x, std::int64_t n, bool by_sign) {
   }
   for (; i < n; ++i) {  // tail, as the reference does it
     const float v = x[i];
-    if (std::isnan(v)) {
+    if (__builtin_isnan(v)) {
       m.special = true;
       continue;
     }
-    const float a = std::fabs(v);
-    if (std::isinf(a)) m.special = true;
-    if (std::signbit(v)) m.neg = std::max(m.neg, a); else m.pos = std::max(m.pos, a);
-    m.all = std::max(m.all, a);
+    const float a = __builtin_fabsf(v);
+    if (__builtin_isinf(a)) m.special = true;
+    if (__builtin_signbit(v)) m.neg = larger(m.neg, a); else m.pos = larger(m.pos, a);
+    m.all = larger(m.all, a);
   }
   return m;
 }
