@@ -54,7 +54,9 @@ struct QuantSpec {
   EncodeMode mode{};
   std::uint64_t seed = 0;  // stochastic rounding only
   ClipSearch clip{};
-  std::optional<float> fixed_scale;  // a user-given scale for every block (and both DFQ sides) instead of absmax
+  // A user-given scale for every block (and both DFQ sides) instead of absmax; used as given (any FP32 value),
+  // scale_type does not round it.
+  std::optional<float> fixed_scale;
 
   // Every error for a tensor of `cols` columns (empty when valid).
   [[nodiscard]] std::vector<std::string> validate(std::int64_t cols) const;
