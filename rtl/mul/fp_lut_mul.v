@@ -33,11 +33,11 @@ module fp_lut_mul #(
   wire [A_BITS+W_BITS-1:0] index = {a, w};
   generate
     if (PAIR == `FPQVAR_PAIR_E2M3_E2M3) begin : g_e2m3
-      assign p = FPQVAR_ROM_E2M3_E2M3[index * P_BITS +: P_BITS];
+      assign p = FPQVAR_ROM_E2M3_E2M3[index * `FPQVAR_MUL_E2M3_E2M3_ROM_STRIDE +: P_BITS];
     end else if (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) begin : g_dfq4
-      assign p = FPQVAR_ROM_DFQ4_E2M1[index * P_BITS +: P_BITS];
+      assign p = FPQVAR_ROM_DFQ4_E2M1[index * `FPQVAR_MUL_DFQ4_E2M1_ROM_STRIDE +: P_BITS];
     end else begin : g_e2m1
-      assign p = FPQVAR_ROM_E2M1_E2M1[index * P_BITS +: P_BITS];
+      assign p = FPQVAR_ROM_E2M1_E2M1[index * `FPQVAR_MUL_E2M1_E2M1_ROM_STRIDE +: P_BITS];
     end
   endgenerate
 endmodule

@@ -37,6 +37,15 @@ constexpr Pair kPairs[] = {
     {"E2M3_E2M3", "e2m3", "e2m3"},           // 2: W6A6
 };
 
+// Bits per ROM entry: the product width rounded up to a power of two, so that the entry select {a, w} * stride is
+// a plain shift of the index. With a stride of 10 (the DFQ pair's width) yosys builds a multiplier and a barrel
+// shifter for the select (~250 LUTs); with 16 the same table maps to ~33 LUTs.
+int rom_stride(int width_bits) {
+  int s = 1;
+  while (s < width_bits) s *= 2;
+  return s;
+}
+
 std::string banner(const std::string& file_name) {
   return fmt::format(
       "// {} -- GENERATED FILE, DO NOT EDIT.\n"
@@ -63,6 +72,7 @@ std::string params_text() {
     s += fmt::format("`define FPQVAR_MUL_{}_P_BITS {}\n", p.id, t.width_bits);
     s += fmt::format("`define FPQVAR_MUL_{}_FRAC_BITS {}\n", p.id, t.frac_bits);
     s += fmt::format("`define FPQVAR_MUL_{}_DFQ {}\n", p.id, t.a.kind == q::FormatKind::kDual ? 1 : 0);
+    s += fmt::format("`define FPQVAR_MUL_{}_ROM_STRIDE {}\n", p.id, rom_stride(t.width_bits));
   }
   s += "\n`endif\n";
   return s;
@@ -71,7 +81,8 @@ std::string params_text() {
 std::string tables_text() {
   std::string s = banner("fp_lut_mul_tables.svh");
   s += "// One ROM per pair: entry {a, w} (activation code a, weight code w) holds the exact product as a signed\n"
-       "// P_BITS-bit integer in units of 2^-FRAC_BITS, at bits [{a, w} * P_BITS +: P_BITS] of the constant. Codes that\n"
+       "// integer in units of 2^-FRAC_BITS, sign-extended to ROM_STRIDE bits (P_BITS rounded up to a power of two),\n"
+       "// at bits [{a, w} * ROM_STRIDE +: ROM_STRIDE] of the constant. Codes that\n"
        "// are not finite numbers in either format (none in these all-finite formats) hold 0. A constant indexed by the\n"
        "// codes, not a case statement: the simulation model stays small (a 4096-way case inlined into every lane of\n"
        "// a PE takes Verilator's C++ many minutes to compile), and synthesis sees the same truth table.\n"
@@ -81,16 +92,17 @@ std::string tables_text() {
     const std::size_t n = t.products.size();
     s += fmt::format("\n// {} x {}: {} entries, products {} .. {} in units of 2^-{}\n", t.a.name, t.b.name, n,
                      t.min_product, t.max_product, t.frac_bits);
-    s += fmt::format("localparam [{}*{}-1:0] FPQVAR_ROM_{} = {{\n", n, t.width_bits, p.id);
+    const int stride = rom_stride(t.width_bits);
+    s += fmt::format("localparam [{}*{}-1:0] FPQVAR_ROM_{} = {{\n", n, stride, p.id);
     // Highest entry first, as a Verilog concatenation puts its first element in the top bits. Two's-complement
-    // bits of each product: e2m1 x e2m1 entry {0111, 1011} = 6.0 * -1.5 = -9.0 = -36 * 2^-2 -> 9'h1dc.
+    // bits of each product: e2m1 x e2m1 entry {0111, 1011} = 6.0 * -1.5 = -9.0 = -36 * 2^-2 -> 16'hffdc.
     for (std::size_t row = n; row > 0; row -= 16) {
       s += fmt::format("    // entries {} .. {}\n    ", row - 1, row - 16);
       for (std::size_t i = row; i > row - 16; --i) {
         const std::size_t e = i - 1;
         const std::int32_t v = t.valid[e] ? t.products[e] : 0;
-        const std::uint32_t bits = static_cast<std::uint32_t>(v) & ((1u << t.width_bits) - 1u);
-        s += fmt::format("{}'h{:x}{}", t.width_bits, bits, e == 0 ? "\n" : (i == row - 15 ? ",\n" : ", "));
+        const std::uint32_t bits = static_cast<std::uint32_t>(v) & ((1u << stride) - 1u);
+        s += fmt::format("{}'h{:x}{}", stride, bits, e == 0 ? "\n" : (i == row - 15 ? ",\n" : ", "));
       }
     }
     s += "};\n";
