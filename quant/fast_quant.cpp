@@ -178,17 +178,6 @@ detail::BlockAbsmax block_absmax_scalar(const float* x, std::int64_t n) {
   return m;
 }
 
-std::int64_t block_count(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
-  switch (spec.granularity) {
-    case Granularity::kTensor: return rows * cols > 0 ? 1 : 0;
-    case Granularity::kChannel:
-    case Granularity::kToken: return rows;
-    case Granularity::kColumn: return cols;
-    case Granularity::kGroup: return rows * (cols / spec.group_size);
-  }
-  return 0;
-}
-
 void check_args(std::span<const float> x, std::int64_t rows, std::int64_t cols, const QuantSpec& spec,
                 std::size_t ncodes, std::size_t nscales, bool want_dual) {
   if (rows < 0 || cols < 0 || static_cast<std::int64_t>(x.size()) != rows * cols)
@@ -369,19 +358,8 @@ void quantize_groups_dual(std::span<const float> x, std::int64_t rows, std::int6
 QuantizedTensor quantize_fast(std::span<const float> x, std::int64_t rows, std::int64_t cols, const QuantSpec& spec,
                               FastKernel kernel) {
   if (!fast_path_supported(spec)) return quantize(x, rows, cols, spec);
-  if (rows < 0 || cols < 0 || static_cast<std::int64_t>(x.size()) != rows * cols)
-    throw std::invalid_argument(fmt::format("tensor of {} values is not {} x {}", x.size(), rows, cols));
-  if (auto errors = spec.validate(cols); !errors.empty())
-    throw std::invalid_argument(fmt::format("bad quantization spec: {}", fmt::join(errors, "; ")));
-  QuantizedTensor q;
-  q.spec = spec;
-  q.rows = rows;
-  q.cols = cols;
-  q.codes.assign(x.size(), 0);
-  const auto nblocks = static_cast<std::size_t>(block_count(spec, rows, cols));
-  q.scales.assign(nblocks, 0.0f);
+  QuantizedTensor q = make_quantized_shell(x.size(), rows, cols, spec);
   if (spec.format.kind == FormatKind::kDual) {
-    q.scales_neg.assign(nblocks, 0.0f);
     quantize_groups_dual(x, rows, cols, spec, q.codes, q.scales_neg, q.scales, kernel);
   } else {
     quantize_groups(x, rows, cols, spec, q.codes, q.scales, kernel);

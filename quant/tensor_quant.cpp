@@ -186,27 +186,38 @@ float scale_from_absmax(float absmax, double qmax, ScaleType type) {
   return 0.0f;
 }
 
-QuantizedTensor quantize(std::span<const float> x, std::int64_t rows, std::int64_t cols, const QuantSpec& spec) {
-  if (rows < 0 || cols < 0 || static_cast<std::int64_t>(x.size()) != rows * cols)
-    throw std::invalid_argument(fmt::format("tensor of {} values is not {} x {}", x.size(), rows, cols));
+std::int64_t block_count(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
+  switch (spec.granularity) {
+    case Granularity::kTensor: return rows * cols > 0 ? 1 : 0;
+    case Granularity::kChannel:
+    case Granularity::kToken: return rows;
+    case Granularity::kColumn: return cols;
+    case Granularity::kGroup: return rows * (cols / spec.group_size);
+  }
+  return 0;
+}
+
+QuantizedTensor make_quantized_shell(std::size_t n_values, std::int64_t rows, std::int64_t cols,
+                                     const QuantSpec& spec) {
+  if (rows < 0 || cols < 0 || static_cast<std::int64_t>(n_values) != rows * cols)
+    throw std::invalid_argument(fmt::format("tensor of {} values is not {} x {}", n_values, rows, cols));
   if (auto errors = spec.validate(cols); !errors.empty())
     throw std::invalid_argument(fmt::format("bad quantization spec: {}", fmt::join(errors, "; ")));
   QuantizedTensor q;
   q.spec = spec;
   q.rows = rows;
   q.cols = cols;
-  q.codes.assign(x.size(), 0);
+  q.codes.assign(n_values, 0);
+  const auto nblocks = static_cast<std::size_t>(block_count(spec, rows, cols));
+  q.scales.assign(nblocks, 0.0f);
+  if (spec.format.kind == FormatKind::kDual) q.scales_neg.assign(nblocks, 0.0f);
+  return q;
+}
+
+QuantizedTensor quantize(std::span<const float> x, std::int64_t rows, std::int64_t cols, const QuantSpec& spec) {
+  QuantizedTensor q = make_quantized_shell(x.size(), rows, cols, spec);
   const bool dual = spec.format.kind == FormatKind::kDual;
-  std::int64_t nblocks = 0;
-  switch (spec.granularity) {
-    case Granularity::kTensor: nblocks = (rows * cols > 0) ? 1 : 0; break;
-    case Granularity::kChannel:
-    case Granularity::kToken: nblocks = rows; break;
-    case Granularity::kColumn: nblocks = cols; break;
-    case Granularity::kGroup: nblocks = rows * q.blocks_per_row(); break;
-  }
-  q.scales.assign(static_cast<std::size_t>(nblocks), 0.0f);
-  if (dual) q.scales_neg.assign(static_cast<std::size_t>(nblocks), 0.0f);
+  const auto nblocks = static_cast<std::int64_t>(q.scales.size());
   const double qmax_neg = spec.format.max_value(0), qmax_pos = spec.format.max_value(1);
 
   for (std::int64_t b = 0; b < nblocks; ++b) {

@@ -77,6 +77,13 @@ struct QuantizedTensor {
 // The scale of one block from its absmax (contract above). qmax is the format side's max_value().
 [[nodiscard]] float scale_from_absmax(float absmax, double qmax, ScaleType type);
 
+// The number of scales (blocks) of a rows x cols tensor under spec (0 for an empty tensor).
+[[nodiscard]] std::int64_t block_count(const QuantSpec& spec, std::int64_t rows, std::int64_t cols);
+// Checks that n_values = rows * cols and that spec fits the shape (std::invalid_argument otherwise), and returns the
+// tensor's shell: zeroed codes and scales (and DFQ negative scales) of the right sizes. Every quantizer starts here.
+[[nodiscard]] QuantizedTensor make_quantized_shell(std::size_t n_values, std::int64_t rows, std::int64_t cols,
+                                                   const QuantSpec& spec);
+
 // Quantizes x (rows * cols values). Throws std::invalid_argument when the spec does not fit the shape.
 [[nodiscard]] QuantizedTensor quantize(std::span<const float> x, std::int64_t rows, std::int64_t cols,
                                        const QuantSpec& spec);

@@ -74,7 +74,7 @@ std::int64_t block_id(const QuantSpec& spec, std::int64_t cols, std::int64_t r, 
   }
   return -1;
 }
-std::int64_t block_count(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
+std::int64_t expected_block_count(const QuantSpec& spec, std::int64_t rows, std::int64_t cols) {
   switch (spec.granularity) {
     case Granularity::kTensor: return rows * cols > 0 ? 1 : 0;
     case Granularity::kChannel:
@@ -106,7 +106,7 @@ Reference reference_quantize(const std::vector<float>& x, std::int64_t rows, std
   const orc::OracleFormat o(spec.format);
   orc::CachedEncoder enc(o);
   const bool dual = spec.format.kind == FormatKind::kDual;
-  const std::int64_t nb = block_count(spec, rows, cols);
+  const std::int64_t nb = expected_block_count(spec, rows, cols);
   // Members of each block, in row-major order.
   std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(nb));
   for (std::int64_t r = 0; r < rows; ++r)
