@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages FPQVAR-Sim builds and runs with. Idempotent: prints nothing and touches nothing
-# when every package is already installed. Usage: tools/install_deps.sh [--with-python]
-#   --with-python also installs python3-torch/numpy/matplotlib (golden data, checkpoint conversion, plots).
+# when every package is already installed. Usage: tools/install_deps.sh [--no-python]
+#   By default python3-torch/numpy/matplotlib are included (golden data, the checkpoint converter and its tests,
+#   plots); --no-python leaves them out (the C++ build and its tests do not need them).
 set -euo pipefail
 
 packages=(
@@ -11,7 +12,7 @@ packages=(
   libopenblas-dev zlib1g-dev
   libsystemc-dev verilator yosys
 )
-if [[ "${1:-}" == "--with-python" ]]; then
+if [[ "${1:-}" != "--no-python" ]]; then
   packages+=(python3 python3-numpy python3-torch python3-matplotlib)
 fi
 
