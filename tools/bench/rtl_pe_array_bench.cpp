@@ -20,6 +20,7 @@
 #include "Vvpe_array_bench.h"
 #include "quant/format.hpp"
 #include "quant/product_table.hpp"
+#include "tests/rtl/rtl_test_util.hpp"
 #include "verilated.h"
 
 namespace {
@@ -29,26 +30,12 @@ constexpr int kAccBits = 9 + 5 + 8;  // P_BITS(e2m1 x e2m1) + $clog2(G) + BEAT_B
 using Clock = std::chrono::steady_clock;
 using Model = Vvpe_array_bench;
 
-template <class Port>
-void set_field(Port& port, int index, int width, std::uint32_t value) {
-  for (int b = 0; b < width; ++b) {
-    const int bit = index * width + b;
-    const std::uint32_t m = 1u << (bit % 32);
-    if ((value >> b) & 1u)
-      port[bit / 32] |= m;
-    else
-      port[bit / 32] &= ~m;
-  }
-}
+using fpqvar::rtl_test::set_field;
+
+// Output sum `index` of the drained row: a kAccBits-bit two's-complement field.
 template <class Port>
 std::int64_t get_sum(const Port& port, int index) {
-  std::uint64_t v = 0;
-  for (int b = 0; b < kAccBits; ++b) {
-    const int bit = index * kAccBits + b;
-    v |= std::uint64_t((port[bit / 32] >> (bit % 32)) & 1u) << b;
-  }
-  const std::uint64_t sign = 1ull << (kAccBits - 1);
-  return static_cast<std::int64_t>((v ^ sign) - sign);
+  return fpqvar::rtl_test::sign_extend(fpqvar::rtl_test::get_field(port, index, kAccBits), kAccBits);
 }
 
 struct Beat {
