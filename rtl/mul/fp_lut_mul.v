@@ -14,15 +14,9 @@
 
 module fp_lut_mul #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
-    parameter integer A_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_A_BITS
-                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_A_BITS
-                             : `FPQVAR_MUL_E2M1_E2M1_A_BITS,
-    parameter integer W_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_W_BITS
-                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_W_BITS
-                             : `FPQVAR_MUL_E2M1_E2M1_W_BITS,
-    parameter integer P_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_P_BITS
-                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_P_BITS
-                             : `FPQVAR_MUL_E2M1_E2M1_P_BITS
+    parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
+    parameter integer W_BITS = `FPQVAR_MUL_W_BITS(PAIR),
+    parameter integer P_BITS = `FPQVAR_MUL_P_BITS(PAIR)
 ) (
     input  wire        [A_BITS-1:0] a,  // activation code
     input  wire        [W_BITS-1:0] w,  // weight code

@@ -20,15 +20,9 @@ module pe_array #(
     parameter integer C = 16,
     parameter integer G = 32,
     parameter integer BEAT_BITS = 8,
-    parameter integer A_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_A_BITS
-                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_A_BITS
-                             : `FPQVAR_MUL_E2M1_E2M1_A_BITS,
-    parameter integer W_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_W_BITS
-                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_W_BITS
-                             : `FPQVAR_MUL_E2M1_E2M1_W_BITS,
-    parameter integer P_BITS = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? `FPQVAR_MUL_E2M3_E2M3_P_BITS
-                             : (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? `FPQVAR_MUL_DFQ4_E2M1_P_BITS
-                             : `FPQVAR_MUL_E2M1_E2M1_P_BITS,
+    parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
+    parameter integer W_BITS = `FPQVAR_MUL_W_BITS(PAIR),
+    parameter integer P_BITS = `FPQVAR_MUL_P_BITS(PAIR),
     parameter integer ACC_BITS = P_BITS + $clog2(G) + BEAT_BITS,
     parameter integer ROW_BITS = (R > 1) ? $clog2(R) : 1
 ) (

@@ -74,6 +74,15 @@ std::string params_text() {
     s += fmt::format("`define FPQVAR_MUL_{}_DFQ {}\n", p.id, t.a.kind == q::FormatKind::kDual ? 1 : 0);
     s += fmt::format("`define FPQVAR_MUL_{}_ROM_STRIDE {}\n", p.id, rom_stride(t.width_bits));
   }
+  // Selectors by pair id, so that every module derives its port widths from PAIR the same way:
+  // `FPQVAR_MUL_A_BITS(PAIR) is the activation code width of pair PAIR (pair 0 for an unknown id).
+  s += "\n// Per-pair widths selected by pair id (an unknown id selects pair 0).\n";
+  for (const char* field : {"A_BITS", "W_BITS", "P_BITS"}) {
+    std::string expr = fmt::format("`FPQVAR_MUL_{}_{}", kPairs[0].id, field);
+    for (std::size_t i = 1; i < std::size(kPairs); ++i)
+      expr = fmt::format("((pair) == `FPQVAR_PAIR_{} ? `FPQVAR_MUL_{}_{} : {})", kPairs[i].id, kPairs[i].id, field, expr);
+    s += fmt::format("`define FPQVAR_MUL_{}(pair) {}\n", field, expr);
+  }
   s += "\n`endif\n";
   return s;
 }
