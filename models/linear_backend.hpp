@@ -1,0 +1,47 @@
+// How the VAR transformer runs the four quantizable GEMMs of each block (mat_qkv, proj, fc1, fc2). VarModel calls
+// an ILinearBackend for each of them and for the K/V history before attention; everything else (LayerNorm, AdaLN,
+// attention, the head, embeddings, the VQ-VAE) stays in FP32 inside VarModel. The execution modes of DESIGN.md
+// are backends:
+//   fp32     - OpenBLAS sgemm on the checkpoint's FP32 weights (the reference; VarModel's default);
+//   emulate  - the FPQVAR paper's fake-quant semantics (models/emulate_backend.hpp);
+//   hw       - the arithmetic contract, integer GEMMs bit-identical to quant/pe_contract (models/hw_backend.hpp);
+//   capture  - fp32 plus a copy of every GEMM input, for calibration (GALT, SmoothQuant, format search).
+// A backend sees each call with its site, so it can record traces or per-layer statistics.
+#pragma once
+
+#include <span>
+
+#include "quant/recipe.hpp"
+
+namespace fpqvar::models {
+
+// Where a GEMM sits in the generation: scale index si (0 .. S-1), block index, layer.
+struct LinearSite {
+  int scale = 0;
+  int block = 0;
+  quant::LayerKind layer = quant::LayerKind::kQkv;
+};
+
+class ILinearBackend {
+ public:
+  virtual ~ILinearBackend() = default;
+
+  // y (rows x out, row-major) = x (rows x in) * W^T + b for the block's layer, where W and b are the official
+  // blocks.{block}.attn.mat_qkv / attn.proj / ffn.fc1 / ffn.fc2 weight and bias (mat_qkv's bias is added by
+  // VarModel: q_bias, zeros, v_bias). x is exactly the official model's input to that Linear: the AdaLN-modulated
+  // LayerNorm output for qkv and fc1, the attention output for proj, the GELU output for fc2.
+  virtual void linear(const LinearSite& site, std::span<const float> x, int rows, int in, int out,
+                      std::span<float> y) = 0;
+
+  // Called before attention at (scale, block) with the cached K and V of every (row image, head): k and v are
+  // [images][heads][stride_tokens][head_dim], positions [0, kv_begin) are earlier scales, [kv_begin, kv_end) the
+  // current scale. A backend that quantizes the KV cache rewrites the positions it quantizes in place (FPQVAR
+  // re-quantizes the earlier scales' cache at every scale; the current scale's own K/V stay unquantized).
+  virtual void prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,
+                          int stride_tokens, int kv_begin, int kv_end, int head_dim) {
+    (void)site, (void)k, (void)v, (void)images, (void)heads, (void)stride_tokens, (void)kv_begin, (void)kv_end,
+        (void)head_dim;
+  }
+};
+
+}  // namespace fpqvar::models
