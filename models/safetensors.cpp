@@ -45,6 +45,7 @@ std::string_view dtype_name(DType d) {
     case DType::kF16: return "F16";
     case DType::kBF16: return "BF16";
     case DType::kI64: return "I64";
+    case DType::kU8: return "U8";
   }
   return "?";
 }
@@ -55,6 +56,7 @@ std::uint64_t dtype_bytes(DType d) {
     case DType::kF16: return 2;
     case DType::kBF16: return 2;
     case DType::kI64: return 8;
+    case DType::kU8: return 1;
   }
   return 0;
 }
@@ -64,6 +66,7 @@ bool parse_dtype(const std::string& s, DType& out) {
   else if (s == "F16") out = DType::kF16;
   else if (s == "BF16") out = DType::kBF16;
   else if (s == "I64") out = DType::kI64;
+  else if (s == "U8") out = DType::kU8;
   else return false;
   return true;
 }
@@ -144,7 +147,7 @@ Entry parse_entry(const std::string& name, const json& v) {
   const json& dt = v["dtype"];
   if (!dt.is_string()) throw std::runtime_error(fmt::format("{}: dtype is a JSON {}, not a string", where, dt.type_name()));
   if (!parse_dtype(dt.get<std::string>(), e.dtype))
-    throw std::runtime_error(fmt::format("{}: unsupported dtype {} (F32, F16, BF16, I64 are)", where, dt.dump()));
+    throw std::runtime_error(fmt::format("{}: unsupported dtype {} (F32, F16, BF16, I64, U8 are)", where, dt.dump()));
 
   const json& shape = v["shape"];
   if (!shape.is_array()) throw std::runtime_error(fmt::format("{}: shape is a JSON {}, not an array", where, shape.type_name()));
@@ -196,6 +199,9 @@ void decode(const Entry& e, const unsigned char* p, Tensor& t) {
     case DType::kI64:
       t.i64.resize(n);
       std::memcpy(t.i64.data(), p, n * 8);
+      break;
+    case DType::kU8:
+      t.u8.assign(p, p + n);
       break;
   }
 }
@@ -270,17 +276,21 @@ TensorFile read_safetensors(const std::filesystem::path& path) {
     const auto size = static_cast<std::streamsize>(e.end - e.begin);
     in.seekg(static_cast<std::streamoff>(8 + header_len + e.begin));
     bool ok = true;
-    if (e.dtype == DType::kF32 || e.dtype == DType::kI64) {
-      // Little-endian F32/I64 bytes are the host representation: read straight into the tensor, no staging copy.
+    if (e.dtype == DType::kF32 || e.dtype == DType::kI64 || e.dtype == DType::kU8) {
+      // Little-endian F32/I64 bytes (and U8 bytes) are the host representation: read straight into the tensor, no
+      // staging copy.
       t.dtype = e.dtype;
       t.shape = e.shape;
       char* dst = nullptr;
       if (e.dtype == DType::kF32) {
         t.f32.resize(e.numel);
         dst = reinterpret_cast<char*>(t.f32.data());
-      } else {
+      } else if (e.dtype == DType::kI64) {
         t.i64.resize(e.numel);
         dst = reinterpret_cast<char*>(t.i64.data());
+      } else {
+        t.u8.resize(e.numel);
+        dst = reinterpret_cast<char*>(t.u8.data());
       }
       ok = size == 0 || static_cast<bool>(in.read(dst, size));
     } else {
@@ -308,7 +318,7 @@ void write_safetensors(const std::filesystem::path& path, const TensorFile& file
       if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel))
         throw fail(fmt::format("tensor \"{}\": element count overflows", name));
     }
-    const std::size_t held = t.is_float() ? t.f32.size() : t.i64.size();
+    const std::size_t held = t.held();
     if (held != numel)
       throw fail(fmt::format("tensor \"{}\" holds {} values but its shape needs {}", name, held, numel));
     const std::uint64_t bytes = numel * dtype_bytes(t.dtype);
@@ -348,6 +358,9 @@ void write_safetensors(const std::filesystem::path& path, const TensorFile& file
           break;
         case DType::kI64:
           out.write(reinterpret_cast<const char*>(t.i64.data()), static_cast<std::streamsize>(t.i64.size() * 8));
+          break;
+        case DType::kU8:
+          out.write(reinterpret_cast<const char*>(t.u8.data()), static_cast<std::streamsize>(t.u8.size()));
           break;
       }
     }

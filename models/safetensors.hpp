@@ -2,7 +2,8 @@
 // {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}, then the
 // data buffer). The reader trusts nothing: the header length is checked against the file size, the JSON is parsed
 // with limits, each tensor's offsets must lie inside the buffer, match dtype size x shape, and not overlap; any
-// fault throws SafetensorsError naming the file and the fault. Supported dtypes: F32, F16, BF16, I64.
+// fault throws SafetensorsError naming the file and the fault. Supported dtypes: F32, F16, BF16, I64, and U8 (raw
+// bytes such as packed quantization codes, kept as bytes).
 #pragma once
 
 #include <filesystem>

@@ -223,7 +223,7 @@ std::vector<int> synthetic_outlier_channels(const VarConfig& config, const Synth
 namespace {
 
 Tensor defined_buffer(const VarConfig& config, const LayoutEntry& e) {
-  Tensor t{e.dtype, e.shape, {}, {}};
+  Tensor t{e.dtype, e.shape, {}, {}, {}};
   const std::int64_t n = t.numel();
   if (e.dtype == DType::kI64) t.i64.assign(static_cast<std::size_t>(n), 0);
   else t.f32.assign(static_cast<std::size_t>(n), 0.0f);
@@ -249,7 +249,8 @@ TensorFile synthesise(const VarConfig& config, const std::vector<LayoutEntry>& l
   TensorFile file;
   for (const LayoutEntry& e : layout) {
     if (e.buffer) file.tensors[e.name] = defined_buffer(config, e);
-    else file.tensors[e.name] = Tensor{DType::kF32, e.shape, synthetic_values(options.seed, e.name, e.shape), {}};
+    else
+      file.tensors[e.name] = Tensor{DType::kF32, e.shape, synthetic_values(options.seed, e.name, e.shape), {}, {}};
   }
   file.metadata["synthetic_seed"] = std::to_string(options.seed);
   return file;

@@ -53,13 +53,17 @@ TEST(Safetensors, RoundTripAllDtypes) {
   TensorFile f;
   const float inf = std::numeric_limits<float>::infinity();
   // F32 round-trips every bit pattern, including -0, inf, subnormals and NaN payloads.
-  f.tensors["a.f32"] = {DType::kF32, {2, 3}, {1.0f, -0.0f, inf, 0x1p-149f, std::bit_cast<float>(0x7fc01234u), 0.1f}, {}};
+  f.tensors["a.f32"] = {DType::kF32, {2, 3}, {1.0f, -0.0f, inf, 0x1p-149f, std::bit_cast<float>(0x7fc01234u), 0.1f}, {}, {}};
   // F16/BF16: values exactly representable in the narrow format come back bit-identical.
-  f.tensors["b.f16"] = {DType::kF16, {4}, {1.0f, -2.5f, 65504.0f, 0x1p-24f}, {}};  // max normal, min subnormal
-  f.tensors["c.bf16"] = {DType::kBF16, {3}, {1.0f, -0x1.fep127f, 0x1p-133f}, {}};  // max finite, a subnormal
-  f.tensors["d.i64"] = {DType::kI64, {2, 2}, {}, {0, -1, std::numeric_limits<std::int64_t>::max(), 4095}};
-  f.tensors["e.empty"] = {DType::kF32, {0, 7}, {}, {}};
-  f.tensors["f.scalar"] = {DType::kF32, {}, {3.0f}, {}};
+  f.tensors["b.f16"] = {DType::kF16, {4}, {1.0f, -2.5f, 65504.0f, 0x1p-24f}, {}, {}};  // max normal, min subnormal
+  f.tensors["c.bf16"] = {DType::kBF16, {3}, {1.0f, -0x1.fep127f, 0x1p-133f}, {}, {}};  // max finite, a subnormal
+  f.tensors["d.i64"] = {DType::kI64, {2, 2}, {}, {0, -1, std::numeric_limits<std::int64_t>::max(), 4095}, {}};
+  f.tensors["e.empty"] = {DType::kF32, {0, 7}, {}, {}, {}};
+  f.tensors["f.scalar"] = {DType::kF32, {}, {3.0f}, {}, {}};
+  // U8: every byte value, kept as bytes (nothing in f32).
+  Tensor u8{DType::kU8, {16, 16}, {}, {}, {}};
+  for (int v = 0; v < 256; ++v) u8.u8.push_back(static_cast<std::uint8_t>(v));
+  f.tensors["g.u8"] = u8;
   f.metadata["format"] = "pt";
   const fs::path p = temp_path("roundtrip.safetensors");
   write_safetensors(p, f);
@@ -71,6 +75,7 @@ TEST(Safetensors, RoundTripAllDtypes) {
     EXPECT_EQ(u.dtype, t.dtype) << name;
     EXPECT_EQ(u.shape, t.shape) << name;
     EXPECT_EQ(u.i64, t.i64) << name;
+    EXPECT_EQ(u.u8, t.u8) << name;
     ASSERT_EQ(u.f32.size(), t.f32.size()) << name;
     for (std::size_t i = 0; i < t.f32.size(); ++i) EXPECT_EQ(bits(u.f32[i]), bits(t.f32[i])) << name << "[" << i << "]";
   }
@@ -86,7 +91,7 @@ TEST(Safetensors, EveryHalfAndBf16PatternRoundTrips) {
   // BF16: the top half of an FP32), written narrow and read back: bit-identical, except NaNs, which the writer
   // canonicalises (quiet NaN, sign kept), so for those only NaN-ness and sign are checked.
   TensorFile f;
-  Tensor h{DType::kF16, {65536}, {}, {}}, b{DType::kBF16, {65536}, {}, {}};
+  Tensor h{DType::kF16, {65536}, {}, {}, {}}, b{DType::kBF16, {65536}, {}, {}, {}};
   for (std::uint32_t p = 0; p < 65536; ++p) {
     const std::uint32_t sign = (p >> 15) & 1, exp = (p >> 10) & 0x1f, frac = p & 0x3ff;
     double v = exp == 0 ? std::ldexp(double(frac), -24)
@@ -119,8 +124,8 @@ TEST(Safetensors, NarrowingRoundsToNearestEven) {
   // 1 + 3*2^-11 is the midpoint between 1 + 2^-10 (odd) and 1 + 2^-9 (even): RNE gives 1 + 2^-9.
   // BF16 (7 fraction bits): 1 + 2^-8 is the midpoint of 1.0 and 1 + 2^-7 -> 1.0; 70000 overflows FP16 -> +inf.
   TensorFile f;
-  f.tensors["h"] = {DType::kF16, {3}, {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 70000.0f}, {}};
-  f.tensors["b"] = {DType::kBF16, {1}, {1.0f + 0x1p-8f}, {}};
+  f.tensors["h"] = {DType::kF16, {3}, {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 70000.0f}, {}, {}};
+  f.tensors["b"] = {DType::kBF16, {1}, {1.0f + 0x1p-8f}, {}, {}};
   const fs::path p = temp_path("narrow.safetensors");
   write_safetensors(p, f);
   const TensorFile g = read_safetensors(p);
@@ -136,12 +141,14 @@ TEST(Safetensors, HandBuiltFileDecodes) {
   //   y (BF16, [1]): 0x3fc0 = 1.5 (the top half of FP32 0x3fc00000)                             -> bytes 4..6
   //   z (I64, [1]):  -2 = 0xfffffffffffffffe                                                      -> bytes 6..14
   //   w (F32, [1]):  0x3dcccccd = 0.1f                                                            -> bytes 14..18
+  //   v (U8, [2,2]): 0x00 0x7f 0x80 0xff, bytes as they are                                       -> bytes 18..22
   const std::string header =
       R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[14,18]},"__metadata__":{"k":"v"},)"
+      R"("v":{"dtype":"U8","shape":[2,2],"data_offsets":[18,22]},)"
       R"("x":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"y":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]},)"
       R"("z":{"dtype":"I64","shape":[1],"data_offsets":[6,14]}})";
   const std::string data = std::string("\x00\x3c\x00\xc5", 4) + std::string("\xc0\x3f", 2) +
-                           std::string("\xfe\xff\xff\xff\xff\xff\xff\xff", 8) + std::string("\xcd\xcc\xcc\x3d", 4);
+                           std::string("\xfe\xff\xff\xff\xff\xff\xff\xff", 8) + std::string("\xcd\xcc\xcc\x3d", 4) + std::string("\x00\x7f\x80\xff", 4);
   const fs::path p = temp_path("hand.safetensors");
   write_bytes(p, make_file(header, data));
   const TensorFile g = read_safetensors(p);
@@ -153,6 +160,12 @@ TEST(Safetensors, HandBuiltFileDecodes) {
   EXPECT_EQ(bits(g.tensors.at("y").f32[0]), bits(1.5f));
   EXPECT_EQ(g.tensors.at("z").i64, (std::vector<std::int64_t>{-2}));
   EXPECT_EQ(bits(g.tensors.at("w").f32[0]), 0x3dcccccdu);
+  const Tensor& v = g.tensors.at("v");
+  EXPECT_EQ(v.dtype, DType::kU8);
+  EXPECT_FALSE(v.is_float());
+  EXPECT_EQ(v.shape, (std::vector<std::int64_t>{2, 2}));
+  EXPECT_EQ(v.u8, (std::vector<std::uint8_t>{0x00, 0x7f, 0x80, 0xff}));
+  EXPECT_TRUE(v.f32.empty());
 }
 
 // tools/golden/safetensors_np.py writes this file with numpy + struct + json (no torch, no code of ours):
@@ -201,9 +214,10 @@ void expect_header_rejected(const std::string& header, const std::string& data, 
 
 TEST(SafetensorsHostile, TruncatedAtEveryBytePosition) {
   TensorFile f;
-  f.tensors["a"] = {DType::kF32, {3}, {1, 2, 3}, {}};
-  f.tensors["b"] = {DType::kI64, {2}, {}, {7, 8}};
-  f.tensors["c"] = {DType::kF16, {1}, {0.5f}, {}};
+  f.tensors["a"] = {DType::kF32, {3}, {1, 2, 3}, {}, {}};
+  f.tensors["b"] = {DType::kI64, {2}, {}, {7, 8}, {}};
+  f.tensors["c"] = {DType::kF16, {1}, {0.5f}, {}, {}};
+  f.tensors["d"] = {DType::kU8, {3}, {}, {}, {1, 2, 3}};
   const fs::path p = temp_path("full.safetensors");
   write_safetensors(p, f);
   const std::string full = read_all(p);
@@ -217,9 +231,10 @@ TEST(SafetensorsHostile, RandomByteMutationsThrowOrDecode) {
   // each must either read (a mutation inside tensor data is legal) or throw SafetensorsError -- never crash or throw
   // anything else. Meant to be run under -fsanitize=address,undefined as well.
   TensorFile f;
-  f.tensors["alpha"] = {DType::kF32, {2, 2}, {1, 2, 3, 4}, {}};
-  f.tensors["beta"] = {DType::kBF16, {3}, {1, 2, 3}, {}};
-  f.tensors["gamma"] = {DType::kI64, {1}, {}, {5}};
+  f.tensors["alpha"] = {DType::kF32, {2, 2}, {1, 2, 3, 4}, {}, {}};
+  f.tensors["beta"] = {DType::kBF16, {3}, {1, 2, 3}, {}, {}};
+  f.tensors["gamma"] = {DType::kI64, {1}, {}, {5}, {}};
+  f.tensors["delta"] = {DType::kU8, {5}, {}, {}, {9, 8, 7, 6, 5}};
   const fs::path p = temp_path("mutant_base.safetensors");
   write_safetensors(p, f);
   const std::string base = read_all(p);
@@ -289,6 +304,10 @@ TEST(SafetensorsHostile, EntryFields) {
   expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":"0,4"}})", d4, "offsets a string");
   expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", d4, "end before begin");
   expect_header_rejected(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", d4, "size mismatch");
+  expect_header_rejected(R"({"a":{"dtype":"U8","shape":[5],"data_offsets":[0,4]}})", d4, "U8 size mismatch (5 > 4)");
+  expect_header_rejected(R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,4]}})", d4, "U8 size mismatch (3 < 4)");
+  expect_header_rejected(R"({"a":{"dtype":"u8","shape":[4],"data_offsets":[0,4]}})", d4, "lower-case u8");
+  expect_header_rejected(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[1,5]}})", d4, "U8 outside the buffer");
   expect_header_rejected(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],)"
                          R"("data_offsets":[0,4]}})",
                          d4, "duplicate name");
@@ -330,12 +349,16 @@ TEST(SafetensorsHostile, OverlapsAndHoles) {
 
 TEST(SafetensorsHostile, WriterRejectsInconsistentTensors) {
   TensorFile f;
-  f.tensors["a"] = {DType::kF32, {3}, {1, 2}, {}};
+  f.tensors["a"] = {DType::kF32, {3}, {1, 2}, {}, {}};
   EXPECT_THROW(write_safetensors(temp_path("bad.safetensors"), f), SafetensorsError);
   EXPECT_FALSE(fs::exists(temp_path("bad.safetensors")));
   TensorFile g;
-  g.tensors["a"] = {DType::kI64, {-1}, {}, {}};
+  g.tensors["a"] = {DType::kI64, {-1}, {}, {}, {}};
   EXPECT_THROW(write_safetensors(temp_path("bad.safetensors"), g), SafetensorsError);
+  TensorFile h;  // U8 values held in f32 instead of u8: the shape needs 2 bytes, u8 holds none
+  h.tensors["codes"] = {DType::kU8, {2}, {1, 2}, {}, {}};
+  EXPECT_THROW(write_safetensors(temp_path("bad.safetensors"), h), SafetensorsError);
+  EXPECT_FALSE(fs::exists(temp_path("bad.safetensors")));
   EXPECT_THROW((void)read_safetensors(temp_path("does_not_exist.safetensors")), SafetensorsError);
 }
 
