@@ -1,10 +1,13 @@
 #include "models/config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 namespace fpqvar::models {
 
@@ -63,8 +66,9 @@ std::vector<std::string> VarConfig::validate() const {
   if (vae.vocab_size < 1) errors.push_back("vae.vocab_size must be >= 1");
   if (vae.z_channels < 1) errors.push_back("vae.z_channels must be >= 1");
   if (vae.ch < 1 || vae.ch_mult.empty()) errors.push_back("vae.ch and vae.ch_mult must be positive / non-empty");
+  if (vae.group_norm_groups < 1) errors.push_back("vae.group_norm_groups must be >= 1");
   for (int m : vae.ch_mult)
-    if (m < 1 || (vae.ch * m) % vae.group_norm_groups != 0)
+    if (m < 1 || vae.group_norm_groups < 1 || (std::int64_t{vae.ch} * m) % vae.group_norm_groups != 0)
       errors.push_back(fmt::format("vae.ch * ch_mult ({} * {}) must be a positive multiple of {} (GroupNorm groups)",
                                    vae.ch, m, vae.group_norm_groups));
   if (vae.num_res_blocks < 1) errors.push_back("vae.num_res_blocks must be >= 1");
@@ -101,5 +105,111 @@ VarConfig var_config_preset(const std::string& name) {
 }
 
 std::vector<std::string> var_preset_names() { return {"var-d16", "var-d20", "var-d24", "var-d30", "var-d36"}; }
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& key, const std::string& what) {
+  throw std::invalid_argument(fmt::format("{}: {}", key, what));
+}
+
+// The object's keys must be exactly `keys`.
+void exact_keys(const json& j, const std::string& where, std::initializer_list<std::string_view> keys) {
+  if (!j.is_object()) bad(where, fmt::format("expected an object, got {}", j.type_name()));
+  for (const auto& [k, v] : j.items())
+    if (std::find(keys.begin(), keys.end(), k) == keys.end())
+      bad(where.empty() ? k : where + "." + k, fmt::format("unknown key (known: {})", fmt::join(keys, ", ")));
+  for (std::string_view k : keys)
+    if (!j.contains(k)) bad(where.empty() ? std::string(k) : where + "." + std::string(k), "missing");
+}
+
+int get_int(const json& j, const std::string& key) {
+  if (!j.is_number_integer()) bad(key, fmt::format("expected an integer, got {}", j.dump()));
+  const auto v = j.get<std::int64_t>();
+  if (j.is_number_unsigned() && j.get<std::uint64_t>() > 0x7fffffffu) bad(key, "out of range");
+  if (v < -0x7fffffff - 1 || v > 0x7fffffff) bad(key, "out of range");
+  return static_cast<int>(v);
+}
+
+double get_double(const json& j, const std::string& key) {
+  if (!j.is_number()) bad(key, fmt::format("expected a number, got {}", j.dump()));
+  return j.get<double>();
+}
+
+bool get_bool(const json& j, const std::string& key) {
+  if (!j.is_boolean()) bad(key, fmt::format("expected true or false, got {}", j.dump()));
+  return j.get<bool>();
+}
+
+std::vector<int> get_ints(const json& j, const std::string& key) {
+  if (!j.is_array()) bad(key, fmt::format("expected an array of integers, got {}", j.type_name()));
+  if (j.size() > 64) bad(key, fmt::format("{} entries, more than 64", j.size()));
+  std::vector<int> out;
+  for (std::size_t i = 0; i < j.size(); ++i) out.push_back(get_int(j[i], fmt::format("{}[{}]", key, i)));
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json var_config_to_json(const VarConfig& c) {
+  const VqvaeConfig& v = c.vae;
+  return {{"name", c.name},
+          {"depth", c.depth},
+          {"embed_dim", c.embed_dim},
+          {"num_heads", c.num_heads},
+          {"mlp_ratio", c.mlp_ratio},
+          {"norm_eps", c.norm_eps},
+          {"attn_l2_norm", c.attn_l2_norm},
+          {"shared_aln", c.shared_aln},
+          {"num_classes", c.num_classes},
+          {"patch_nums", c.patch_nums},
+          {"vae",
+           {{"vocab_size", v.vocab_size},
+            {"z_channels", v.z_channels},
+            {"ch", v.ch},
+            {"ch_mult", v.ch_mult},
+            {"num_res_blocks", v.num_res_blocks},
+            {"using_sa", v.using_sa},
+            {"using_mid_sa", v.using_mid_sa},
+            {"quant_resi", v.quant_resi},
+            {"share_quant_resi", v.share_quant_resi},
+            {"group_norm_groups", v.group_norm_groups},
+            {"group_norm_eps", v.group_norm_eps}}}};
+}
+
+VarConfig var_config_from_json(const nlohmann::json& j) {
+  exact_keys(j, "", {"name", "depth", "embed_dim", "num_heads", "mlp_ratio", "norm_eps", "attn_l2_norm", "shared_aln",
+                     "num_classes", "patch_nums", "vae"});
+  VarConfig c;
+  if (!j["name"].is_string()) bad("name", fmt::format("expected a string, got {}", j["name"].type_name()));
+  c.name = j["name"].get<std::string>();
+  c.depth = get_int(j["depth"], "depth");
+  c.embed_dim = get_int(j["embed_dim"], "embed_dim");
+  c.num_heads = get_int(j["num_heads"], "num_heads");
+  c.mlp_ratio = get_double(j["mlp_ratio"], "mlp_ratio");
+  c.norm_eps = get_double(j["norm_eps"], "norm_eps");
+  c.attn_l2_norm = get_bool(j["attn_l2_norm"], "attn_l2_norm");
+  c.shared_aln = get_bool(j["shared_aln"], "shared_aln");
+  c.num_classes = get_int(j["num_classes"], "num_classes");
+  c.patch_nums = get_ints(j["patch_nums"], "patch_nums");
+  const json& v = j["vae"];
+  exact_keys(v, "vae", {"vocab_size", "z_channels", "ch", "ch_mult", "num_res_blocks", "using_sa", "using_mid_sa",
+                        "quant_resi", "share_quant_resi", "group_norm_groups", "group_norm_eps"});
+  c.vae.vocab_size = get_int(v["vocab_size"], "vae.vocab_size");
+  c.vae.z_channels = get_int(v["z_channels"], "vae.z_channels");
+  c.vae.ch = get_int(v["ch"], "vae.ch");
+  c.vae.ch_mult = get_ints(v["ch_mult"], "vae.ch_mult");
+  c.vae.num_res_blocks = get_int(v["num_res_blocks"], "vae.num_res_blocks");
+  c.vae.using_sa = get_bool(v["using_sa"], "vae.using_sa");
+  c.vae.using_mid_sa = get_bool(v["using_mid_sa"], "vae.using_mid_sa");
+  c.vae.quant_resi = get_double(v["quant_resi"], "vae.quant_resi");
+  c.vae.share_quant_resi = get_int(v["share_quant_resi"], "vae.share_quant_resi");
+  c.vae.group_norm_groups = get_int(v["group_norm_groups"], "vae.group_norm_groups");
+  c.vae.group_norm_eps = get_double(v["group_norm_eps"], "vae.group_norm_eps");
+  if (const auto errors = c.validate(); !errors.empty())
+    throw std::invalid_argument(fmt::format("invalid config: {}", fmt::join(errors, "; ")));
+  return c;
+}
 
 }  // namespace fpqvar::models

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace fpqvar::models {
 
 struct VqvaeConfig {
@@ -76,5 +78,16 @@ struct VarConfig {
 // the preset when it is unknown.
 [[nodiscard]] VarConfig var_config_preset(const std::string& name);
 [[nodiscard]] std::vector<std::string> var_preset_names();
+
+// JSON form of a config, every field written (quantized models and traces carry it in their metadata):
+//   {"name": "var-d16", "depth": 16, "embed_dim": 1024, "num_heads": 16, "mlp_ratio": 4.0, "norm_eps": 1e-06,
+//    "attn_l2_norm": true, "shared_aln": false, "num_classes": 1000, "patch_nums": [1, 2, ..., 16],
+//    "vae": {"vocab_size": 4096, "z_channels": 32, "ch": 160, "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2,
+//            "using_sa": true, "using_mid_sa": true, "quant_resi": 0.5, "share_quant_resi": 4,
+//            "group_norm_groups": 32, "group_norm_eps": 1e-06}}
+// from_json needs every key (no defaults: a stored config must be complete), rejects unknown keys and wrong types,
+// then validate()s; it throws std::invalid_argument naming the key ("vae.ch_mult[2]: expected an integer ...").
+[[nodiscard]] nlohmann::json var_config_to_json(const VarConfig& c);
+[[nodiscard]] VarConfig var_config_from_json(const nlohmann::json& j);
 
 }  // namespace fpqvar::models

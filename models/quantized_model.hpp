@@ -13,6 +13,9 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "models/config.hpp"
@@ -31,13 +34,19 @@ struct QuantizedLayer {
   std::vector<float> weight_scales;
   // FP16 weight (recipe.weight.fp16 == true): the transformed weight rounded to FP16, stored widened to float.
   std::vector<float> weight_fp16;
-  std::vector<float> smooth;            // s (in values): x * s online, W / s offline; empty = all ones
+  // s (in values): x * s online, W / s offline. Present (finite, non-zero) exactly when the recipe sets it (galt or
+  // smoothquant_alpha); empty = all ones otherwise.
+  std::vector<float> smooth;
   std::vector<float> bias;              // the official FP32 bias (empty for mat_qkv: VarModel adds q_bias/v_bias)
 
   [[nodiscard]] bool packed_nibbles() const;  // weight format has <= 4 bits
   // The weight as a QuantizedTensor (codes one per byte), e.g. for quant::gemm_contract.
   [[nodiscard]] quant::QuantizedTensor unpack_weight() const;
 };
+
+// The weight tensor's shape (out, in) of a layer in a model of this config: qkv 3C x C, proj C x C, fc1 H x C,
+// fc2 C x H (H = ffn_hidden).
+[[nodiscard]] std::pair<std::int64_t, std::int64_t> layer_shape(const VarConfig& config, quant::LayerKind k);
 
 struct QuantizedModel {
   quant::Recipe recipe;
@@ -47,5 +56,46 @@ struct QuantizedModel {
   // official name: embeddings, AdaLN, head, attention q/v bias and scale_mul, ... (VarModel reads these).
   TensorFile rest;
 };
+
+// ---- file form ----------------------------------------------------------------------------------------------
+// One safetensors file (models/safetensors.hpp). Per block i and layer L (attn.mat_qkv | attn.proj | ffn.fc1 |
+// ffn.fc2, the official module names):
+//   blocks.{i}.{L}.weight_codes   U8  [bytes]   quantized weight: codes, nibble-packed (quant::pack_nibbles) when
+//                                               the weight format has <= 4 bits, else one per byte
+//   blocks.{i}.{L}.weight_scales  F32 [scales]  its scales, QuantizedTensor::scale_index order
+//   blocks.{i}.{L}.weight_fp16    F16 [out,in]  instead of the two above when the weight stays FP16
+//   blocks.{i}.{L}.smooth         F32 [in]      the vector s, when the layer has one
+//   blocks.{i}.{L}.bias           F32 [out]     the official bias (proj, fc1, fc2)
+// and every tensor of `rest` under its own name. String metadata:
+//   fpqvar.format          "fpqvar-quantized-model"
+//   fpqvar.format_version  "1" (kQuantizedModelFormatVersion)
+//   fpqvar.recipe          the recipe, quant::recipe_to_json (every field)
+//   fpqvar.config          the VarConfig, var_config_to_json
+//   fpqvar.applied         [{"qkv": LAYER, "proj": LAYER, "fc1": LAYER, "fc2": LAYER} per block]: each layer's
+//                          applied recipe (quant::layer_recipe_to_json), where format search's choices show
+// Example: VAR-d16 under fpqvar-w4a4 holds blocks.0.attn.mat_qkv.weight_codes U8 [1572864] (3072 x 1024 E2M1
+// codes, two per byte) and blocks.0.attn.mat_qkv.weight_scales F32 [24576] (3072 rows x 8 groups of 128).
+
+inline constexpr int kQuantizedModelFormatVersion = 1;
+
+struct QuantizedModelError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Every inconsistency of a model with its own recipe and config, each naming the tensor (the file names above):
+// layer shapes, code and scale counts, codes wider than the format, scales that are negative, NaN, or not of the
+// recipe's scale type, FP16 weights not representable in FP16, the vector s present exactly when the recipe sets it,
+// applied recipes that differ from the model recipe other than by format search's choices, groups that do not fit
+// the model. Empty when the model is consistent.
+[[nodiscard]] std::vector<std::string> validate(const QuantizedModel& m);
+
+// Writes the model atomically (temporary file + rename; nothing is left behind on failure). Throws
+// QuantizedModelError naming the file when validate(m) finds anything, or on I/O failure.
+void save_quantized_model(const std::filesystem::path& path, const QuantizedModel& m);
+
+// Reads and validates a quantized model: format name and version, recipe, config and applied recipes from the
+// metadata, then every tensor above (present, dtype, shape) and validate(). Throws QuantizedModelError
+// "<file>: <tensor or metadata key>: <fault>" (SafetensorsError for faults of the container itself).
+[[nodiscard]] QuantizedModel load_quantized_model(const std::filesystem::path& path);
 
 }  // namespace fpqvar::models

@@ -264,6 +264,38 @@ void validate_operand(const OperandRecipe& op, const std::string& path, bool is_
     e.push_back(fmt::format("{}.clip.min_ratio: {} is not in (0, 1]", path, s.clip.min_ratio));
 }
 
+void validate_layer(const LayerRecipe& l, const std::string& path, std::vector<std::string>& e) {
+  validate_operand(l.weight, path + ".weight", /*is_weight=*/true, e);
+  validate_operand(l.act, path + ".act", /*is_weight=*/false, e);
+  if (!is_pow2(l.rotation_block))
+    e.push_back(fmt::format("{}.rotation_block: {} is not a positive power of two", path, l.rotation_block));
+  const bool any_fp16 = l.weight.fp16 || l.act.fp16;
+  if (l.galt && l.smoothquant_alpha)
+    e.push_back(fmt::format("{}: galt and smoothquant_alpha are exclusive (both set the vector s)", path));
+  if (l.galt && any_fp16) e.push_back(fmt::format("{}.galt: needs a quantized weight and activation", path));
+  if (l.smoothquant_alpha) {
+    const double a = *l.smoothquant_alpha;
+    if (!(a >= 0.0 && a <= 1.0)) e.push_back(fmt::format("{}.smoothquant_alpha: {} is not in [0, 1]", path, a));
+    if (any_fp16) e.push_back(fmt::format("{}.smoothquant_alpha: needs a quantized weight and activation", path));
+  }
+  if (!l.format_search.empty() && any_fp16)
+    e.push_back(fmt::format("{}.format_search: needs a quantized weight and activation", path));
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < l.format_search.size(); ++i) {
+    const std::string at = fmt::format("{}.format_search[{}]", path, i);
+    const Format* f = find_format(l.format_search[i]);
+    if (!f) {
+      e.push_back(fmt::format("{}: unknown format \"{}\"", at, l.format_search[i]));
+      continue;
+    }
+    if (f->kind == FormatKind::kDual)
+      e.push_back(fmt::format("{}: {} is a DFQ format; a searched format also quantizes the weight", at, f->name));
+    if (f->kind == FormatKind::kFloat && !f->is_signed())
+      e.push_back(fmt::format("{}: {} is unsigned (a scale format)", at, f->name));
+    if (!seen.insert(f->name).second) e.push_back(fmt::format("{}: {} is listed twice", at, f->name));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Text checks before parsing.
 
@@ -602,39 +634,7 @@ Rotation parse_rotation(std::string_view s) {
 
 std::vector<std::string> Recipe::validate() const {
   std::vector<std::string> e;
-  for (LayerKind k : kLayerKinds) {
-    const LayerRecipe& l = layer(k);
-    const std::string path = fmt::format("layers.{}", to_string(k));
-    validate_operand(l.weight, path + ".weight", /*is_weight=*/true, e);
-    validate_operand(l.act, path + ".act", /*is_weight=*/false, e);
-    if (!is_pow2(l.rotation_block))
-      e.push_back(fmt::format("{}.rotation_block: {} is not a positive power of two", path, l.rotation_block));
-    const bool any_fp16 = l.weight.fp16 || l.act.fp16;
-    if (l.galt && l.smoothquant_alpha)
-      e.push_back(fmt::format("{}: galt and smoothquant_alpha are exclusive (both set the vector s)", path));
-    if (l.galt && any_fp16) e.push_back(fmt::format("{}.galt: needs a quantized weight and activation", path));
-    if (l.smoothquant_alpha) {
-      const double a = *l.smoothquant_alpha;
-      if (!(a >= 0.0 && a <= 1.0)) e.push_back(fmt::format("{}.smoothquant_alpha: {} is not in [0, 1]", path, a));
-      if (any_fp16) e.push_back(fmt::format("{}.smoothquant_alpha: needs a quantized weight and activation", path));
-    }
-    if (!l.format_search.empty() && any_fp16)
-      e.push_back(fmt::format("{}.format_search: needs a quantized weight and activation", path));
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < l.format_search.size(); ++i) {
-      const std::string at = fmt::format("{}.format_search[{}]", path, i);
-      const Format* f = find_format(l.format_search[i]);
-      if (!f) {
-        e.push_back(fmt::format("{}: unknown format \"{}\"", at, l.format_search[i]));
-        continue;
-      }
-      if (f->kind == FormatKind::kDual)
-        e.push_back(fmt::format("{}: {} is a DFQ format; a searched format also quantizes the weight", at, f->name));
-      if (f->kind == FormatKind::kFloat && !f->is_signed())
-        e.push_back(fmt::format("{}: {} is unsigned (a scale format)", at, f->name));
-      if (!seen.insert(f->name).second) e.push_back(fmt::format("{}: {} is listed twice", at, f->name));
-    }
-  }
+  for (LayerKind k : kLayerKinds) validate_layer(layer(k), fmt::format("layers.{}", to_string(k)), e);
   if (kv_cache) {
     if (kv_cache->fp16) e.push_back("kv_cache: \"fp16\" is not a cache format (null keeps the cache in FP32)");
     validate_operand(*kv_cache, "kv_cache", /*is_weight=*/false, e);
@@ -738,19 +738,7 @@ Recipe recipe_from_json(const nlohmann::json& j, std::string_view source) {
 
 nlohmann::json recipe_to_json(const Recipe& r) {
   json layers = json::object();
-  for (LayerKind k : kLayerKinds) {
-    const LayerRecipe& l = r.layer(k);
-    json sq = nullptr;
-    if (l.smoothquant_alpha) sq = *l.smoothquant_alpha;
-    layers[std::string(to_string(k))] = {{"weight", operand_to_json(l.weight)},
-                                         {"act", operand_to_json(l.act)},
-                                         {"rotation", to_string(l.rotation)},
-                                         {"rotation_block", l.rotation_block},
-                                         {"rotation_seed", l.rotation_seed},
-                                         {"galt", l.galt},
-                                         {"smoothquant_alpha", sq},
-                                         {"format_search", l.format_search}};
-  }
+  for (LayerKind k : kLayerKinds) layers[std::string(to_string(k))] = layer_recipe_to_json(r.layer(k));
   json kv = nullptr;
   if (r.kv_cache) kv = operand_to_json(*r.kv_cache);
   return {{"name", r.name},
@@ -763,6 +751,33 @@ nlohmann::json recipe_to_json(const Recipe& r) {
             {"weight_decay", r.galt.weight_decay},
             {"calib_images", r.galt.calib_images},
             {"batch_tokens", r.galt.batch_tokens}}}};
+}
+
+nlohmann::json layer_recipe_to_json(const LayerRecipe& l) {
+  json sq = nullptr;
+  if (l.smoothquant_alpha) sq = *l.smoothquant_alpha;
+  return {{"weight", operand_to_json(l.weight)},
+          {"act", operand_to_json(l.act)},
+          {"rotation", to_string(l.rotation)},
+          {"rotation_block", l.rotation_block},
+          {"rotation_seed", l.rotation_seed},
+          {"galt", l.galt},
+          {"smoothquant_alpha", sq},
+          {"format_search", l.format_search}};
+}
+
+LayerRecipe layer_recipe_from_json(const nlohmann::json& j, std::string_view source, std::string_view path) {
+  Reader rd(source);
+  LayerRecipe l;
+  read_layer(rd, j, std::string(path), l);
+  if (!rd.faults().empty()) throw RecipeError(rd.faults());
+  std::vector<std::string> errors;
+  validate_layer(l, std::string(path), errors);
+  if (!errors.empty()) {
+    for (std::string& e : errors) e = fmt::format("{}: {}", source, e);
+    throw RecipeError(std::move(errors));
+  }
+  return l;
 }
 
 Recipe parse_recipe(std::string_view text, std::string_view source) {

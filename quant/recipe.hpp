@@ -147,6 +147,13 @@ struct Recipe {
 // writes every field (a full, explicit recipe, no "defaults"), so recipe_from_json(recipe_to_json(r)) == r.
 [[nodiscard]] Recipe recipe_from_json(const nlohmann::json& j, std::string_view source);
 [[nodiscard]] nlohmann::json recipe_to_json(const Recipe& r);
+// One LAYER object alone (a quantized model stores each layer's applied recipe this way). to_json writes every
+// field; from_json starts from the built-in defaults, takes the keys given, validates the layer and throws
+// RecipeError("<source>: <path>.<key>: <fault>") listing every fault.
+[[nodiscard]] nlohmann::json layer_recipe_to_json(const LayerRecipe& l);
+[[nodiscard]] LayerRecipe layer_recipe_from_json(const nlohmann::json& j, std::string_view source,
+                                                 std::string_view path);
+
 // Reads a JSON recipe file (RecipeError naming the file on I/O or parse faults). The file must be at most
 // kMaxRecipeBytes, valid UTF-8 without NUL bytes, nest at most 16 levels and have no key twice in one object.
 inline constexpr std::uintmax_t kMaxRecipeBytes = 1u << 20;
