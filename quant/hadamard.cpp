@@ -316,12 +316,15 @@ std::vector<std::int8_t> hadamard_matrix(std::int64_t n) {
   std::shared_ptr<const std::vector<std::int8_t>> hm;
   if (m > 1) hm = paley_cached(static_cast<int>(m));
   std::vector<std::int8_t> h(nn * nn);
-  for (std::size_t r = 0; r < nn; ++r)
-    for (std::size_t col = 0; col < nn; ++col) {
-      const int sm = m > 1 ? (*hm)[(r / c) * mm + col / c] : 1;
-      const int ss = (std::popcount((r % c) & (col % c)) & 1) ? -1 : 1;
-      h[r * nn + col] = static_cast<std::int8_t>(sm * ss);
+  for (std::size_t r = 0; r < nn; ++r) {
+    const std::size_t rk = r / c, rj = r % c;
+    for (std::size_t k = 0; k < mm; ++k) {
+      const int sm = m > 1 ? (*hm)[rk * mm + k] : 1;  // H_m[r / c][col / c]
+      std::int8_t* out = h.data() + r * nn + k * c;
+      for (std::size_t j = 0; j < c; ++j)  // Syl[r % c][col % c]
+        out[j] = static_cast<std::int8_t>((std::popcount(rj & j) & 1) ? -sm : sm);
     }
+  }
   return h;
 }
 

@@ -21,7 +21,7 @@
 // ---- Our hardware Hadamard unit (the `hw` mode and the RTL): rotate_activation_hw() ----
 //   x_j <- D_j * x_j (a sign flip, exact); fwht() in FP32 with the stage order below; then one FP32 multiply of each
 //   element by k = RNE_fp32(1 / s), the exact quotient of 1 and s = float32(sqrt(n)) rounded once (hw_scale()).
-//   n = 128: s = 0x41350481 (11.3137083), k = 0x3db504f3 (0.0883883461); FPQVAR's FP32 R holds the same value.
+//   n = 128: s = 0x413504f3 (11.3137083), k = 0x3db504f3 (0.0883883461); FPQVAR's FP32 R holds the same value.
 //
 // ---- Full Hadamard (QuaRot-style baseline), order n = 2^a * m ----
 //   H_n = H_m (x) H_(2^a) (Kronecker product; element (k*2^a + j, k'*2^a + j') = H_m[k][k'] * Syl[j][j']), where
@@ -86,7 +86,7 @@ inline constexpr int kMaxPaleyOrder = 256;
 // R of order cols. Per block: t = fwht_fp64(D * w) (exact whenever the partial sums fit in 53 bits), then
 // fl32(fl64(t * fl64(1/s))). FPQVAR's torch product sums the fl64(w_j * Q_jk) instead; the two FP64 values differ by
 // a few FP64 ulps, so the FP32 results agree except when that difference straddles an FP32 rounding boundary
-// (probability ~2^-26 per element for well-conditioned rows; the golden test sees none in 8 * 256 * 2 + 2 * 1920).
+// (probability ~2^-26 per element for well-conditioned rows; the golden test sees none in 8 * 256 * 2 + 4 * 1920).
 // kNone: no-op.
 void rotate_weight(std::span<float> w, std::int64_t rows, std::int64_t cols, const RotationSpec& r);
 
