@@ -86,7 +86,7 @@ inline constexpr int kMaxPaleyOrder = 256;
 // R of order cols. Per block: t = fwht_fp64(D * w) (exact whenever the partial sums fit in 53 bits), then
 // fl32(fl64(t * fl64(1/s))). FPQVAR's torch product sums the fl64(w_j * Q_jk) instead; the two FP64 values differ by
 // a few FP64 ulps, so the FP32 results agree except when that difference straddles an FP32 rounding boundary
-// (probability ~2^-26 per element for well-conditioned rows; the golden test sees none in 8 * 256 * 2 + 4 * 1920).
+// (probability ~2^-26 per element for well-conditioned rows; the golden test sees none in 8 * 256 * 2 + 2 * 1920).
 // kNone: no-op.
 void rotate_weight(std::span<float> w, std::int64_t rows, std::int64_t cols, const RotationSpec& r);
 
