@@ -20,14 +20,14 @@
 #include <set>
 #include <system_error>
 
+#include "quant/hadamard.hpp"  // is_pow2, hadamard_order_supported
+
 namespace fpqvar::quant {
 namespace {
 
 using nlohmann::json;
 
 constexpr int kMaxJsonDepth = 16;  // a recipe nests 5 deep: {layers: {qkv: {act: {clip: {..}}}}}
-
-bool is_pow2(std::int64_t v) { return v > 0 && std::has_single_bit(static_cast<std::uint64_t>(v)); }
 
 std::string known_formats() {
   std::vector<std::string> names;
@@ -674,6 +674,10 @@ std::vector<std::string> validate_shapes(const Recipe& r, std::int64_t embed_dim
     if (l.rotation == Rotation::kGroupHadamard && (l.rotation_block <= 0 || in % l.rotation_block != 0))
       e.push_back(fmt::format("{}.rotation_block: {} does not divide the {} input width K = {}", path,
                               l.rotation_block, to_string(k), in));
+    if (l.rotation == Rotation::kFullHadamard && !hadamard_order_supported(in))
+      e.push_back(fmt::format("{}.rotation: no Hadamard matrix of order K = {} (the {} input width) is built here "
+                              "(quant/hadamard.hpp)",
+                              path, in, to_string(k)));
   }
   if (r.kv_cache && !r.kv_cache->fp16 && r.kv_cache->spec.granularity == Granularity::kGroup &&
       (r.kv_cache->spec.group_size <= 0 || head_dim % r.kv_cache->spec.group_size != 0))

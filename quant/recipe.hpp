@@ -135,8 +135,8 @@ struct Recipe {
 };
 
 // The shape-dependent checks, for a model of width C = embed_dim, FFN hidden width ffn_hidden and head_dim: every
-// group and rotation block divides its layer's K (qkv, proj, fc1: C; fc2: ffn_hidden), the KV cache's group divides
-// head_dim. Every error, each naming the key path and the model dimension; empty when the recipe fits.
+// group and rotation block divides its layer's K (qkv, proj, fc1: C; fc2: ffn_hidden), a full Hadamard rotation has
+// a matrix of order K (quant/hadamard.hpp hadamard_order_supported), the KV cache's group divides head_dim. Every error, each naming the key path and the model dimension; empty when the recipe fits.
 [[nodiscard]] std::vector<std::string> validate_shapes(const Recipe& r, std::int64_t embed_dim, std::int64_t ffn_hidden,
                                                        std::int64_t head_dim);
 // The K dimension (input width) of a layer: C for qkv, proj and fc1, ffn_hidden for fc2.

@@ -396,6 +396,13 @@ TEST(RecipeShapes, GroupsMustDivideK) {
   EXPECT_NE(errors.front().find("layers.qkv.weight.group: 128 does not divide the qkv input width K = 192"),
             std::string::npos)
       << errors.front();
+  // quarot-w4a4 on a width that groups of 128 divide but no Hadamard construction of quant/hadamard.hpp covers:
+  // 2944 = 2^7 * 23, and none of 23, 46, 92, 184 is 1 or a Paley order (q + 1 with q = 3 mod 4 a prime power, or
+  // 2(q + 1) with q = 1 mod 4 a prime power: 45, 91, 183 are not prime powers, 22 is even).
+  const auto full = validate_shapes(preset("quarot-w4a4"), 2944, 4 * 2944, 64);
+  ASSERT_EQ(full.size(), 2u);
+  EXPECT_NE(full[0].find("layers.qkv.rotation: no Hadamard matrix of order K = 2944"), std::string::npos) << full[0];
+  EXPECT_NE(full[1].find("layers.fc1.rotation"), std::string::npos) << full[1];
   r.kv_cache->spec.granularity = Granularity::kGroup;
   r.kv_cache->spec.group_size = 128;
   const auto kv = validate_shapes(r, 1024, 4096, 64);
