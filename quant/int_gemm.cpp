@@ -211,9 +211,10 @@ struct Plan {
 };
 
 // Validates the pair as gemm_contract does and picks the kernel (the bounds are in int_gemm.hpp).
-Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, const PackedWeight& w, const GemmOptions& opt) {
+Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols, const PackedWeight& w,
+               const GemmOptions& opt) {
   Plan plan;
-  plan.glen = contract_group_length(shape_shell(a_spec, a_rows, w.cols), shape_shell(w.spec, w.rows, w.cols));
+  plan.glen = contract_group_length(shape_shell(a_spec, a_rows, a_cols), shape_shell(w.spec, w.rows, w.cols));
   check_operand_format(a_spec.format, "activation");
   if (opt.threads < 1) throw std::invalid_argument(fmt::format("gemm_int: {} threads", opt.threads));
   plan.a = code_values(a_spec.format);
@@ -451,11 +452,11 @@ PackedWeight pack_weight_codes(std::span<const std::uint8_t> codes, std::int64_t
 }
 
 GemmPath gemm_int_path(const QuantSpec& a_spec, const PackedWeight& w, const GemmOptions& opt) {
-  return make_plan(a_spec, 1, w, opt).path;
+  return make_plan(a_spec, 1, w.cols, w, opt).path;
 }
 
 void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> y, const GemmOptions& opt) {
-  const Plan plan = make_plan(a.spec, a.rows, w, opt);
+  const Plan plan = make_plan(a.spec, a.rows, a.cols, w, opt);
   if (a.rows < 0 || static_cast<std::int64_t>(a.codes.size()) != a.rows * a.cols)
     throw std::invalid_argument(fmt::format("gemm_int: activation holds {} codes, not {} x {}", a.codes.size(), a.rows, a.cols));
   const auto nblocks = static_cast<std::size_t>(block_count(a.spec, a.rows, a.cols));
