@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -133,6 +134,8 @@ std::string name_of(const PairCase& c) {
   return std::string(c.a_format) + "/" + std::string(q::to_string(c.a_gran)) + " x " + c.w_format + "/" +
          std::string(q::to_string(c.w_gran)) + " g" + std::to_string(c.group);
 }
+
+void PrintTo(const PairCase& c, std::ostream* os) { *os << name_of(c); }
 
 constexpr GemmPath kOffset = GemmPath::kMaddubsOffset, kDual = GemmPath::kMaddubsDual, kWide = GemmPath::kMaddwd,
                    kScalar = GemmPath::kScalar;
