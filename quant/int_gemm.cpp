@@ -207,6 +207,7 @@ struct Plan {
   std::int64_t glen = 0, groups = 0, steps_per_group = 0;
   int chunk_steps = 1;
   bool dual = false;
+  bool small_sums = false;  // glen * max|a| * max|w| <= 2^24: every group sum is exact in FP32
   CodeValues a;
 };
 
@@ -229,6 +230,7 @@ Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols
     throw std::invalid_argument(fmt::format("gemm_int: {} x {}: a product is not a 32-bit integer in 2^-{}",
                                             a_spec.format.name, w.spec.format.name, f));
   plan.groups = w.cols / plan.glen;
+  plan.small_sums = pmax == 0 || plan.glen <= (std::int64_t(1) << 24) / pmax;
   plan.steps_per_group = plan.groups == 1 ? w.k_pad / 4 : plan.glen / 4;
 
   if (opt.kernel == GemmKernel::kScalar || !int_gemm_has_avx2()) return plan;
@@ -556,10 +558,13 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
   }
   job.byte_bias = static_cast<std::int8_t>(static_cast<std::uint8_t>((lut_offset - w.offset) & 0xFF));
   job.unit = std::ldexp(1.0, -(plan.a.frac_bits + w.frac_bits));
+  job.small_sums = plan.small_sums;
   job.y = y.data();
   job.n = w.rows;
   run_parallel(threads, [&](int t) {
     GemmJob mine = job;
+    std::vector<std::int8_t> panel(static_cast<std::size_t>(kp * kPanelRows));
+    mine.panel_buffer = panel.data();
     if (by_panels) {
       std::tie(mine.panel_begin, mine.panel_end) = split(w.panels, threads, t);
       mine.m_begin = 0;

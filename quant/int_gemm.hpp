@@ -149,6 +149,8 @@ struct GemmJob {
   alignas(32) std::int8_t lut[32] = {};        // kNibble: code -> byte for the kernel (both 128-bit lanes)
   std::int8_t byte_bias = 0;                   // kByte: added to the stored byte (wrapping) to give the kernel's byte
   double unit = 1.0;                           // 2^-f of the pair
+  bool small_sums = false;                     // every |group sum| <= 2^24: the FP32 epilogue is exact
+  std::int8_t* panel_buffer = nullptr;         // this job's k_pad * 16 bytes: one panel unpacked
   float* y = nullptr;
   std::int64_t n = 0;
   std::int64_t m_begin = 0, m_end = 0, panel_begin = 0, panel_end = 0;

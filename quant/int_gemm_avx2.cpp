@@ -42,6 +42,8 @@ long long load64(const void* p) {
 
 // The panel's weight bytes of step s (4 columns): w0 = rows 0..7, w1 = rows 8..15, as the kernel's bytes: the LUT
 // entry of each nibble, or the stored byte plus bias (wrapping: stored w + offset, bias -offset gives the signed w).
+// run_tiles unpacks a whole panel once into the job's panel buffer (64 bytes per step: w0 then w1), which every row
+// tile then reads: the unpacking is paid once per panel, not once per MR rows, and frees the table registers.
 template <bool kNibble>
 struct PanelWeights {
   const std::uint8_t* base;
@@ -74,6 +76,14 @@ __m256 partial8(__m256i sum, __m256 comb, __m256d unit) {
   const __m128 p_lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_mul_pd(s_lo, c_lo), unit));
   const __m128 p_hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_mul_pd(s_hi, c_hi), unit));
   return _mm256_set_m128(p_hi, p_lo);
+}
+
+// The same when |sum| <= 2^24 (make_plan proves it from the formats' ranges: glen * max|a| * max|w| <= 2^24, e.g.
+// e2m1 x e2m1 group 128: 128 * 144 = 18432): then sum is exact in FP32, sum * 2^-f is exact (a power of two, and
+// >= 2^-30 is far from FP32 underflow), and one FP32 multiply by comb is the single rounding of the exact product,
+// subnormal and overflowing results included (IEEE multiplication is correctly rounded). 3 operations instead of 12.
+__m256 partial8_small(__m256i sum, __m256 comb, __m256 unit) {
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), unit), comb);
 }
 
 // The double nearest-odd to x + y (pe_contract.cpp's round_sum_to_fp32 before its final conversion): TwoSum gives
@@ -132,60 +142,116 @@ const float* panel_scales(const GemmJob& j, i64 p, i64 g) {
   return j.w_scales + (p * j.scale_blocks + j.weight_block[g]) * kPanelRows;
 }
 
-// kMaddubsOffset: sum = sum(w_u * a) - offset * sum(a), w_u = w + offset unsigned, a signed.
-template <int MR, bool kNibble>
-void tile_offset(const GemmJob& j, i64 p, i64 m0) {
-  const PanelWeights<kNibble> wl(j, p);
-  const std::int8_t* arow[MR];
-  for (int r = 0; r < MR; ++r) arow[r] = j.a8 + (m0 + r) * j.k_pad;
+// The int16 lanes of one activation row against the panel: lo = rows 0..7, hi = rows 8..15 (lane 2i, 2i+1 = row i's
+// column pairs). The hot loops keep them in named variables, one RowLanes per row: GCC coalesces named vector
+// variables into fixed registers, while arrays indexed in unrolled loops cost a register move per update and spills.
+struct RowLanes {
+  __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+};
+
+// l += vpmaddubsw of the row's broadcast 4 bytes with the two weight vectors. kWeightUnsigned: the weight is the
+// unsigned operand (kMaddubsOffset); else the activation is (kMaddubsDual).
+template <bool kWeightUnsigned>
+void madd_row(__m256i w0, __m256i w1, const void* a4, RowLanes& l) {
+  const __m256i av = _mm256_set1_epi32(load32(a4));
+  if constexpr (kWeightUnsigned) {
+    l.lo = _mm256_add_epi16(l.lo, _mm256_maddubs_epi16(w0, av));
+    l.hi = _mm256_add_epi16(l.hi, _mm256_maddubs_epi16(w1, av));
+  } else {
+    l.lo = _mm256_add_epi16(l.lo, _mm256_maddubs_epi16(av, w0));
+    l.hi = _mm256_add_epi16(l.hi, _mm256_maddubs_epi16(av, w1));
+  }
+}
+
+// sum += the lanes' pairs widened to int32 (vpmaddwd with 1): 8 int32 per vector, one per panel row.
+void widen(const RowLanes& l, __m256i (&sum)[2]) {
   const __m256i ones = _mm256_set1_epi16(1);
+  sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(l.lo, ones));
+  sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(l.hi, ones));
+}
+
+__m256i load_w(const std::int8_t* wp, i64 s, int half) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * s + 32 * half));
+}
+
+// Steps [s, s_end) of 4 rows x 16 weight rows, accumulated in int16 and widened once into sum. Kept out of line:
+// inlined into the tile, GCC's register allocation adds a move per accumulator update and a spill.
+__attribute__((noinline)) void chunk_offset(const std::int8_t* wp, const std::int8_t* a0, i64 lda, i64 s, i64 s_end,
+                                            __m256i (&sum)[4][2]) {
+  RowLanes l0, l1, l2, l3;
+  for (; s < s_end; ++s) {
+    const __m256i w0 = load_w(wp, s, 0), w1 = load_w(wp, s, 1);
+    madd_row<true>(w0, w1, a0 + 4 * s, l0);
+    madd_row<true>(w0, w1, a0 + lda + 4 * s, l1);
+    madd_row<true>(w0, w1, a0 + 2 * lda + 4 * s, l2);
+    madd_row<true>(w0, w1, a0 + 3 * lda + 4 * s, l3);
+  }
+  widen(l0, sum[0]);
+  widen(l1, sum[1]);
+  widen(l2, sum[2]);
+  widen(l3, sum[3]);
+}
+
+// kMaddubsOffset, MR = 4: sum = sum(w_u * a) - offset * sum(a), w_u = w + offset unsigned, a signed. Per step of 4
+// columns: 2 weight loads, 4 broadcasts, 8 vpmaddubsw, 8 vpaddw for 256 MACs; 8 accumulators + 2 weights + 1
+// broadcast + 1 product = 12 ymm registers.
+void tile_offset(const GemmJob& j, i64 p, i64 m0) {
+  constexpr int MR = 4;
+  const std::int8_t* wp = j.panel_buffer;
+  const std::int8_t* a0 = j.a8 + m0 * j.k_pad;
+  const i64 lda = j.k_pad;
   const __m256d unit = _mm256_set1_pd(j.unit);
+  const __m256 unit_f = _mm256_set1_ps(static_cast<float>(j.unit));
   __m256 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (i64 g = 0; g < j.groups; ++g) {
     __m256i sum[MR][2];
     for (int r = 0; r < MR; ++r) sum[r][0] = sum[r][1] = _mm256_setzero_si256();
     const i64 s_end = (g + 1) * j.steps_per_group;
-    for (i64 s = g * j.steps_per_group; s < s_end;) {
-      const i64 chunk_end = smaller(s + j.chunk_steps, s_end);
-      __m256i lanes[MR][2];
-      for (int r = 0; r < MR; ++r) lanes[r][0] = lanes[r][1] = _mm256_setzero_si256();
-      for (; s < chunk_end; ++s) {
-        __m256i w0, w1;
-        wl.load(s, w0, w1);
-        for (int r = 0; r < MR; ++r) {
-          const __m256i av = _mm256_set1_epi32(load32(arow[r] + 4 * s));
-          lanes[r][0] = _mm256_add_epi16(lanes[r][0], _mm256_maddubs_epi16(w0, av));
-          lanes[r][1] = _mm256_add_epi16(lanes[r][1], _mm256_maddubs_epi16(w1, av));
-        }
-      }
-      for (int r = 0; r < MR; ++r)
-        for (int h = 0; h < 2; ++h) sum[r][h] = _mm256_add_epi32(sum[r][h], _mm256_madd_epi16(lanes[r][h], ones));
-    }
+    for (i64 s = g * j.steps_per_group; s < s_end; s += j.chunk_steps)
+      chunk_offset(wp, a0, lda, s, smaller(s + j.chunk_steps, s_end), sum);
     const float* sw = panel_scales(j, p, g);
     const __m256 sw0 = _mm256_loadu_ps(sw), sw1 = _mm256_loadu_ps(sw + 8);
     for (int r = 0; r < MR; ++r) {
       const i64 gi = (m0 + r) * j.groups + g;
       const __m256i corr = _mm256_set1_epi32(j.correction[gi]);
       const __m256 sa = _mm256_set1_ps(j.sa[gi]);
-      acc[r][0] = _mm256_add_ps(acc[r][0], partial8(_mm256_sub_epi32(sum[r][0], corr), _mm256_mul_ps(sa, sw0), unit));
-      acc[r][1] = _mm256_add_ps(acc[r][1], partial8(_mm256_sub_epi32(sum[r][1], corr), _mm256_mul_ps(sa, sw1), unit));
+      for (int h = 0; h < 2; ++h) {
+        const __m256i exact = _mm256_sub_epi32(sum[r][h], corr);
+        const __m256 comb = _mm256_mul_ps(sa, h == 0 ? sw0 : sw1);
+        acc[r][h] = _mm256_add_ps(acc[r][h], j.small_sums ? partial8_small(exact, comb, unit_f) : partial8(exact, comb, unit));
+      }
     }
   }
   store_tile<MR>(j, p, m0, acc);
 }
 
-// kMaddubsDual: the activation's two sides as unsigned magnitudes, the weight signed; sum_neg = -sum(|a_neg| * w).
-template <int MR, bool kNibble>
-void tile_dual(const GemmJob& j, i64 p, i64 m0) {
-  const PanelWeights<kNibble> wl(j, p);
-  const std::uint8_t* neg_row[MR];
-  const std::uint8_t* pos_row[MR];
-  for (int r = 0; r < MR; ++r) {
-    neg_row[r] = j.a8_neg + (m0 + r) * j.k_pad;
-    pos_row[r] = j.a8_pos + (m0 + r) * j.k_pad;
+// The same for the two DFQ sides of 2 rows.
+__attribute__((noinline)) void chunk_dual(const std::int8_t* wp, const std::uint8_t* neg0, const std::uint8_t* pos0,
+                                          i64 lda, i64 s, i64 s_end, __m256i (&sum_neg)[2][2],
+                                          __m256i (&sum_pos)[2][2]) {
+  RowLanes n0, p0, n1, p1;
+  for (; s < s_end; ++s) {
+    const __m256i w0 = load_w(wp, s, 0), w1 = load_w(wp, s, 1);
+    madd_row<false>(w0, w1, neg0 + 4 * s, n0);
+    madd_row<false>(w0, w1, pos0 + 4 * s, p0);
+    madd_row<false>(w0, w1, neg0 + lda + 4 * s, n1);
+    madd_row<false>(w0, w1, pos0 + lda + 4 * s, p1);
   }
-  const __m256i ones = _mm256_set1_epi16(1);
+  widen(n0, sum_neg[0]);
+  widen(p0, sum_pos[0]);
+  widen(n1, sum_neg[1]);
+  widen(p1, sum_pos[1]);
+}
+
+// kMaddubsDual, MR = 2: the activation's two sides as unsigned magnitudes, the weight signed;
+// sum_neg = -sum(|a_neg| * w). 8 accumulators (2 rows x 2 sides x 2 weight vectors).
+void tile_dual(const GemmJob& j, i64 p, i64 m0) {
+  constexpr int MR = 2;
+  const std::int8_t* wp = j.panel_buffer;
+  const std::uint8_t* neg0 = j.a8_neg + m0 * j.k_pad;
+  const std::uint8_t* pos0 = j.a8_pos + m0 * j.k_pad;
+  const i64 lda = j.k_pad;
   const __m256d unit = _mm256_set1_pd(j.unit);
   __m256 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -194,29 +260,8 @@ void tile_dual(const GemmJob& j, i64 p, i64 m0) {
     for (int r = 0; r < MR; ++r)
       for (int h = 0; h < 2; ++h) sum_neg[r][h] = sum_pos[r][h] = _mm256_setzero_si256();
     const i64 s_end = (g + 1) * j.steps_per_group;
-    for (i64 s = g * j.steps_per_group; s < s_end;) {
-      const i64 chunk_end = smaller(s + j.chunk_steps, s_end);
-      __m256i lanes_neg[MR][2], lanes_pos[MR][2];
-      for (int r = 0; r < MR; ++r)
-        for (int h = 0; h < 2; ++h) lanes_neg[r][h] = lanes_pos[r][h] = _mm256_setzero_si256();
-      for (; s < chunk_end; ++s) {
-        __m256i w0, w1;
-        wl.load(s, w0, w1);
-        for (int r = 0; r < MR; ++r) {
-          const __m256i an = _mm256_set1_epi32(load32(neg_row[r] + 4 * s));
-          const __m256i ap = _mm256_set1_epi32(load32(pos_row[r] + 4 * s));
-          lanes_neg[r][0] = _mm256_add_epi16(lanes_neg[r][0], _mm256_maddubs_epi16(an, w0));
-          lanes_neg[r][1] = _mm256_add_epi16(lanes_neg[r][1], _mm256_maddubs_epi16(an, w1));
-          lanes_pos[r][0] = _mm256_add_epi16(lanes_pos[r][0], _mm256_maddubs_epi16(ap, w0));
-          lanes_pos[r][1] = _mm256_add_epi16(lanes_pos[r][1], _mm256_maddubs_epi16(ap, w1));
-        }
-      }
-      for (int r = 0; r < MR; ++r)
-        for (int h = 0; h < 2; ++h) {
-          sum_neg[r][h] = _mm256_add_epi32(sum_neg[r][h], _mm256_madd_epi16(lanes_neg[r][h], ones));
-          sum_pos[r][h] = _mm256_add_epi32(sum_pos[r][h], _mm256_madd_epi16(lanes_pos[r][h], ones));
-        }
-    }
+    for (i64 s = g * j.steps_per_group; s < s_end; s += j.chunk_steps)
+      chunk_dual(wp, neg0, pos0, lda, s, smaller(s + j.chunk_steps, s_end), sum_neg, sum_pos);
     const float* sw = panel_scales(j, p, g);
     const __m256 sw0 = _mm256_loadu_ps(sw), sw1 = _mm256_loadu_ps(sw + 8);
     for (int r = 0; r < MR; ++r) {
@@ -239,9 +284,9 @@ __m256i rows8(__m256i a, __m256i b) { return _mm256_permute4x64_epi64(_mm256_had
 
 // kMaddwd: signed int16 weights and activations, vpmaddwd into int32 (no int16 accumulation). kDual: two sides,
 // a16_neg holding the signed negative-side values.
-template <int MR, bool kNibble, bool kDual>
+template <int MR, bool kDual>
 void tile_wide(const GemmJob& j, i64 p, i64 m0) {
-  const PanelWeights<kNibble> wl(j, p);
+  const std::int8_t* wp = j.panel_buffer;
   constexpr int kSides = kDual ? 2 : 1;
   const std::int16_t* rows[MR][kSides];
   for (int r = 0; r < MR; ++r) {
@@ -249,6 +294,7 @@ void tile_wide(const GemmJob& j, i64 p, i64 m0) {
     if constexpr (kDual) rows[r][1] = j.a16_neg + (m0 + r) * j.k_pad;
   }
   const __m256d unit = _mm256_set1_pd(j.unit);
+  const __m256 unit_f = _mm256_set1_ps(static_cast<float>(j.unit));
   __m256 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (i64 g = 0; g < j.groups; ++g) {
@@ -258,12 +304,9 @@ void tile_wide(const GemmJob& j, i64 p, i64 m0) {
         for (int q = 0; q < 4; ++q) lanes[r][sd][q] = _mm256_setzero_si256();
     const i64 s_end = (g + 1) * j.steps_per_group;
     for (i64 s = g * j.steps_per_group; s < s_end; ++s) {
-      __m256i w0, w1;
-      wl.load(s, w0, w1);
-      const __m256i wq[4] = {_mm256_cvtepi8_epi16(_mm256_castsi256_si128(w0)),
-                             _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w0, 1)),
-                             _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w1)),
-                             _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w1, 1))};
+      __m256i wq[4];
+      for (int q = 0; q < 4; ++q)
+        wq[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + 64 * s + 16 * q)));
       for (int r = 0; r < MR; ++r)
         for (int sd = 0; sd < kSides; ++sd) {
           const __m256i av = _mm256_set1_epi64x(load64(rows[r][sd] + 4 * s));
@@ -284,7 +327,8 @@ void tile_wide(const GemmJob& j, i64 p, i64 m0) {
           acc[r][h] = _mm256_add_ps(acc[r][h], dual_partial8(neg, pos, _mm256_mul_ps(sa_neg, sw_h),
                                                              _mm256_mul_ps(sa, sw_h), unit));
         } else {
-          acc[r][h] = _mm256_add_ps(acc[r][h], partial8(pos, _mm256_mul_ps(sa, sw_h), unit));
+          const __m256 comb = _mm256_mul_ps(sa, sw_h);
+          acc[r][h] = _mm256_add_ps(acc[r][h], j.small_sums ? partial8_small(pos, comb, unit_f) : partial8(pos, comb, unit));
         }
       }
     }
@@ -292,25 +336,35 @@ void tile_wide(const GemmJob& j, i64 p, i64 m0) {
   store_tile<MR>(j, p, m0, acc);
 }
 
+template <bool kNibble>
+void unpack_panel(const GemmJob& j, i64 p) {
+  const PanelWeights<kNibble> wl(j, p);
+  for (i64 s = 0; s < j.k_pad / 4; ++s) {
+    __m256i w0, w1;
+    wl.load(s, w0, w1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.panel_buffer + 64 * s), w0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.panel_buffer + 64 * s + 32), w1);
+  }
+}
+
 template <int MR>
 void run_tiles(const GemmJob& j, void (*tile)(const GemmJob&, i64, i64)) {
-  for (i64 p = j.panel_begin; p < j.panel_end; ++p)
+  for (i64 p = j.panel_begin; p < j.panel_end; ++p) {
+    if (j.nibble) unpack_panel<true>(j, p);
+    else unpack_panel<false>(j, p);
     for (i64 m0 = j.m_begin; m0 < j.m_end; m0 += MR) tile(j, p, m0);
+  }
 }
 
 }  // namespace
 
 void gemm_avx2(const GemmJob& j) {
   switch (j.path) {
-    case GemmPath::kMaddubsOffset:
-      run_tiles<4>(j, j.nibble ? tile_offset<4, true> : tile_offset<4, false>);
-      break;
-    case GemmPath::kMaddubsDual:
-      run_tiles<2>(j, j.nibble ? tile_dual<2, true> : tile_dual<2, false>);
-      break;
+    case GemmPath::kMaddubsOffset: run_tiles<4>(j, tile_offset); break;
+    case GemmPath::kMaddubsDual: run_tiles<2>(j, tile_dual); break;
     case GemmPath::kMaddwd:
-      if (j.dual) run_tiles<1>(j, j.nibble ? tile_wide<1, true, true> : tile_wide<1, false, true>);
-      else run_tiles<2>(j, j.nibble ? tile_wide<2, true, false> : tile_wide<2, false, false>);
+      if (j.dual) run_tiles<1>(j, tile_wide<1, true>);
+      else run_tiles<2>(j, tile_wide<2, false>);
       break;
     case GemmPath::kScalar: break;  // int_gemm.cpp runs the scalar kernel itself
   }
