@@ -281,17 +281,55 @@ void resize(std::vector<T>& v, std::int64_t n) {
 }
 
 // Fills rows [r0, r1) of the prepared activations; rows >= M are zero (their outputs are never stored).
+// The AVX2 preparation applies to 4-bit activation formats without NaN/inf codes (FP4, int2..int4, dfq-e1m2-e2m1) on
+// the vpmaddubsw paths, with groups of a multiple of 32 columns.
+bool vector_prep(const QuantSpec& a_spec, const Plan& plan) {
+  if (plan.path != GemmPath::kMaddubsOffset && plan.path != GemmPath::kMaddubsDual) return false;
+  if (a_spec.format.bits > 4 || plan.glen % 32 != 0) return false;
+  for (int c = 0; c < plan.a.code_count; ++c)
+    if (!plan.a.valid[static_cast<std::size_t>(c)]) return false;
+  return true;
+}
+
 void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight& w, Scratch& s, std::int64_t r0,
                   std::int64_t r1) {
   const std::int64_t k = a.cols, kp = w.k_pad, groups = plan.groups;
   const std::uint8_t sign = a.spec.format.sign_mask();
   const auto limit = static_cast<std::uint8_t>(plan.a.code_count - 1);
+  // Rows [r0, vector_end) get their values from the AVX2 preparation; the loop below then only fills their scales
+  // (it redoes the values only when the AVX2 pass saw a code wider than the format, to report it).
+  std::int64_t vector_end = r0;
+  if (vector_prep(a.spec, plan) && r0 < a.rows) {
+    detail::PrepJob pj;
+    pj.rows = std::min(r1, a.rows) - r0;
+    pj.codes = a.codes.data() + r0 * k;
+    pj.k = k;
+    pj.k_pad = kp;
+    pj.glen = plan.glen;
+    pj.groups = groups;
+    pj.dual = plan.dual;
+    pj.offset = static_cast<std::int32_t>(w.offset);
+    for (int c = 0; c < 16; ++c) {
+      const std::int64_t v = plan.a.value[static_cast<std::size_t>(c)];  // 0 past code_count
+      const bool negative_side = plan.dual && (c & sign);
+      pj.lut[c] = pj.lut[c + 16] = static_cast<std::int8_t>(negative_side ? 0 : v);
+      pj.lut_neg[c] = pj.lut_neg[c + 16] = static_cast<std::int8_t>(negative_side ? -v : 0);
+    }
+    if (plan.dual) {
+      pj.a8_neg = s.a8_neg.data() + r0 * kp;
+      pj.a8_pos = s.a8_pos.data() + r0 * kp;
+    } else {
+      pj.a8 = s.a8.data() + r0 * kp;
+      pj.correction = s.correction.data() + r0 * groups;
+    }
+    if (detail::prepare_avx2(pj)) vector_end = r0 + pj.rows;
+  }
   for (std::int64_t m = r0; m < r1; ++m) {
     const std::uint8_t* codes = m < a.rows ? a.codes.data() + m * k : nullptr;
     for (std::int64_t g = 0; g < groups; ++g) {
       const auto gi = static_cast<std::size_t>(m * groups + g);
       std::int64_t sum = 0;
-      for (std::int64_t kk = g * plan.glen; kk < (g + 1) * plan.glen; ++kk) {
+      for (std::int64_t kk = g * plan.glen; m >= vector_end && kk < (g + 1) * plan.glen; ++kk) {
         std::int64_t v = 0;
         bool negative_side = false;
         if (codes) {
@@ -327,7 +365,8 @@ void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight
         }
       }
       // offset * sum(a) of the group: |.| <= 255 * glen * 128 < 2^31 (make_plan's bound on glen * wu_max * amax).
-      if (plan.path == GemmPath::kMaddubsOffset) s.correction[gi] = static_cast<std::int32_t>(w.offset * sum);
+      if (plan.path == GemmPath::kMaddubsOffset && m >= vector_end)
+        s.correction[gi] = static_cast<std::int32_t>(w.offset * sum);
       const bool real = m < a.rows;
       const auto ia = real ? static_cast<std::size_t>(a.scale_index(m, g * plan.glen)) : 0;
       s.sa[gi] = real ? a.scales[ia] : 0.0f;

@@ -38,9 +38,10 @@
 // All SIMD paths need |group_sum| < 2^29 provable from the formats' ranges (glen * max|a| * max|w| < 2^29, e.g.
 // e2m3 x e2m3 per channel: K * 3600 < 2^29 for K < 149130), so they never need the contract's range check.
 //
-// Memory: a 4-bit weight stays at 4 bits per code (two codes per byte in the kernel's order, unpacked on the fly
-// with a 16-entry vpshufb table); 5..8-bit formats one byte per code (the integer w + off); scales FP32, one per
-// block. VAR-d30's transformer at W4: 1.33e9 codes -> 663 MB + 41 MB of group-128 scales.
+// Memory: a 4-bit weight stays at 4 bits per code (two codes per byte in the kernel's order); during a call each
+// thread unpacks one panel of 16 rows at a time into a 16 x K byte buffer (16 KiB at K = 1024) with a 16-entry
+// vpshufb table. 5..8-bit formats one byte per code (the integer w + off); scales FP32, one per block. VAR-d30's
+// transformer at W4: 1.33e9 codes -> 663 MB + 41 MB of group-128 scales.
 #pragma once
 
 #include <array>
@@ -156,8 +157,26 @@ struct GemmJob {
   std::int64_t m_begin = 0, m_end = 0, panel_begin = 0, panel_end = 0;
 };
 
+// Activation preparation of kMaddubsOffset / kMaddubsDual for a format of at most 4 bits whose codes are all finite
+// and groups of a multiple of 32 columns: rows x k codes -> the kernel's bytes (a vpshufb table per 32 codes) and, for
+// kMaddubsOffset, offset * sum(a) per group.
+struct PrepJob {
+  const std::uint8_t* codes = nullptr;
+  std::int64_t rows = 0, k = 0, k_pad = 0, glen = 0, groups = 0;
+  alignas(32) std::int8_t lut[32] = {};      // kMaddubsOffset: value; DFQ: positive-side value (0 for negative codes)
+  alignas(32) std::int8_t lut_neg[32] = {};  // DFQ: negative-side magnitude (0 for positive codes)
+  bool dual = false;
+  std::int32_t offset = 0;
+  std::int8_t* a8 = nullptr;  // first row of the job, rows k_pad apart
+  std::uint8_t* a8_neg = nullptr;
+  std::uint8_t* a8_pos = nullptr;
+  std::int32_t* correction = nullptr;  // [rows][groups]
+};
+
 // quant/int_gemm_avx2.cpp (compiled with -mavx2; call only when int_gemm_has_avx2()).
 void gemm_avx2(const GemmJob& job);
+// False when a code has bits above the low 4 (the caller reports it); the outputs are then unspecified.
+bool prepare_avx2(const PrepJob& job);
 
 }  // namespace detail
 }  // namespace fpqvar::quant

@@ -4,14 +4,17 @@
 // AVX2-encoded copy for every caller): builtins and helpers in the anonymous namespace only, raw pointers from
 // GemmJob. (Check: g++ -O0 -mavx2 -c this file; `nm -C` lists no W symbols.)
 //
-// Register blocking. A tile is MR activation rows x one panel of 16 weight rows. Per step of 4 columns (K):
-//   weights: one 32-byte load of nibbles -> two vectors w0 (panel rows 0..7) and w1 (rows 8..15), each 8 rows x
-//            4 columns of bytes [r0k0 r0k1 r0k2 r0k3 r1k0 ... r7k3], via a 16-entry vpshufb table per nibble;
+// Register blocking. A tile is MR activation rows x one panel of 16 weight rows. Each thread first unpacks a panel
+// (16 rows x K codes, 4 bits each) once into its panel buffer: per step of 4 columns (K) 64 bytes, w0 = panel rows
+// 0..7 and w1 = rows 8..15, each 8 rows x 4 columns [r0k0 r0k1 r0k2 r0k3 r1k0 ... r7k3] (a 16-entry vpshufb table per
+// nibble; 16 KiB at K = 1024, in L1). Then for every MR rows, per step:
 //   activations: 4 bytes of row m (its 4 columns) broadcast to all eight 32-bit lanes;
 //   vpmaddubsw(w, a) -> 16 int16 lanes: lane 2i = w[ri][k0]*a[k0] + w[ri][k1]*a[k1], lane 2i+1 the k2, k3 pair.
-// kMaddubsOffset, MR = 4: 4 x 2 int16 accumulators + w0, w1 + the broadcast = 11 of the 16 ymm registers; each
-// weight vector is used by 4 rows, which pays for its unpacking (4 ops per 64 codes). At the end of a chunk of at most
+// kMaddubsOffset, MR = 4: 4 x 2 int16 accumulators + w0, w1 + the broadcast + one product = 12 of the 16 ymm
+// registers; per step 2 loads, 4 broadcasts, 8 vpmaddubsw and 8 vpaddw for 256 MACs. At the end of a chunk of at most
 // L steps, vpmaddwd(lanes, 1) adds each lane pair into the int32 sum of (row m, weight row) over the group.
+// Worked example, e2m1 x e2m1, group 128 (32 steps): w + 12 <= 24, |a| <= 12, one lane pair |.| <= 576; after the
+// 32 steps |lane| <= 18432 < 32767 (L = 56 would be allowed), so one widening per group; int32 |sum| <= 36864.
 // kMaddubsDual, MR = 2: the two DFQ sides each need their own accumulators (2 x 2 x 2 = 8).
 // kMaddwd, MR = 2 (DFQ: 1): weights widened to int16, 4 rows x 4 columns per vector, activation 4 int16 broadcast;
 // vpmaddwd gives int32 lanes (row, column pair); hadd + permute sort them to 8 rows per vector at the group's end.
@@ -356,7 +359,41 @@ void run_tiles(const GemmJob& j, void (*tile)(const GemmJob&, i64, i64)) {
   }
 }
 
+i64 horizontal_sum(__m256i v) {
+  const __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i y = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(y, _mm_shuffle_epi32(y, 0xB1)));
+}
+
 }  // namespace
+
+bool prepare_avx2(const PrepJob& j) {
+  const __m256i lut = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.lut));
+  const __m256i lut_neg = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.lut_neg));
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  __m256i wide = _mm256_setzero_si256();  // OR of all codes: any bit above the low 4 is an error
+  for (i64 m = 0; m < j.rows; ++m) {
+    const std::uint8_t* c = j.codes + m * j.k;
+    for (i64 g = 0; g < j.groups; ++g) {
+      __m256i sum = _mm256_setzero_si256();
+      for (i64 k = g * j.glen; k < (g + 1) * j.glen; k += 32) {
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + k));
+        wide = _mm256_or_si256(wide, codes);
+        const __m256i v = _mm256_shuffle_epi8(lut, codes);
+        if (j.dual) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8_pos + m * j.k_pad + k), v);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8_neg + m * j.k_pad + k), _mm256_shuffle_epi8(lut_neg, codes));
+        } else {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8 + m * j.k_pad + k), v);
+          // sum(a): 1 * a0 + 1 * a1 in int16 (|.| <= 256), then pairs into int32.
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
+        }
+      }
+      if (!j.dual) j.correction[m * j.groups + g] = static_cast<std::int32_t>(j.offset * horizontal_sum(sum));
+    }
+  }
+  return _mm256_testz_si256(wide, _mm256_set1_epi8(static_cast<char>(0xF0))) != 0;
+}
 
 void gemm_avx2(const GemmJob& j) {
   switch (j.path) {
