@@ -111,15 +111,32 @@ __m256d round_to_odd_sum(__m256d x, __m256d y) {
 
 // DFQ: RNE_fp32(sum_neg * unit * comb_neg + sum_pos * unit * comb_pos), each term exact in double, one rounding of
 // their exact sum (the contract's dfq_group_partial). sum_neg is the signed negative-side sum.
+// The terms are formed without the factor unit = 2^-f (x = sum * comb, exact), which is applied after the sum: a
+// power of two changes neither the rounding to odd nor, away from double underflow (|x| >= 2^-149 or 0, times 2^-30
+// at least), any value. Fast path: TwoSum's error is 0 in every lane, i.e. the double sum is exact (the usual case:
+// x and y carry at most 14 + 24 and 16 + 24 significant bits, and the DFQ sides' scales are a few binades apart),
+// so one conversion to FP32 is the one rounding. Otherwise the round-to-odd adjustment runs for the vector.
+__m256d dual_term(__m128i sum, __m128 comb) {
+  return _mm256_mul_pd(_mm256_cvtepi32_pd(sum), _mm256_cvtps_pd(comb));
+}
+
 __m256 dual_partial8(__m256i sum_neg, __m256i sum_pos, __m256 comb_neg, __m256 comb_pos, __m256d unit) {
-  auto term = [&](__m128i sum, __m128 comb) {
-    return _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(sum), _mm256_cvtps_pd(comb)), unit);
+  const __m256d x_lo = dual_term(_mm256_castsi256_si128(sum_neg), _mm256_castps256_ps128(comb_neg));
+  const __m256d y_lo = dual_term(_mm256_castsi256_si128(sum_pos), _mm256_castps256_ps128(comb_pos));
+  const __m256d x_hi = dual_term(_mm256_extracti128_si256(sum_neg, 1), _mm256_extractf128_ps(comb_neg, 1));
+  const __m256d y_hi = dual_term(_mm256_extracti128_si256(sum_pos, 1), _mm256_extractf128_ps(comb_pos, 1));
+  __m256d lo = _mm256_add_pd(x_lo, y_lo), hi = _mm256_add_pd(x_hi, y_hi);
+  auto two_sum_error = [](__m256d x, __m256d y, __m256d s) {
+    const __m256d bp = _mm256_sub_pd(s, x);
+    return _mm256_add_pd(_mm256_sub_pd(x, _mm256_sub_pd(s, bp)), _mm256_sub_pd(y, bp));
   };
-  const __m256d lo = round_to_odd_sum(term(_mm256_castsi256_si128(sum_neg), _mm256_castps256_ps128(comb_neg)),
-                                      term(_mm256_castsi256_si128(sum_pos), _mm256_castps256_ps128(comb_pos)));
-  const __m256d hi = round_to_odd_sum(term(_mm256_extracti128_si256(sum_neg, 1), _mm256_extractf128_ps(comb_neg, 1)),
-                                      term(_mm256_extracti128_si256(sum_pos, 1), _mm256_extractf128_ps(comb_pos, 1)));
-  return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+  const __m256d inexact = _mm256_or_pd(_mm256_cmp_pd(two_sum_error(x_lo, y_lo, lo), _mm256_setzero_pd(), _CMP_NEQ_UQ),
+                                       _mm256_cmp_pd(two_sum_error(x_hi, y_hi, hi), _mm256_setzero_pd(), _CMP_NEQ_UQ));
+  if (!_mm256_testz_pd(inexact, inexact)) {
+    lo = round_to_odd_sum(x_lo, y_lo);
+    hi = round_to_odd_sum(x_hi, y_hi);
+  }
+  return _mm256_set_m128(_mm256_cvtpd_ps(_mm256_mul_pd(hi, unit)), _mm256_cvtpd_ps(_mm256_mul_pd(lo, unit)));
 }
 
 template <int MR>
