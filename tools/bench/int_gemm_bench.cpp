@@ -198,8 +198,10 @@ int main(int argc, char** argv) {
         q::gemm_int(l == 3 ? h : x, blk[l], std::span<float>(y.data(), static_cast<std::size_t>(m * sh.n)), {threads});
         macs += static_cast<double>(m * sh.n * sh.k);
       }
-    total += std::chrono::duration<double>(Clock::now() - t0).count();
-    cpu += cpu_seconds() - cpu0;
+    const double wall = std::chrono::duration<double>(Clock::now() - t0).count(), used = cpu_seconds() - cpu0;
+    fmt::print("  scale {:>2}x{:<2} M = {:>3}: {:.3f} s wall, {:.3f} s CPU\n", side, side, m, wall, used);
+    total += wall;
+    cpu += used;
   }
   fmt::print("\nVAR-d16 W4A4 forward with CFG, GEMMs only ({} blocks x 4 layers x 10 scales, {:.3g} MACs, weights "
              "{:.0f} MiB resident at 4 bits):\n  {:.3f} s wall ({:.3f} s CPU), {:.3g} MAC/s; budget 4 s for the "
