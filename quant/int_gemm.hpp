@@ -16,7 +16,10 @@
 // selecting the sum). The products and group sums are then integer arithmetic, exact as long as nothing overflows;
 // each kernel proves its bounds before it runs (gemm_int_path) and falls back to a wider one otherwise. The
 // per-group conversion is the contract's own arithmetic in double: sum (< 2^29) times an FP32 combined scale is
-// exact in 53 bits, times 2^-f is exact (no double underflow), then one conversion to FP32.
+// exact in 53 bits, times 2^-f is exact (no double underflow), then one conversion to FP32. Two exact shortcuts:
+// when the formats bound every |sum| by 2^24 (W4A4 group 128: 18432), sum * 2^-f is exact in FP32 and one FP32
+// multiply by the combined scale is the single rounding; for DFQ, when TwoSum shows the double sum of the two terms
+// is exact, one conversion is the single rounding (else the contract's round-to-odd).
 //
 // Kernels (GemmPath), each choosing a register tile of MR activation rows x 16 weight rows (a "panel"):
 //   kMaddubsOffset  AVX2 vpmaddubsw, u8 x s8: the weight is stored offset to unsigned, w_u = w + off (e2m1: -12..12

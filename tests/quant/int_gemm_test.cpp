@@ -268,6 +268,22 @@ TEST(IntGemm, ShapesAndGroupSizes) {
   check_all_kernels(a, w, kScalar, "group 6");
 }
 
+// Group sums above 2^24, where the kernels leave the FP32 epilogue for the double one (int_gemm_avx2.cpp's
+// partial8): int8 x int8 per channel over K = 2048 (|sum| up to 2048 * 2^14 = 2^25, vpmaddwd) and int7 x int7 over
+// K = 8192 (up to 8192 * 64 * 64 = 2^25, vpmaddubsw with the offset weight: 8192 * 127 * 64 < 2^31), random and at
+// full scale.
+TEST(IntGemm, LargeGroupSumsBitIdentical) {
+  std::mt19937_64 rng(12);
+  for (Codes codes : {Codes::kRandom, Codes::kMaxNegative, Codes::kMaxAlternating}) {
+    const auto a8 = random_tensor("int8", kToken, 32, 5, 2048, codes, Scales::kMixed, rng);
+    const auto w8 = random_tensor("int8", kChannel, 32, 17, 2048, codes, Scales::kMixed, rng);
+    check_all_kernels(a8, w8, kWide, "int8 K=2048");
+    const auto a7 = random_tensor("int7", kToken, 32, 5, 8192, codes, Scales::kMixed, rng);
+    const auto w7 = random_tensor("int7", kChannel, 32, 17, 8192, codes, Scales::kMixed, rng);
+    check_all_kernels(a7, w7, kOffset, "int7 K=8192");
+  }
+}
+
 // Data through the real quantizer (FP16 scales, absmax), the hw mode's inputs: W4A4 group 128 and DFQ fc2.
 TEST(IntGemm, QuantizedDataBitIdentical) {
   std::mt19937_64 rng(5);
