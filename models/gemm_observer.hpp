@@ -1,0 +1,34 @@
+// What the hw execution mode shows of each quantized GEMM it runs, for traces (traces/) and per-layer statistics.
+// The hw backend (models/hw_backend.hpp) calls IGemmObserver::on_gemm once per (scale, block, layer) GEMM, after the
+// GEMM, with the exact operands the integer kernel consumed and its result:
+//   act     the activation after the layer's online transforms (x * s, then the rotation), quantized by the layer's
+//           activation spec: codes one per byte, scales (and, for a DFQ format, scales_neg);
+//   weight  the layer of the quantized model (codes nibble-packed when <= 4 bits, scales), whose unpack_weight() is
+//           the QuantizedTensor the kernel consumed;
+//   y       rows x out, the GEMM result BEFORE the bias: bit-identical to quant::gemm_contract(act, weight.unpack_weight()).
+// A layer kept in FP16 on either side (recipe "fp16") is not an integer GEMM: the hw backend does not report it.
+// The references are valid only during the call; an observer that keeps data copies it.
+#pragma once
+
+#include <span>
+
+#include "models/linear_backend.hpp"
+#include "models/quantized_model.hpp"
+#include "quant/tensor_quant.hpp"
+
+namespace fpqvar::models {
+
+struct GemmRecord {
+  LinearSite site;
+  const quant::QuantizedTensor& act;  // rows x in
+  const QuantizedLayer& weight;       // out x in
+  std::span<const float> y;           // rows x out, no bias
+};
+
+class IGemmObserver {
+ public:
+  virtual ~IGemmObserver() = default;
+  virtual void on_gemm(const GemmRecord& record) = 0;
+};
+
+}  // namespace fpqvar::models
