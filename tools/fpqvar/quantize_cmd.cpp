@@ -185,9 +185,6 @@ void cmd_quantize(const QuantizeCliOptions& o) {
     } catch (const models::ModelError& e) {
       throw UserError(fmt::format("{}: {}", o.synthetic ? source : o.vae_weights, e.what()));
     }
-    spdlog::log(copt.log_level, "calibrating {} on {} ({} images, {} epochs, row stride {}): {} pass(es), ~{:.2f} GiB",
-                recipe.name, cfg.name, recipe.galt.calib_images, recipe.galt.epochs, o.row_stride, plan->passes.size(),
-                static_cast<double>(plan->peak_bytes) / (1024.0 * 1024.0 * 1024.0));
     const auto t_cal = Clock::now();
     try {
       cal = models::calibrate(cfg, var_w, *vae, recipe, copt);
