@@ -385,8 +385,10 @@ CalibrationResult calibrate(const VarConfig& config, const TensorFile& weights, 
       spdlog::log(options.log_level, "pass {}/{} (blocks {}..{}): image {}/{} (class {}) {:.1f} s, {} left", pass + 1,
                   plan.passes.size(), b0, b1 - 1, im + 1, images, label, seconds, format_seconds(eta.left()));
     };
-    std::map<LayerKey, quant::LayerProblem> problems = capture_problems(
-        config, weights, vae, recipe, options, b0, b1, tokens, pass == 0 ? &tokens : nullptr, image_done);
+    // The first pass samples and records the tokens, the later ones replay them.
+    std::map<LayerKey, quant::LayerProblem> problems =
+        pass == 0 ? capture_problems(config, weights, vae, recipe, options, b0, b1, {}, &tokens, image_done)
+                  : capture_problems(config, weights, vae, recipe, options, b0, b1, tokens, nullptr, image_done);
     spdlog::log(options.log_level, "pass {}/{}: captured blocks {}..{} in {:.1f} s", pass + 1, plan.passes.size(), b0,
                 b1 - 1, seconds_since(t_pass));
     for (auto it = problems.begin(); it != problems.end(); it = problems.erase(it)) {
