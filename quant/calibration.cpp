@@ -81,6 +81,83 @@ double sum_squares(std::span<const float> v) {
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
+void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op,
+                   QuantScratch& scratch) {
+  if (rows < 0 || cols < 0 || x.size() != static_cast<std::size_t>(rows * cols))
+    throw std::invalid_argument(fmt::format("fake_quantize: {} values for {} x {}", x.size(), rows, cols));
+  if (op.fp16) {
+    for (float& v : x) v = round_to_half(static_cast<double>(v));
+    return;
+  }
+  if (x.empty()) return;
+  const QuantSpec& spec = op.spec;
+  const Format& f = spec.format;
+  // Code values in units of the scale (at most 10 significant bits, so value * scale is exact in double and the
+  // float conversion is decode_scaled's single rounding).
+  double value[256];
+  for (int c = 0; c < 256; ++c) value[c] = c < (1 << f.bits) ? f.decode(static_cast<std::uint8_t>(c)) : 0.0;
+  if (f.kind != FormatKind::kDual && fast_path_supported(spec) && spec.granularity != Granularity::kColumn) {
+    // The fast kernels straight into the scratch: blocks are contiguous runs of `block` elements in row-major order.
+    const std::int64_t blocks = block_count(spec, rows, cols);
+    scratch.codes.resize(x.size());
+    scratch.scales.resize(static_cast<std::size_t>(blocks));
+    quantize_groups(x, rows, cols, spec, scratch.codes, scratch.scales);
+    const auto block = static_cast<std::size_t>(static_cast<std::int64_t>(x.size()) / blocks);
+    for (std::size_t b = 0; b < static_cast<std::size_t>(blocks); ++b) {
+      const double sc = scratch.scales[b];
+      const std::uint8_t* code = scratch.codes.data() + b * block;
+      float* out = x.data() + b * block;
+      for (std::size_t i = 0; i < block; ++i) out[i] = static_cast<float>(value[code[i]] * sc);
+    }
+    return;
+  }
+  const QuantizedTensor q = quantize_fast(x, rows, cols, spec);
+  const bool dual = f.kind == FormatKind::kDual;
+  const std::uint8_t sign = f.sign_mask();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const auto i = static_cast<std::size_t>(r * cols + c);
+      const auto si = static_cast<std::size_t>(q.scale_index(r, c));
+      const std::uint8_t code = q.codes[i];
+      const float sc = (dual && (code & sign)) ? q.scales_neg[si] : q.scales[si];
+      x[i] = static_cast<float>(value[code] * static_cast<double>(sc));
+    }
+}
+
+void transform_activation_into(std::span<const float> x, std::int64_t rows, std::int64_t cols,
+                               std::span<const float> s, const RotationSpec& r, std::span<float> out) {
+  if (x.size() != static_cast<std::size_t>(rows * cols) || out.size() != x.size() ||
+      (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
+    throw std::invalid_argument(fmt::format("transform_activation: {} values, {} outputs, {} factors for {} x {}",
+                                            x.size(), out.size(), s.size(), rows, cols));
+  for (std::int64_t t = 0; t < rows; ++t) {
+    const float* in = x.data() + t * cols;
+    float* o = out.data() + t * cols;
+    if (s.empty())
+      std::copy(in, in + cols, o);
+    else
+      for (std::int64_t j = 0; j < cols; ++j) o[j] = in[j] * s[static_cast<std::size_t>(j)];
+  }
+  rotate_activation_emulate(out, rows, cols, r, ActivationPrecision::kFp32);
+}
+
+void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int64_t cols, std::span<const float> s,
+                           const RotationSpec& r, std::span<float> out) {
+  if (w.size() != static_cast<std::size_t>(rows * cols) || out.size() != w.size() ||
+      (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
+    throw std::invalid_argument(fmt::format("transform_weight: {} values, {} outputs, {} factors for {} x {}",
+                                            w.size(), out.size(), s.size(), rows, cols));
+  for (std::int64_t o = 0; o < rows; ++o) {
+    const float* in = w.data() + o * cols;
+    float* y = out.data() + o * cols;
+    if (s.empty())
+      std::copy(in, in + cols, y);
+    else
+      for (std::int64_t j = 0; j < cols; ++j) y[j] = in[j] / s[static_cast<std::size_t>(j)];
+  }
+  rotate_weight(out, rows, cols, r);
+}
+
 }  // namespace detail
 
 std::vector<std::string> LayerProblem::validate() const {
@@ -179,66 +256,21 @@ std::vector<float> smoothquant_factors(std::span<const float> act_col_absmax, st
 }
 
 void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op) {
-  if (rows < 0 || cols < 0 || x.size() != static_cast<std::size_t>(rows * cols))
-    throw std::invalid_argument(fmt::format("fake_quantize: {} values for {} x {}", x.size(), rows, cols));
-  if (op.fp16) {
-    for (float& v : x) v = round_to_half(static_cast<double>(v));
-    return;
-  }
-  if (x.empty()) return;
-  const QuantizedTensor q = quantize_fast(x, rows, cols, op.spec);
-  const Format& f = q.spec.format;
-  const bool dual = f.kind == FormatKind::kDual;
-  // Code values in units of the scale (at most 10 significant bits, so value * scale is exact in double and the
-  // float conversion is decode_scaled's single rounding).
-  double value[256];
-  for (int c = 0; c < 256; ++c) value[c] = c < (1 << f.bits) ? f.decode(static_cast<std::uint8_t>(c)) : 0.0;
-  const std::uint8_t sign = f.sign_mask();
-  const std::int64_t bpr = q.blocks_per_row();
-  const bool contiguous = q.spec.granularity == Granularity::kGroup || q.spec.granularity == Granularity::kChannel ||
-                          q.spec.granularity == Granularity::kToken || q.spec.granularity == Granularity::kTensor;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const auto i = static_cast<std::size_t>(r * cols + c);
-      std::size_t si;
-      if (contiguous && q.spec.granularity == Granularity::kGroup)
-        si = static_cast<std::size_t>(r * bpr + c / q.spec.group_size);
-      else
-        si = static_cast<std::size_t>(q.scale_index(r, c));
-      const std::uint8_t code = q.codes[i];
-      const float s = (dual && (code & sign)) ? q.scales_neg[si] : q.scales[si];
-      x[i] = static_cast<float>(value[code] * static_cast<double>(s));
-    }
-  }
+  detail::QuantScratch scratch;
+  detail::fake_quantize(x, rows, cols, op, scratch);
 }
 
 std::vector<float> transform_activation(std::span<const float> x, std::int64_t rows, std::int64_t cols,
                                         std::span<const float> s, const RotationSpec& r) {
-  if (x.size() != static_cast<std::size_t>(rows * cols) || (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
-    throw std::invalid_argument(fmt::format("transform_activation: {} values, {} factors for {} x {}", x.size(),
-                                            s.size(), rows, cols));
-  std::vector<float> y(x.begin(), x.end());
-  if (!s.empty())
-    for (std::int64_t t = 0; t < rows; ++t) {
-      float* row = y.data() + t * cols;
-      for (std::int64_t j = 0; j < cols; ++j) row[j] *= s[static_cast<std::size_t>(j)];
-    }
-  rotate_activation_emulate(y, rows, cols, r, ActivationPrecision::kFp32);
+  std::vector<float> y(x.size());
+  detail::transform_activation_into(x, rows, cols, s, r, y);
   return y;
 }
 
 std::vector<float> transform_weight(std::span<const float> w, std::int64_t rows, std::int64_t cols,
                                     std::span<const float> s, const RotationSpec& r) {
-  if (w.size() != static_cast<std::size_t>(rows * cols) || (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
-    throw std::invalid_argument(
-        fmt::format("transform_weight: {} values, {} factors for {} x {}", w.size(), s.size(), rows, cols));
-  std::vector<float> y(w.begin(), w.end());
-  if (!s.empty())
-    for (std::int64_t o = 0; o < rows; ++o) {
-      float* row = y.data() + o * cols;
-      for (std::int64_t j = 0; j < cols; ++j) row[j] /= s[static_cast<std::size_t>(j)];
-    }
-  rotate_weight(y, rows, cols, r);
+  std::vector<float> y(w.size());
+  detail::transform_weight_into(w, rows, cols, s, r, y);
   return y;
 }
 

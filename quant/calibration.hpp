@@ -124,5 +124,19 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
 // Sum of squares of v, in double.
 [[nodiscard]] double sum_squares(std::span<const float> v);
 
+// Scratch kept between calls, so that repeated calls do not allocate (GALT's steps).
+struct QuantScratch {
+  std::vector<std::uint8_t> codes;
+  std::vector<float> scales;
+};
+// fake_quantize with caller-owned scratch (the same result).
+void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op,
+                   QuantScratch& scratch);
+// transform_activation / transform_weight into out (out.size() == x.size(); may not alias x).
+void transform_activation_into(std::span<const float> x, std::int64_t rows, std::int64_t cols,
+                               std::span<const float> s, const RotationSpec& r, std::span<float> out);
+void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int64_t cols, std::span<const float> s,
+                           const RotationSpec& r, std::span<float> out);
+
 }  // namespace detail
 }  // namespace fpqvar::quant

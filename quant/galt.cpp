@@ -21,21 +21,34 @@ class GaltEvaluator {
 
   [[nodiscard]] const std::vector<RowRange>& steps() const { return m_steps; }
 
-  // Loss and gradient of step `index` (of steps()), or of `batch` when index < 0.
+  // Loss and gradient of step `index` (of steps()), or of `batch` when index < 0. Buffers persist between calls
+  // (no allocation, no page faults after the first step of the largest batch).
   GaltLossGrad evaluate(std::ptrdiff_t index, RowRange batch, std::span<const float> s) {
     const LayerProblem& p = m_p;
     const RowRange r = index >= 0 ? m_steps[static_cast<std::size_t>(index)] : batch;
     const std::int64_t t = r.size(), in = p.in_features, out = p.out_features;
-    const std::span<const float> x =
-        std::span<const float>(p.act).subspan(static_cast<std::size_t>(r.begin * in), static_cast<std::size_t>(t * in));
+    const auto ti = static_cast<std::size_t>(t * in), to = static_cast<std::size_t>(t * out),
+               oi = static_cast<std::size_t>(out * in);
+    const std::span<const float> x = std::span<const float>(p.act).subspan(static_cast<std::size_t>(r.begin * in), ti);
+    grow(m_wq, oi);
+    grow(m_dw, oi);
+    grow(m_xq, ti);
+    grow(m_dx, ti);
+    grow(m_d, to);
+    const std::span<float> wq(m_wq.data(), oi), dw(m_dw.data(), oi), xq(m_xq.data(), ti), dx(m_dx.data(), ti),
+        d(m_d.data(), to);
 
     // Forward.
-    std::vector<float> wq = transform_weight(p.weight, out, in, s, m_rot);
-    fake_quantize(wq, out, in, p.recipe.weight);
-    std::vector<float> xq = transform_activation(x, t, in, s, m_rot);
-    fake_quantize(xq, t, in, p.recipe.act);
-    std::vector<float> d = (index >= 0 && !m_reference.empty()) ? m_reference[static_cast<std::size_t>(index)]
-                                                                  : reference(r);
+    detail::transform_weight_into(p.weight, out, in, s, m_rot, wq);
+    detail::fake_quantize(wq, out, in, p.recipe.weight, m_scratch);
+    detail::transform_activation_into(x, t, in, s, m_rot, xq);
+    detail::fake_quantize(xq, t, in, p.recipe.act, m_scratch);
+    if (index >= 0 && !m_reference.empty()) {
+      const auto& ref = m_reference[static_cast<std::size_t>(index)];
+      std::copy(ref.begin(), ref.end(), d.begin());
+    } else {
+      reference(r, d);
+    }
     detail::sgemm(false, true, t, out, in, 1.0f, xq.data(), wq.data(), -1.0f, d.data());  // D = y_q - y
     const double count = static_cast<double>(t) * static_cast<double>(out);
     GaltLossGrad lg;
@@ -43,7 +56,6 @@ class GaltEvaluator {
 
     // Backward (STE: the quantizers pass the gradient through).
     const auto g_scale = static_cast<float>(2.0 / count);
-    std::vector<float> dx(static_cast<std::size_t>(t * in)), dw(static_cast<std::size_t>(out * in));
     detail::sgemm(false, false, t, in, out, g_scale, d.data(), wq.data(), 0.0f, dx.data());  // G W'
     detail::sgemm(true, false, out, in, t, g_scale, d.data(), xq.data(), 0.0f, dw.data());   // G^T x'
     rotate_transpose(dx, t, in, m_rot);
@@ -68,10 +80,16 @@ class GaltEvaluator {
   }
 
  private:
-  std::vector<float> reference(RowRange r) const {
-    std::vector<float> y(static_cast<std::size_t>(r.size() * m_p.out_features));
+  static void grow(std::vector<float>& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+  }
+  void reference(RowRange r, std::span<float> y) const {
     detail::sgemm(false, true, r.size(), m_p.out_features, m_p.in_features, 1.0f,
                   m_p.act.data() + r.begin * m_p.in_features, m_p.weight.data(), 0.0f, y.data());
+  }
+  std::vector<float> reference(RowRange r) const {
+    std::vector<float> y(static_cast<std::size_t>(r.size() * m_p.out_features));
+    reference(r, y);
     return y;
   }
 
@@ -79,6 +97,8 @@ class GaltEvaluator {
   std::vector<RowRange> m_steps;
   RotationSpec m_rot;
   std::vector<std::vector<float>> m_reference;
+  std::vector<float> m_wq, m_dw, m_xq, m_dx, m_d;
+  detail::QuantScratch m_scratch;
 };
 
 std::vector<RowRange> split_steps(const LayerProblem& p, int batch_tokens) {
