@@ -346,7 +346,8 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
     std::vector<std::string> e;
     check_operand(e, w, problem.in_features, "weight");
     check_operand(e, a, problem.in_features, "act");
-    if (f->kind == FormatKind::kDual) e.push_back("DFQ formats are for activations only (the weight takes each candidate)");
+    if (f->kind == FormatKind::kDual)
+      e.push_back("DFQ formats are for activations only (the weight takes each candidate)");
     if (!e.empty()) throw std::invalid_argument(fmt::format("search_format: candidate \"{}\": {}", name, e.front()));
     w_ops.push_back(std::move(w));
     a_ops.push_back(std::move(a));
@@ -366,7 +367,8 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
     const std::int64_t e = std::min(problem.tokens, b + kChunkRows), t = e - b;
     const std::vector<float> xt = transform_activation(
         std::span<const float>(problem.act)
-            .subspan(static_cast<std::size_t>(b * problem.in_features), static_cast<std::size_t>(t * problem.in_features)),
+            .subspan(static_cast<std::size_t>(b * problem.in_features),
+                     static_cast<std::size_t>(t * problem.in_features)),
         t, problem.in_features, s, rot);
     const std::vector<float> y = reference_output(problem, b, e);
     for (std::size_t ai = 0; ai < n; ++ai) {

@@ -42,9 +42,9 @@ inline constexpr std::uint64_t kMaxCachedReferenceBytes = std::uint64_t{1} << 30
 
 // torch.optim.AdamW (torch 1.13 _single_tensor_adamw; amsgrad, maximize off) on an FP32 parameter, every
 // elementwise operation in FP32 in torch's order, Python scalars (double) rounded to FP32 where the tensor op takes
-// them; per step k = 1, 2, ...:
+// them; bit-exact against torch 1.13 on CPU (tests/quant/galt_test.cpp AdamWMatchesTorchBitForBit). Per step k:
 //   p <- p * fl32(1 - lr * wd)                                  (decoupled weight decay, before the moments)
-//   m <- fma(g, fl32(1 - beta1), m * fl32(beta1))               (add_(g, alpha): ATen's vectorized fmadd)
+//   m <- fma(g, fl32(1 - beta1), m * fl32(beta1))               (add_(g, alpha) is one fused multiply-add)
 //   v <- v * fl32(beta2) + (fl32(1 - beta2) * g) * g            (addcmul_)
 //   bc1 = 1 - beta1^k, bc2 = 1 - beta2^k                         (double)
 //   denom <- sqrt(v) / fl32(sqrt(bc2)) + fl32(eps)              (eps outside the square root)

@@ -121,7 +121,8 @@ void expect_transpose_matches_dense(std::int64_t cols, const RotationSpec& r) {
     for (std::int64_t i = 0; i < cols; ++i) {
       double acc = 0.0;  // (x R^T)_i = sum_j x_j R[i][j]
       for (std::int64_t j = 0; j < cols; ++j)
-        acc += static_cast<double>(x[static_cast<std::size_t>(t * cols + j)]) * dense[static_cast<std::size_t>(i * cols + j)];
+        acc += static_cast<double>(x[static_cast<std::size_t>(t * cols + j)]) *
+               dense[static_cast<std::size_t>(i * cols + j)];
       const float want = static_cast<float>(acc);
       const float got = y[static_cast<std::size_t>(t * cols + i)];
       EXPECT_LE(std::fabs(got - want), std::max(std::fabs(want) * 0x1p-23f, 1e-12f)) << "row " << t << " col " << i;
@@ -200,8 +201,8 @@ TEST(LayerProblemCheck, ValidateNamesEveryFault) {
 }
 
 // MixedFormat on constructed data whose best pair is known: every weight group (absmax 3.5) lies on the E1M2 grid
-// (this project's e1m2, bias 1: {0, 0.25, ..., 1.75}) times its scale 3.5 / 1.75 = 2, every activation group (absmax 16) on the E3M0 grid {0, 0.25, 0.5,
-// 1, ..., 16} with scale 16 / 16 = 1. So (weight e1m2, act e3m0) quantizes both exactly and its error is exactly 0
+// (this project's e1m2, bias 1: {0, 0.25, ..., 1.75}) times its scale 3.5 / 1.75 = 2, every activation group
+// (absmax 16) on the E3M0 grid {0, 0.25, 0.5, 1, ..., 16} with scale 16 / 16 = 1. So (weight e1m2, act e3m0) quantizes both exactly and its error is exactly 0
 // (every product and partial sum is a multiple of 2^-3 below 2^13: exact in FP32). Every other pair loses
 // something (E2M1 at scale 3.5/6 has no 0.5; E1M2 at scale 16/1.75 has no 0.25; ...), so its error is > 0.
 TEST(FormatSearch, PicksTheKnownBestPair) {

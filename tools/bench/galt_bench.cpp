@@ -51,7 +51,8 @@ q::LayerProblem make_problem(int images, int outliers, std::uint64_t seed) {
     for (std::int64_t t = 0; t < n; ++t) {
       const std::size_t base = p.act.size();
       for (int j = 0; j < 1024; ++j) p.act.push_back(normal(rng));
-      for (std::int64_t c : outlier_cols) p.act[base + static_cast<std::size_t>(c)] *= 20.0f + 2.0f * static_cast<float>(k);
+      for (std::int64_t c : outlier_cols)
+        p.act[base + static_cast<std::size_t>(c)] *= 20.0f + 2.0f * static_cast<float>(k);
     }
     row += n;
   }
@@ -111,7 +112,8 @@ int main(int argc, char** argv) {
              r.loss_final, 100.0 * (1.0 - r.loss_final / r.loss_identity));
   fmt::print("seconds per epoch: {:.2f} wall ({:.1f} GFLOP/s in the 3 GEMMs' {:.1f} GFLOP); total {:.2f} s wall, "
              "{:.2f} s CPU; 50 epochs ~ {:.0f} s\n",
-             per_epoch, flop / per_epoch * 1e-9, flop * 1e-9, total, total_cpu, 50.0 * per_epoch + (total - epochs * per_epoch));
+             per_epoch, flop / per_epoch * 1e-9, flop * 1e-9, total, total_cpu,
+             50.0 * per_epoch + (total - epochs * per_epoch));
   if (torch) {
     const std::string cmd = fmt::format("/usr/bin/python3 {}/tools/bench/galt_torch.py --images {} --epochs {} "
                                         "--threads {} --outliers {}",
