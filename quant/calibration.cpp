@@ -328,7 +328,7 @@ double quantized_output_mse(const LayerProblem& problem, std::span<const float> 
 }
 
 FormatChoice search_format(const LayerProblem& problem, std::span<const std::string> candidates,
-                           std::span<const float> s) {
+                           std::span<const float> s, ErrorAverage average) {
   check_problem(problem, "search_format");
   if (candidates.empty()) throw std::invalid_argument("search_format: no candidate formats");
   if (problem.recipe.weight.fp16 || problem.recipe.act.fp16)
@@ -361,32 +361,42 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
     wqs.push_back(std::move(wq));
   }
   const std::size_t n = candidates.size();
-  std::vector<double> sq(n * n, 0.0);
-  // One pass over the tokens: each chunk's transformed activation and reference output serve every pair.
-  for (std::int64_t b = 0; b < problem.tokens; b += kChunkRows) {
-    const std::int64_t e = std::min(problem.tokens, b + kChunkRows), t = e - b;
-    const std::vector<float> xt = transform_activation(
-        std::span<const float>(problem.act)
-            .subspan(static_cast<std::size_t>(b * problem.in_features),
-                     static_cast<std::size_t>(t * problem.in_features)),
-        t, problem.in_features, s, rot);
-    const std::vector<float> y = reference_output(problem, b, e);
-    for (std::size_t ai = 0; ai < n; ++ai) {
-      std::vector<float> xq = xt;
-      fake_quantize(xq, t, problem.in_features, a_ops[ai]);
-      for (std::size_t wi = 0; wi < n; ++wi) {
-        std::vector<float> d = y;
-        detail::sgemm(false, true, t, problem.out_features, problem.in_features, 1.0f, xq.data(), wqs[wi].data(),
-                      -1.0f, d.data());
-        sq[wi * n + ai] += detail::sum_squares(d);
+  // kTokens: one range of all tokens; kBatchMean: each batch on its own. Every range in chunks of kChunkRows; each
+  // chunk's transformed activation and reference output serve every pair.
+  const std::vector<RowRange> ranges =
+      average == ErrorAverage::kTokens ? std::vector<RowRange>{RowRange{0, problem.tokens}} : problem.step_batches();
+  std::vector<double> err(n * n, 0.0);  // kTokens: the squared sum; kBatchMean: the sum of the batches' MSEs
+  for (const RowRange& range : ranges) {
+    std::vector<double> sq(n * n, 0.0);
+    for (std::int64_t b = range.begin; b < range.end; b += kChunkRows) {
+      const std::int64_t e = std::min(range.end, b + kChunkRows), t = e - b;
+      const std::vector<float> xt = transform_activation(
+          std::span<const float>(problem.act)
+              .subspan(static_cast<std::size_t>(b * problem.in_features),
+                       static_cast<std::size_t>(t * problem.in_features)),
+          t, problem.in_features, s, rot);
+      const std::vector<float> y = reference_output(problem, b, e);
+      for (std::size_t ai = 0; ai < n; ++ai) {
+        std::vector<float> xq = xt;
+        fake_quantize(xq, t, problem.in_features, a_ops[ai]);
+        for (std::size_t wi = 0; wi < n; ++wi) {
+          std::vector<float> d = y;
+          detail::sgemm(false, true, t, problem.out_features, problem.in_features, 1.0f, xq.data(), wqs[wi].data(),
+                        -1.0f, d.data());
+          sq[wi * n + ai] += detail::sum_squares(d);
+        }
       }
     }
+    const double count = static_cast<double>(range.size()) * static_cast<double>(problem.out_features);
+    for (std::size_t i = 0; i < n * n; ++i) err[i] += average == ErrorAverage::kTokens ? sq[i] : sq[i] / count;
   }
   FormatChoice choice;
-  const double count = static_cast<double>(problem.tokens) * static_cast<double>(problem.out_features);
+  const double count = average == ErrorAverage::kTokens
+                           ? static_cast<double>(problem.tokens) * static_cast<double>(problem.out_features)
+                           : static_cast<double>(ranges.size());
   std::size_t best = 0;
   for (std::size_t i = 0; i < n * n; ++i) {
-    const double mse = sq[i] / count;
+    const double mse = err[i] / count;
     choice.trials.push_back(FormatTrial{candidates[i / n], candidates[i % n], mse});
     if (mse < choice.trials[best].mse || (std::isnan(choice.trials[best].mse) && !std::isnan(mse))) best = i;
   }

@@ -103,16 +103,26 @@ struct FormatTrial {
 struct FormatChoice {
   std::string weight_format;
   std::string act_format;
-  double mse = 0.0;                 // of the chosen pair
+  double mse = 0.0;                 // of the chosen pair (averaged as search_format's `average` says)
   std::vector<FormatTrial> trials;  // every pair, weight-major in candidate order (w0a0, w0a1, ..., w1a0, ...)
+};
+// How a trial's error averages the calibration tokens.
+enum class ErrorAverage : std::uint8_t {
+  kTokens,     // quantized_output_mse: the mean over all tokens (and outputs)
+  kBatchMean,  // the mean over the problem's batches of each batch's MSE. FPQVAR's search (search/
+               // search_fp4_format.py) averages one MSE per calibration file, i.e. per (image, VAR scale): batches
+               // of one image's tokens at one scale reproduce it (a 1-token scale weighs as much as a 256-token one)
 };
 // Tries every (weight, activation) pair of candidate formats (names as quant/format.hpp knows them; each replaces
 // the format of the problem's operand spec, everything else of the spec kept) and picks the pair with the least
-// quantized_output_mse under s (empty = ones). Tie rule: the first such pair in trial order (weight-major, candidate
-// order), i.e. a later pair must be strictly better. Throws std::invalid_argument for no candidates, an unknown
-// name, a DFQ format for the weight, an FP16 operand, or a format whose spec does not fit the problem.
+// error under s (empty = ones), averaged as `average` says. Tie rule: the first such pair in trial order
+// (weight-major, candidate order; a later pair must be strictly better), as FPQVAR's `if loss < best_loss` over
+// `for weight_format in formats: for act_format in formats` (their formats = e1m2, e2m1, e3m0). Throws
+// std::invalid_argument for no candidates, an unknown name, a DFQ format for the weight (a DFQ candidate has no
+// weight counterpart), an FP16 operand, or a format whose spec does not fit the problem.
 [[nodiscard]] FormatChoice search_format(const LayerProblem& problem, std::span<const std::string> candidates,
-                                         std::span<const float> s = {});
+                                         std::span<const float> s = {},
+                                         ErrorAverage average = ErrorAverage::kTokens);
 
 namespace detail {
 
