@@ -20,9 +20,10 @@
 //
 // Quantizers: those of the problem's recipe (quant/calibration.hpp fake_quantize), so s is learned against the
 // quantization it will be deployed with. FPQVAR's training script quantizes both operands with its own E2M1
-// FPQuant instead: FP32 scales absmax / 6 for the activation too, nearest grid value with ties to the lower value
-// (torch.argmin's first index), and NaN for an all-zero group. For fpqvar-w4a4 the differences are the activation
-// scale's FP16 rounding, the tie rule and the zero guard.
+// FPQuant instead: FP32 scales absmax / 6 for the activation too, nearest grid value with ties toward -inf
+// (torch.argmin's first index on the ascending grid: 2.5 -> 2, -2.5 -> -3; checked with torch 1.13), and an
+// all-zero group through 0/0 = NaN distances to index 0, i.e. -6 * 0 = -0. For fpqvar-w4a4 the differences are the
+// activation scale's FP16 rounding and the tie rule (the recipe's ties-up: 2.5 -> 3, -2.5 -> -2).
 //
 // Cost per epoch (one pass over T calibration tokens): 3 GEMMs of T x out x in (6 T out in flops), the rotations
 // (O(T in log block)) and the quantizers; the weight transform once per step.
