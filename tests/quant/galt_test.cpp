@@ -160,5 +160,32 @@ TEST(GaltOptionsCheck, BatchTokensSplitsBatches) {
   EXPECT_EQ(r0.loss_final, r0.loss_identity);
 }
 
+// A batch longer than one step chunk (4096 tokens) is evaluated chunk by chunk; loss and gradient are token means,
+// so the whole batch's must be the token-weighted mean of its two parts' (up to FP32 rounding of the pieces: the
+// gradient's scale 2/count and the accumulation of G^T x' over chunks, ~1e-6 relative).
+TEST(GaltChunks, LongBatchIsTheTokenWeightedMeanOfItsParts) {
+  const std::int64_t in = 128, out = 16, tokens = 5000;
+  LayerProblem p;
+  p.in_features = in;
+  p.out_features = out;
+  p.tokens = tokens;
+  for (std::int64_t i = 0; i < tokens * in; ++i)
+    p.act.push_back(static_cast<float>(galt_golden::value(5, static_cast<std::uint64_t>(i)) * (i % in == 7 ? 16 : 1)));
+  for (std::int64_t i = 0; i < out * in; ++i)
+    p.weight.push_back(static_cast<float>(galt_golden::value(6, static_cast<std::uint64_t>(i)) / 8));
+  p.recipe = preset("fpqvar-w4a4").layer(LayerKind::kQkv);
+  std::vector<float> s(static_cast<std::size_t>(in));
+  for (std::size_t j = 0; j < s.size(); ++j) s[j] = static_cast<float>(1.0 + galt_golden::value(7, j) / 8);
+  const GaltLossGrad all = galt_loss_and_grad(p, RowRange{0, tokens}, s);
+  const GaltLossGrad a = galt_loss_and_grad(p, RowRange{0, 4096}, s);
+  const GaltLossGrad b = galt_loss_and_grad(p, RowRange{4096, tokens}, s);
+  const double wa = 4096.0 / tokens, wb = 1.0 - wa;
+  EXPECT_NEAR(all.loss, wa * a.loss + wb * b.loss, 1e-6 * all.loss);
+  double gmax = 0.0;
+  for (float g : all.grad) gmax = std::max(gmax, std::fabs(static_cast<double>(g)));
+  for (std::size_t j = 0; j < all.grad.size(); ++j)
+    EXPECT_NEAR(all.grad[j], wa * a.grad[j] + wb * b.grad[j], 1e-5 * gmax) << j;
+}
+
 }  // namespace
 }  // namespace fpqvar::quant
