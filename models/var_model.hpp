@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "models/config.hpp"
+#include "models/linear_backend.hpp"
 #include "models/tensor.hpp"
 #include "models/vqvae.hpp"
 
@@ -34,6 +35,9 @@ struct GenerateOptions {
   // Teacher forcing: when non-empty, one vector per scale of B * pn^2 indices (row-major (B, pn^2)) used instead
   // of sampling.
   std::vector<std::vector<std::int64_t>> teacher_tokens;
+  // The execution mode of the four quantizable GEMMs of every block and of the KV cache (models/linear_backend.hpp):
+  // nullptr = FP32 sgemm on the checkpoint weights (the reference). Not owned; it must outlive generate().
+  ILinearBackend* backend = nullptr;
 };
 
 // Optional observer of intermediate tensors (row-major, with their shape), named as in the golden fixture
@@ -49,6 +53,7 @@ struct GenerateObserver {
   std::function<void(const std::string& name, std::span<const float> data, const std::vector<std::int64_t>& shape)>
       tensor;
   std::function<void(int si)> scale_done;  // after scale si's tokens are known (for progress display)
+  std::function<void(int si, int bi)> block_done;  // after block bi of scale si (for progress display)
 };
 
 struct GenerateResult {
@@ -81,7 +86,7 @@ class VarModel {
   };
 
   void run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,
-                 int images, int kv_begin, KvCache& cache) const;
+                 int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi) const;
 
   VarConfig m_config;
   std::span<const float> m_class_emb, m_pos_start, m_pos_1LC, m_lvl_embed, m_word_w, m_word_b;

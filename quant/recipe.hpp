@@ -8,7 +8,7 @@
 //     "defaults": {LAYER},                        // applied to every layer before its own entry
 //     "layers": {"qkv": {LAYER}, "proj": {LAYER}, "fc1": {LAYER}, "fc2": {LAYER}},
 //     "kv_cache": null | {OPERAND},                // K and V of earlier scales; null = FP32 cache
-//     "galt": {"epochs": 50, "lr": 0.001, "weight_decay": 0.01, "calib_images": 100, "batch_tokens": 0}
+//     "galt": {"epochs": 50, "lr": 0.01, "weight_decay": 0.01, "calib_images": 100, "batch_tokens": 0}
 //   }
 //   LAYER   = {"weight": OPERAND | "fp16", "act": OPERAND | "fp16",
 //              "rotation": "none" | "ght" | "full-hadamard", "rotation_block": 128, "rotation_seed": 42,
