@@ -147,15 +147,20 @@ void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int
       (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
     throw std::invalid_argument(fmt::format("transform_weight: {} values, {} outputs, {} factors for {} x {}",
                                             w.size(), out.size(), s.size(), rows, cols));
+  if (s.empty()) {
+    std::copy(w.begin(), w.end(), out.begin());
+    rotate_weight(out, rows, cols, r);
+    return;
+  }
+  // W / s in FP64 (exact to 53 bits), then rotated and rounded to FP32 once, as models/quantize_model.cpp builds W'.
+  // One row at a time: the rotation acts on rows independently.
+  std::vector<double> q(static_cast<std::size_t>(cols));
   for (std::int64_t o = 0; o < rows; ++o) {
     const float* in = w.data() + o * cols;
-    float* y = out.data() + o * cols;
-    if (s.empty())
-      std::copy(in, in + cols, y);
-    else
-      for (std::int64_t j = 0; j < cols; ++j) y[j] = in[j] / s[static_cast<std::size_t>(j)];
+    for (std::int64_t j = 0; j < cols; ++j)
+      q[static_cast<std::size_t>(j)] = static_cast<double>(in[j]) / static_cast<double>(s[static_cast<std::size_t>(j)]);
+    rotate_weight(q, 1, cols, r, out.subspan(static_cast<std::size_t>(o * cols), static_cast<std::size_t>(cols)));
   }
-  rotate_weight(out, rows, cols, r);
 }
 
 }  // namespace detail

@@ -4,10 +4,11 @@
 //
 // The quantized layer, as models/quantized_model.hpp applies a recipe (s = ones unless GALT or SmoothQuant set it):
 //   x' = Q_act((x * s) R),   W' = Q_w((W / s) R),   y_q = x' W'^T,
-// where x * s scales input channel j by s_j (one FP32 multiply), W / s divides weight column j by s_j (one FP32
-// division, as FPQVAR's `w / learnable_s`), R is the recipe's rotation (quant/hadamard.hpp: the weight rotated by
-// rotate_weight in FP64, the activation by rotate_activation_emulate with ActivationPrecision::kFp32, FPQVAR's FP32
-// calibration product), and Q is fake quantization under the operand's recipe (fake_quantize below).
+// where x * s scales input channel j by s_j (one FP32 multiply), W / s divides weight column j by s_j in FP64 and
+// (W / s) R is rounded to FP32 once (rotate_weight's FP64-input form), exactly the W' that models/quantize_model.hpp
+// deploys (FPQVAR's training script divides in FP32, `w / learnable_s`: at most one FP32 rounding apart; with
+// s = ones the two agree), the activation is rotated by rotate_activation_emulate with ActivationPrecision::kFp32
+// (FPQVAR's FP32 calibration product), and Q is fake quantization under the operand's recipe (fake_quantize below).
 // The error of a problem under s is
 //   quantized_output_mse = mean over tokens t and outputs o of (y_t,o - y_q t,o)^2,   y = x W^T in FP32,
 // accumulated in double; the GEMMs are OpenBLAS FP32 products (so the last bits depend on OpenBLAS's summation order).
@@ -78,8 +79,8 @@ void check_problem(const LayerProblem& problem, std::string_view what);
 void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op);
 
 // The transforms before quantization (contract above). s empty = ones; else s.size() == cols.
-// transform_activation: (x * s) R with rotate_activation_emulate (kFp32). transform_weight: (W / s) R with
-// rotate_weight (FP64).
+// transform_activation: (x * s) R with rotate_activation_emulate (kFp32). transform_weight: RNE_fp32((W / s) R),
+// the quotient and the rotation in FP64 (rotate_weight).
 [[nodiscard]] std::vector<float> transform_activation(std::span<const float> x, std::int64_t rows, std::int64_t cols,
                                                       std::span<const float> s, const RotationSpec& r);
 [[nodiscard]] std::vector<float> transform_weight(std::span<const float> w, std::int64_t rows, std::int64_t cols,

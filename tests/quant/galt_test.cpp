@@ -12,11 +12,11 @@
 //   - grad_j: bounded by kGradRel * gabs_j, gabs_j = the sum of the absolute terms of the two column sums (from
 //     the golden): kGradRel = 2e-5, the gamma_256 bound above (measured: below 4.4e-7). Where gabs_j is far above
 //     |grad_j| (cancellation), this bound is loose, so the whole vector is also held to a 1e-5 relative L2 error
-//     (measured: up to 2.3e-6). Scaling the weight term of the gradient by 0.999 fails both checks on every case.
+//     (measured: up to 2.8e-6). Scaling the weight term of the gradient by 0.999 fails both checks on every case.
 //   - AdamW itself is bit-exact (AdamWMatchesTorchBitForBit); s after a few steps inherits the gradient's error
 //     through m / sqrt(v), which is ~g / |g|: a relative gradient error e moves s by ~lr * e per step, except where
 //     g_j is near 0 relative to its own history. kSAfterAbs = 1e-5 (0.1 % of one lr = 0.01 step;
-//     measured: below 4.8e-7).
+//     measured: below 6e-7).
 #include <gtest/gtest.h>
 
 #include <cmath>
