@@ -153,13 +153,19 @@ void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int
     return;
   }
   // W / s in FP64 (exact to 53 bits), then rotated and rounded to FP32 once, as models/quantize_model.cpp builds W'.
-  // One row at a time: the rotation acts on rows independently.
-  std::vector<double> q(static_cast<std::size_t>(cols));
-  for (std::int64_t o = 0; o < rows; ++o) {
-    const float* in = w.data() + o * cols;
-    for (std::int64_t j = 0; j < cols; ++j)
-      q[static_cast<std::size_t>(j)] = static_cast<double>(in[j]) / static_cast<double>(s[static_cast<std::size_t>(j)]);
-    rotate_weight(q, 1, cols, r, out.subspan(static_cast<std::size_t>(o * cols), static_cast<std::size_t>(cols)));
+  // In blocks of rows (the rotation acts on rows independently): bounded FP64 scratch, few rotation set-ups.
+  constexpr std::int64_t kRows = 64;
+  std::vector<double> q(static_cast<std::size_t>(std::min(rows, kRows) * cols));
+  for (std::int64_t o0 = 0; o0 < rows; o0 += kRows) {
+    const std::int64_t n = std::min(rows, o0 + kRows) - o0;
+    for (std::int64_t o = 0; o < n; ++o) {
+      const float* in = w.data() + (o0 + o) * cols;
+      double* qo = q.data() + o * cols;
+      for (std::int64_t j = 0; j < cols; ++j)
+        qo[j] = static_cast<double>(in[j]) / static_cast<double>(s[static_cast<std::size_t>(j)]);
+    }
+    rotate_weight(std::span<const double>(q.data(), static_cast<std::size_t>(n * cols)), n, cols, r,
+                  out.subspan(static_cast<std::size_t>(o0 * cols), static_cast<std::size_t>(n * cols)));
   }
 }
 
