@@ -225,6 +225,15 @@ void check_problem(const LayerProblem& problem, std::string_view what) {
   throw std::invalid_argument(msg);
 }
 
+void check_factors(std::span<const float> s, std::int64_t in_features, std::string_view what) {
+  if (s.empty()) return;
+  if (s.size() != static_cast<std::size_t>(in_features))
+    throw std::invalid_argument(fmt::format("{}: {} factors s for in_features = {}", what, s.size(), in_features));
+  for (std::size_t j = 0; j < s.size(); ++j)
+    if (!std::isfinite(s[j]) || s[j] == 0.0f)
+      throw std::invalid_argument(fmt::format("{}: s[{}] = {} is not finite and non-zero", what, j, s[j]));
+}
+
 RotationSpec rotation_spec(const LayerRecipe& recipe) {
   return RotationSpec{recipe.rotation, recipe.rotation_block, recipe.rotation_seed};
 }
@@ -328,9 +337,7 @@ void rotate_transpose(std::span<float> x, std::int64_t rows, std::int64_t cols, 
 
 double quantized_output_mse(const LayerProblem& problem, std::span<const float> s) {
   check_problem(problem, "quantized_output_mse");
-  if (!s.empty() && s.size() != static_cast<std::size_t>(problem.in_features))
-    throw std::invalid_argument(
-        fmt::format("quantized_output_mse: {} factors for in_features = {}", s.size(), problem.in_features));
+  check_factors(s, problem.in_features, "quantized_output_mse");
   const RotationSpec rot = rotation_spec(problem.recipe);
   std::vector<float> wq = transform_weight(problem.weight, problem.out_features, problem.in_features, s, rot);
   fake_quantize(wq, problem.out_features, problem.in_features, problem.recipe.weight);
@@ -344,9 +351,7 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
   if (candidates.empty()) throw std::invalid_argument("search_format: no candidate formats");
   if (problem.recipe.weight.fp16 || problem.recipe.act.fp16)
     throw std::invalid_argument("search_format: needs a quantized weight and activation (an operand is FP16)");
-  if (!s.empty() && s.size() != static_cast<std::size_t>(problem.in_features))
-    throw std::invalid_argument(
-        fmt::format("search_format: {} factors for in_features = {}", s.size(), problem.in_features));
+  check_factors(s, problem.in_features, "search_format");
   std::vector<OperandRecipe> w_ops, a_ops;
   for (const auto& name : candidates) {
     const Format* f = find_format(name);
