@@ -270,6 +270,8 @@ TraceFilter TraceFilter::parse(std::string_view scales, std::string_view blocks,
   f.blocks = indices(blocks, "blocks");
   std::set<LayerKind> kinds;
   for (std::string_view item : split(ops)) {
+    for (std::string_view prefix : {"attn.", "ffn."})  // the module names of the checkpoint: attn.mat_qkv, ffn.fc1
+      if (item.substr(0, prefix.size()) == prefix) item.remove_prefix(prefix.size());
     try {
       kinds.insert(quant::parse_layer_kind(item));
     } catch (const std::invalid_argument&) {

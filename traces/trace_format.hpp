@@ -78,7 +78,8 @@ struct TraceFilter {
   std::vector<quant::LayerKind> ops;
 
   [[nodiscard]] bool accepts(const models::LinearSite& site) const;
-  // From command-line text: index lists "0,2,5-7" (empty = all) and op names "qkv,fc2" (official names too).
+  // From command-line text: index lists "0,2,5-7" (empty = all) and op names "qkv,fc2" (the checkpoint's module
+  // names too: mat_qkv, attn.mat_qkv, ffn.fc1).
   // Throws std::invalid_argument naming the bad item.
   [[nodiscard]] static TraceFilter parse(std::string_view scales, std::string_view blocks, std::string_view ops);
 };
