@@ -89,6 +89,10 @@ namespace fpqvar::models {
 // The dtype a tensor has in their code at a step; values are always held widened in float.
 enum class TorchDtype : std::uint8_t { kFloat32, kFloat16 };
 
+// FP32 -> FP16 (RNE, subnormals, overflow to inf) widened back: the narrowing every FP16 step here uses. The CPU's
+// F16C conversion where it has one, else quant::round_to_half; equal on every non-NaN input (tests check).
+[[nodiscard]] float emulate_round_to_half(float v);
+
 // quant_kernel.cu's rounding of one FP32 value onto an ascending grid, literally: the last g_i with
 // fabsf(q - g_i) <= the running minimum (from 102400), 0 when none. The reference for FpqvarQuantizer's fast search.
 [[nodiscard]] float fpqvar_kernel_scan(float q, std::span<const float> grid);
@@ -126,6 +130,7 @@ class FpqvarQuantizer {
   std::array<std::vector<float>, 2> m_grid;   // unique values, ascending
   std::array<std::vector<double>, 2> m_mid;   // midpoints between consecutive grid values (exact in double)
   std::array<double, 2> m_qmax{};
+  std::array<float, 2> m_qmax_f{};
 };
 
 struct EmulateOptions {

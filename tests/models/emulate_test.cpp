@@ -156,6 +156,24 @@ TEST(EmulateGrid, FastRoundingEqualsTheKernelScan) {
   EXPECT_EQ(e2m1.round_to_grid(std::numeric_limits<float>::quiet_NaN()), 0.0F);  // 0/0 of an all-zero group
 }
 
+// The fast FP16 narrowing against quant::round_to_half: every FP32 value whose low 13 bits (those FP16 rounds off)
+// are 0, 1, 0x0fff, 0x1000 (the tie), 0x1001 or 0x1fff, over every exponent and sign — all rounding cases of every
+// FP16 binade, subnormals, overflow and inf — plus 2^22 random patterns.
+TEST(EmulateGrid, FastHalfRoundingEqualsRoundToHalf) {
+  std::size_t bad = 0, n = 0;
+  auto check = [&](std::uint32_t bits) {
+    const float v = std::bit_cast<float>(bits);
+    if (std::isnan(v)) return;
+    ++n;
+    bad += std::bit_cast<std::uint32_t>(emulate_round_to_half(v)) != std::bit_cast<std::uint32_t>(quant::round_to_half(v));
+  };
+  for (std::uint32_t hi = 0; hi < (1u << 19); ++hi)
+    for (const std::uint32_t lo : {0u, 1u, 0x0fffu, 0x1000u, 0x1001u, 0x1fffu}) check((hi << 13) | lo);
+  std::mt19937 gen(1);
+  for (int i = 0; i < (1 << 22); ++i) check(static_cast<std::uint32_t>(gen()));
+  EXPECT_EQ(bad, 0U) << "of " << n;
+}
+
 // ---- every quantizer case of the fixture, bit for bit ----
 
 struct QuantCase {
