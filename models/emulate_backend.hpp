@@ -42,9 +42,11 @@
 //           as stored. Bias fl16(b).
 //           Equal to their weight fake quantization except where their FP32 quotient fl32(w / s_w) lands exactly on
 //           a midpoint between grid values while the exact w / s_w is below it: they round up (a tie), the contract's
-//           codes (quant::encode, exact quotient) round down. No emulation from codes can undo that; the
-//           probability is about 2^-24 per weight whose quotient falls in the rounding interval below a midpoint
-//           (tests/models/emulate_test.cpp counts it on their golden weights and on a VAR-sized random weight).
+//           codes (quant::encode, exact quotient) round down. No emulation from codes can undo that; it takes a
+//           quotient within half an FP32 ulp below a midpoint (tests/models/emulate_test.cpp: 0 of their 16,384
+//           golden weights, 1 of 3,145,728 random VAR-sized weights). With GALT the builder (models/quantize_model)
+//           divides W / s in FP64 where they round W / s to FP32 before rotating: 0 of 4,194,304 FP16 weights of a
+//           VAR-sized fc1 differ.
 //   x * s   FP32 multiply by the vector s (GALT / SmoothQuant; absent = ones, a no-op).   AdaLNSelfAttn.forward .mul
 //   rotate  quant::rotate_activation_emulate with EmulateOptions::precision: kFp16Autocast = FP16(x) @ FP16(R) with
 //           an FP16 result (their autocast matmul), kFp32 = FP32 x @ FP32(R).             torch.matmul(..., R)
