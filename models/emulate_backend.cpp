@@ -112,6 +112,11 @@ float fpqvar_kernel_scan(float q, std::span<const float> grid) {
 
 FpqvarQuantizer::FpqvarQuantizer(const quant::QuantSpec& spec) : m_spec(spec) {
   const quant::Format& f = spec.format;
+  if (f.kind == FormatKind::kInt)
+    throw std::invalid_argument(fmt::format(
+        "{}: INT formats are not emulated (FPQVAR's INT quantizers are another algorithm: torch.round, a 1e-5 "
+        "scale clamp, an asymmetric fc2 quantizer)",
+        f.name));
   if (spec.mode.rounding != quant::Rounding::kNearestTiesUp)
     throw std::invalid_argument(fmt::format(
         "{}: rounding {}: FPQVAR's kernel rounds to the nearest grid value with ties toward +inf (ties-up)", f.name,
@@ -142,11 +147,7 @@ FpqvarQuantizer::FpqvarQuantizer(const quant::QuantSpec& spec) : m_spec(spec) {
       m_qmax[1] = pos.back();
       break;
     }
-    case FormatKind::kInt:
-      throw std::invalid_argument(fmt::format(
-          "{}: INT formats are not emulated (FPQVAR's INT quantizers are another algorithm: torch.round, a 1e-5 "
-          "scale clamp, an asymmetric fc2 quantizer)",
-          f.name));
+    case FormatKind::kInt: break;  // rejected above
   }
   for (std::size_t side = 0; side < 2; ++side) {
     m_mid[side] = midpoints(m_grid[side]);

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "models/emulate_backend.hpp"
+#include "models/execution_mode.hpp"
 #include "models/fp32_backend.hpp"
 #include "models/fp32_ops.hpp"
 #include "models/quantize_model.hpp"
@@ -430,6 +431,25 @@ TEST(EmulateBackend, WeightsAreTheDequantizedCodesInFp16) {
 TEST(EmulateBackend, RejectsRecipesTheirCodeCannotRun) {
   const auto m = testing::small_model();
   EXPECT_THROW(EmulateBackend(quantize_for_test(m, quant::preset("int4-rtn"))), std::invalid_argument);
+}
+
+// The execution-mode factory hands out this backend, with the precision asked for, from a borrowed or a given model.
+TEST(EmulateBackend, ExecutionModeFactory) {
+  const auto m = testing::small_model();
+  const QuantizedModel qm = quantize_for_test(m, quant::preset("fpqvar-w4a4"));
+  ExecutionOptions eo;
+  eo.emulate_precision = quant::ActivationPrecision::kFp32;
+  const auto a = make_backend(parse_execution_mode("emulate"), &qm, eo);
+  const auto* ea = dynamic_cast<const EmulateBackend*>(a.get());
+  ASSERT_NE(ea, nullptr);
+  EXPECT_EQ(ea->options().precision, quant::ActivationPrecision::kFp32);
+  const auto b = make_backend(ExecutionMode::kEmulate, QuantizedModel(qm));
+  const auto* eb = dynamic_cast<const EmulateBackend*>(b.get());
+  ASSERT_NE(eb, nullptr);
+  EXPECT_EQ(eb->options().precision, quant::ActivationPrecision::kFp16Autocast);
+  EXPECT_EQ(bit_mismatches(ea->weight(1, LayerKind::kFc2), eb->weight(1, LayerKind::kFc2)), 0U);
+  EXPECT_THROW((void)make_backend(ExecutionMode::kEmulate, quantize_for_test(m, quant::preset("int4-rtn"))),
+               std::invalid_argument);
 }
 
 // ---- the KV cache: three scales of their SelfAttention caching branch, bit for bit ----
