@@ -6,7 +6,8 @@
 // Execution modes (models/execution_mode.hpp): --mode fp32 (default) | hw | emulate; the quantized modes run from a
 // quantized model built here from the weights under --recipe R (a preset or a JSON file; --uncalibrated for a recipe
 // that needs calibration, with s = ones and no format search), or read from --quantized FILE (`fpqvar quantize`),
-// which then also holds the transformer's other weights. --summary prints the hw mode's time and MACs per layer.
+// which then also holds the transformer's other weights. --summary prints the hw mode's time and MACs per layer;
+// --emulate-precision fp16-autocast (default) | fp32 selects the emulate mode's precision (models/emulate_backend.hpp).
 #include <chrono>
 #include <memory>
 #include <optional>
