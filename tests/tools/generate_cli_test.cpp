@@ -1,7 +1,7 @@
 // `fpqvar generate --mode hw` (and --mode emulate, both precisions) as a user runs it, on a tiny synthetic VAR
-// (depth 2, C 128, scales 1-4): the hw mode from a recipe and from a quantized model file give the same image bit for bit (the file is built here with the
-// library, as `fpqvar quantize` would), --summary prints the per-layer table, and wrong combinations of options fail
-// with exit code 2 and a message naming the fault.
+// (depth 2, C 128, scales 1-4): the hw mode from a recipe and from a quantized model file give the same image bit
+// for bit (the file is built here with the library, as `fpqvar quantize` would), --summary prints the per-layer
+// table, and wrong combinations of options fail with exit code 2 and a message naming the fault.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
