@@ -95,6 +95,11 @@ TEST(TraceCli, VerifyExitCodes) {
             std::string::npos) << bad.out;
   EXPECT_NE((bad.out + bad.err).find("1 of 24 record(s) not bit-exact"), std::string::npos) << bad.out << bad.err;
 
+  const auto others = run_cli("trace verify " + q(f.trace) + " --model " + q(f.model) + " --scales 0,2 --ops qkv,proj");
+  EXPECT_EQ(others.exit_code, 0) << others.out << others.err;
+  EXPECT_NE(others.out.find("8 records of 24: 8 bit-exact"), std::string::npos) << others.out;
+  EXPECT_EQ(run_cli("trace verify " + q(f.trace) + " --model " + q(f.model) + " --scales x").exit_code, 2);
+
   const auto js = run_cli("trace verify --json " + q(f.trace) + " --model " + q(f.model));
   EXPECT_EQ(js.exit_code, 3);
   const nlohmann::json j = nlohmann::json::parse(js.out.substr(0, js.out.rfind('}') + 1));

@@ -1,7 +1,7 @@
 // `fpqvar trace info|verify`: the trace files of the hw execution mode (traces/, docs/traces.md).
 //   fpqvar trace info FILE [--json]                         what the trace holds: records per scale and op, formats,
 //                                                           sizes, the run and the model it came from
-//   fpqvar trace verify FILE --model QMODEL [--threads N] [--all] [--json]
+//   fpqvar trace verify FILE --model QMODEL [--threads N] [--scales S] [--blocks B] [--ops O] [--all] [--json]
 //                                                           every record's y recomputed with the scalar PE contract
 //                                                           and compared bit for bit; weight digests checked
 // Exit codes: 0 = valid / all bit-exact; 2 = bad input (unreadable or invalid trace or model, a model that is not
@@ -162,6 +162,7 @@ struct VerifyCmdOptions {
   std::string file;
   std::string model;
   int threads = 0;  // 0 = every core
+  std::string scales, blocks, ops;  // only these records (TraceFilter::parse); empty = all
   bool all = false;
   bool json = false;
 };
@@ -178,6 +179,11 @@ void cmd_verify(const VerifyCmdOptions& o) {
   }
 
   traces::VerifyOptions vo;
+  try {
+    vo.only = traces::TraceFilter::parse(o.scales, o.blocks, o.ops);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(e.what());
+  }
   vo.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool show = interactive();
   using Clock = std::chrono::steady_clock;
@@ -209,7 +215,8 @@ void cmd_verify(const VerifyCmdOptions& o) {
     j["pass"] = pass;
     j["mismatch"] = mismatch;
     j["invalid"] = invalid;
-    j["weight_tensors"] = trace->manifest().source_tensors.size();
+    j["weight_tensors"] = rep.weights_checked;
+    j["records_in_trace"] = trace->size();
     j["weight_faults"] = rep.weight_faults;
     j["seconds"] = seconds;
     j["verdicts"] = nlohmann::json::array();
@@ -238,10 +245,11 @@ void cmd_verify(const VerifyCmdOptions& o) {
       }
       fmt::print("{:<8} {}\n", traces::to_string(v.verdict), v.detail);
     }
-    fmt::print("{}: {} records: {} bit-exact, {} mismatch, {} invalid; {} weight tensors, {} differ ({:.1f} s, {} "
+    fmt::print("{}: {} records{}: {} bit-exact, {} mismatch, {} invalid; {} weight tensors, {} differ ({:.1f} s, {} "
                "threads)\n",
-               o.file, rep.records.size(), pass, mismatch, invalid, trace->manifest().source_tensors.size(),
-               rep.weight_faults.size(), seconds, vo.threads);
+               o.file, rep.records.size(),
+               rep.records.size() == trace->size() ? "" : fmt::format(" of {}", trace->size()), pass, mismatch,
+               invalid, rep.weights_checked, rep.weight_faults.size(), seconds, vo.threads);
   }
   if (invalid > 0) throw UserError(fmt::format("{}: {} record(s) hold invalid data (corrupt trace)", o.file, invalid));
   if (!rep.passed())
@@ -265,6 +273,9 @@ void register_trace(CLI::App& app) {
   verify->add_option("FILE", vo->file, "Trace file (.safetensors)")->required();
   verify->add_option("--model,-m", vo->model, "The quantized model the trace was recorded from")->required();
   verify->add_option("--threads,-j", vo->threads, "Worker threads (0 = every core)")->check(CLI::NonNegativeNumber);
+  verify->add_option("--scales", vo->scales, "Only these scales: \"0,2,5-9\" (default all)");
+  verify->add_option("--blocks", vo->blocks, "Only these blocks: \"0-3\" (default all)");
+  verify->add_option("--ops", vo->ops, "Only these ops: \"qkv,fc2\" (default all)");
   verify->add_flag("--all", vo->all, "List passing records too");
   verify->add_flag("--json", vo->json, "Print JSON: counts and every record's verdict");
   verify->callback([vo] { cmd_verify(*vo); });
