@@ -153,20 +153,32 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   prepare_activation(l, x, rows, m_xt);
   st.transform_s += since(t0);
 
-  // Step 3: the activation's codes and scales (or its FP16 values).
+  // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call.
   t0 = Clock::now();
-  quant::QuantizedTensor a;
+  quant::QuantizedTensor& a = m_act;
   const bool act_quantized = !q.recipe.act.fp16;
   if (act_quantized) {
     const quant::QuantSpec& spec = q.recipe.act.spec;
-    const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues ? m_options.threads : 1;
-    if (threads > 1 && rows_independent(spec) && quant::fast_path_supported(spec)) {
-      a = quant::make_quantized_shell(m_xt.size(), rows, in, spec);
-      const std::int64_t bpr = a.blocks_per_row();
+    if (quant::fast_path_supported(spec) && spec.granularity != quant::Granularity::kColumn) {
+      if (const auto e = spec.validate(in); !e.empty())
+        throw std::invalid_argument(fmt::format("HwBackend: block {} {} activation spec: {}", site.block,
+                                                quant::to_string(site.layer), e.front()));
+      a.spec = spec;
+      a.rows = rows;
+      a.cols = in;
       const bool dual = spec.format.kind == quant::FormatKind::kDual;
+      a.codes.resize(m_xt.size());
+      a.scales.resize(static_cast<std::size_t>(quant::block_count(spec, rows, in)));
+      a.scales_neg.resize(dual ? a.scales.size() : 0);
+      const std::int64_t bpr = a.blocks_per_row();
+      const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues && rows_independent(spec)
+                              ? m_options.threads
+                              : 1;
       parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
+        // One part covers the whole tensor unless rows_independent(spec) (then blocks never cross rows).
         const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
-        const std::size_t so = static_cast<std::size_t>(r0 * bpr), sn = static_cast<std::size_t>((r1 - r0) * bpr);
+        const std::size_t so = threads == 1 ? 0 : static_cast<std::size_t>(r0 * bpr);
+        const std::size_t sn = threads == 1 ? a.scales.size() : static_cast<std::size_t>((r1 - r0) * bpr);
         const std::span<const float> xs(m_xt.data() + off, n);
         const std::span<std::uint8_t> cs(a.codes.data() + off, n);
         if (dual) {

@@ -101,7 +101,8 @@ class HwBackend final : public ILinearBackend {
   HwOptions m_options;
   std::vector<std::array<Layer, 4>> m_layers;  // [block][LayerKind]
   HwStats m_stats;
-  std::vector<float> m_xt;  // scratch: the transformed activation
+  std::vector<float> m_xt;       // scratch: the transformed activation
+  quant::QuantizedTensor m_act;  // scratch: the quantized activation
 };
 
 }  // namespace fpqvar::models

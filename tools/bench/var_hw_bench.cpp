@@ -94,7 +94,8 @@ void print_hw_breakdown(const m::HwBackend& hw, int repeats) {
 }
 
 int speed(const std::string& model, const std::string& recipe_name, int threads, int repeats, int outliers,
-          std::uint64_t seed, const std::string& torch_repo, const std::string& python) {
+          std::uint64_t seed, const std::string& torch_repo, const std::string& python, bool hw_only,
+          int hw_blas_threads) {
   const m::VarConfig cfg = m::var_config_preset(model);
   m::ops::set_blas_threads(threads);
   const m::SyntheticOptions so{seed, outliers, 20.0};
@@ -117,15 +118,17 @@ int speed(const std::string& model, const std::string& recipe_name, int threads,
   std::size_t agree = 0, total = 0;
   for (int r = 0; r < repeats; ++r) {
     opt.backend = nullptr;
-    const Run f = timed_generate(var, vae, opt);
+    m::ops::set_blas_threads(threads);
+    const Run f = hw_only ? Run{1, 1, {}} : timed_generate(var, vae, opt);
     opt.backend = &hw;
+    m::ops::set_blas_threads(hw_blas_threads > 0 ? hw_blas_threads : threads);
     const Run h = timed_generate(var, vae, opt);
     fmt::print("run {}: FP32 {:.2f} s wall ({:.2f} s CPU), hw {:.2f} s wall ({:.2f} s CPU), FP32 / hw {:.2f}\n", r + 1,
                f.wall_s, f.cpu_s, h.wall_s, h.cpu_s, f.wall_s / h.wall_s);
     std::fflush(stdout);
     if (r == 0 || f.wall_s < best_fp32.wall_s) best_fp32 = f;
     if (r == 0 || h.wall_s < best_hw.wall_s) best_hw = h;
-    if (r == 0)
+    if (r == 0 && !hw_only)
       for (std::size_t si = 0; si < f.tokens.size(); ++si)
         for (std::size_t i = 0; i < f.tokens[si].size(); ++i, ++total) agree += f.tokens[si][i] == h.tokens[si][i];
   }
@@ -266,7 +269,8 @@ int main(int argc, char** argv) {
   std::string model, recipe = "fpqvar-w4a4", torch_repo, python = "/usr/bin/python3";
   int threads = 2, repeats = 1, outliers = 8;
   std::uint64_t seed = 0;
-  bool mem = false;
+  bool mem = false, hw_only = false;
+  int hw_blas_threads = 0;
   app.add_option("--model", model, "default var-d16 (speed) / var-d30 (--memory)");
   app.add_option("--recipe", recipe, "recipe preset or JSON file (built uncalibrated)")->capture_default_str();
   app.add_option("--threads", threads, "threads for both modes")->capture_default_str();
@@ -275,6 +279,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "synthetic weight and sampler seed")->capture_default_str();
   app.add_option("--torch-repo", torch_repo, "checkout of FoundationVision/VAR: also time the official FP32 code");
   app.add_option("--python", python, "python with torch")->capture_default_str();
+  app.add_option("--hw-blas-threads", hw_blas_threads,
+                 "OpenBLAS threads during the hw runs (its FP32 attention and head); 0 = --threads")
+      ->capture_default_str();
+  app.add_flag("--hw-only", hw_only, "skip the FP32 runs (for profiling)");
   app.add_flag("--memory", mem, "peak resident memory of VAR-d30 under the recipe instead");
   CLI11_PARSE(app, argc, argv);
   if (threads < 1 || repeats < 1) {
@@ -283,7 +291,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (mem) return memory(model.empty() ? "var-d30" : model, recipe, threads, seed, outliers);
-    return speed(model.empty() ? "var-d16" : model, recipe, threads, repeats, outliers, seed, torch_repo, python);
+    return speed(model.empty() ? "var-d16" : model, recipe, threads, repeats, outliers, seed, torch_repo, python, hw_only, hw_blas_threads);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
