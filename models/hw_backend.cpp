@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <stdexcept>
 #include <thread>
 
@@ -17,6 +18,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 quant::RotationSpec rotation_of(const quant::LayerRecipe& r) {
   return quant::RotationSpec{r.rotation, r.rotation_block, r.rotation_seed};
@@ -147,6 +153,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   HwLayerStats& st = m_stats.layers[static_cast<std::size_t>(site.layer)];
   ++st.calls;
   st.macs += static_cast<double>(rows) * in * out;
+  const double cpu0 = process_cpu_s();
 
   auto t0 = Clock::now();
   m_xt.resize(x.size());
@@ -220,6 +227,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
     }
   }
   st.epilogue_s += since(t0);
+  st.cpu_s += process_cpu_s() - cpu0;
 }
 
 void HwBackend::prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,

@@ -50,6 +50,7 @@ struct HwLayerStats {
   double quantize_s = 0;      // activation quantization
   double gemm_s = 0;          // integer GEMM (or the FP16 sgemm)
   double epilogue_s = 0;      // bias and the observer
+  double cpu_s = 0;           // process CPU seconds (all threads) of the whole calls: robust on a loaded machine
   [[nodiscard]] double total_s() const { return transform_s + quantize_s + gemm_s + epilogue_s; }
 };
 
