@@ -37,6 +37,10 @@
 
 namespace fpqvar::models {
 
+// Threads: the integer GEMM and the activation preparation use HwOptions::threads threads of their own. VarModel's
+// FP32 parts (attention, head) use OpenBLAS; run OpenBLAS single-threaded beside this backend (fpqvar generate and
+// var_hw_bench do): its idle workers spin in sched_yield and take the cores from the integer kernels (measured on
+// VAR-d16, 2 cores: 10.8 CPU-s per image with 2 OpenBLAS threads, 5.7 with 1).
 struct HwOptions {
   int threads = 1;                    // threads of the integer GEMM and of the activation preparation
   IGemmObserver* observer = nullptr;  // not owned; sees every integer GEMM (models/gemm_observer.hpp)

@@ -273,7 +273,7 @@ int main(int argc, char** argv) {
   int threads = 2, repeats = 1, outliers = 8;
   std::uint64_t seed = 0;
   bool mem = false, hw_only = false;
-  int hw_blas_threads = 0;
+  int hw_blas_threads = 1;
   app.add_option("--model", model, "default var-d16 (speed) / var-d30 (--memory)");
   app.add_option("--recipe", recipe, "recipe preset or JSON file (built uncalibrated)")->capture_default_str();
   app.add_option("--threads", threads, "threads for both modes")->capture_default_str();
@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
   app.add_option("--torch-repo", torch_repo, "checkout of FoundationVision/VAR: also time the official FP32 code");
   app.add_option("--python", python, "python with torch")->capture_default_str();
   app.add_option("--hw-blas-threads", hw_blas_threads,
-                 "OpenBLAS threads during the hw runs (its FP32 attention and head); 0 = --threads")
+                 "OpenBLAS threads during the hw runs (its FP32 attention and head; idle OpenBLAS workers spin and take the cores from the integer kernels); 0 = --threads")
       ->capture_default_str();
   app.add_flag("--hw-only", hw_only, "skip the FP32 runs (for profiling)");
   app.add_flag("--memory", mem, "peak resident memory of VAR-d30 under the recipe instead");
