@@ -16,6 +16,7 @@
 // generated on the fly and dropped), a small VQ-VAE (ch 32: its decoder is not part of the transformer; the residual
 // path only needs the codebook and the Phi convolutions). Prints the peak resident set (VmHWM of /proc/self/status)
 // over the whole process and what it holds: the packed weights, the FP32 KV cache, the other weights.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <array>
@@ -176,7 +177,7 @@ int memory(const std::string& model, const std::string& recipe_name, int threads
   m::VarConfig cfg = m::var_config_preset(model);
   cfg.vae.ch = 32;  // the decoder is not the transformer's: a small one (the residual path does not depend on ch)
   cfg.vae.ch_mult = {1, 1, 2, 2, 4};
-  m::ops::set_blas_threads(threads);
+  m::ops::set_blas_threads(1);  // the hw mode's FP32 parts single-threaded (models/hw_backend.hpp)
   const m::SyntheticOptions so{seed, outliers, 20.0};
   const fpqvar::quant::Recipe recipe = fpqvar::quant::resolve_recipe(recipe_name);
 
@@ -230,6 +231,7 @@ int memory(const std::string& model, const std::string& recipe_name, int threads
           m::quantize_layer(qm.recipe.layer(k), w, out, in, bias, {});
     }
   m::HwBackend hw(std::move(qm), m::HwOptions{threads, nullptr});
+  malloc_trim(0);  // hand the building's freed temporaries (heap holes) back to the OS
   const double build_s = std::chrono::duration<double>(Clock::now() - tq).count();
   const double rss_built = status_kib("VmRSS"), hwm_built = status_kib("VmHWM");
 
