@@ -197,6 +197,9 @@ void cmd_generate(const GenerateCliOptions& o) {
       spdlog::log(interactive() ? spdlog::level::info : spdlog::level::debug, "quantized the model under {} in {:.2f} s",
                   qm->recipe.name, seconds_since(t_q));
     }
+    // The hw mode's integer kernels take the threads; its FP32 parts (attention, head) run OpenBLAS single-threaded,
+    // since idle OpenBLAS workers spin (sched_yield) and take the cores from the integer kernels.
+    if (mode == models::ExecutionMode::kHw) models::ops::set_blas_threads(1);
     try {
       models::ExecutionOptions eo{mode_threads, nullptr};
       eo.emulate_precision = o.emulate_precision == "fp32" ? quant::ActivationPrecision::kFp32
@@ -338,7 +341,9 @@ void register_generate(CLI::App& app) {
   g->add_option("--out,-o", o->out, "PNG output (the batch side by side)");
   g->add_option("--teacher-tokens", o->teacher_tokens, "safetensors with I64 tokens.K (B, pn_K^2): no sampling");
   g->add_option("--dump", o->dump, "safetensors with logits.K (2B, pn^2, V), tokens.K, fhat and image (B, 3, H, W)");
-  g->add_option("--threads", o->threads, "OpenBLAS threads (0 = OpenBLAS default)")->capture_default_str();
+  g->add_option("--threads", o->threads,
+                "Threads: OpenBLAS's in fp32 mode (0 = its default), the integer kernels' in hw mode (0 = all cores)")
+      ->capture_default_str();
   g->add_option("--patch-nums", o->patch_nums, "Override the scales (custom small models), e.g. 1,2,3,4")->delimiter(',');
   g->add_option("--vae-ch", o->vae_ch, "Override the VQ-VAE base width (custom small models)");
   g->add_option("--mode", o->mode, "Execution mode: fp32 | hw | emulate")->capture_default_str();
