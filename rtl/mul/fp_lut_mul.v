@@ -11,7 +11,8 @@
 //   FORM 1  decode each operand's magnitude index to {shift, significand} (e2m3: 1.mmm / 0.mmm and the exponent
 //           field), multiply the significands (4 x 4 bits for e2m3) and shift by the sum of the shifts.
 // Both forms are bit-identical for every code pair (tests/rtl/fp_lut_mul_test.cpp); which is smaller is a synthesis
-// question (docs/synthesis.md). Every table (the magnitudes and the decodes) is generated from quant/ at build time
+// question (docs/synthesis.md: yosys 0.23, xcup): the table for e2m1 (30 vs 56 LUTs) and DFQ (30 vs 37), the
+// significand product for e2m3 (49 vs 80), and those are the defaults. Every table (the magnitudes and the decodes) is generated from quant/ at build time
 // (tools/gen_rtl_tables -> fp_lut_mul_tables.svh), which also checks the sign-magnitude split against quant's whole
 // product table before writing it; nothing here is typed by hand.
 //
@@ -26,7 +27,9 @@
 
 module fp_lut_mul #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
-    parameter integer FORM = 0,  // 0: magnitude table; 1: significand product + shift
+    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
     parameter integer W_BITS = `FPQVAR_MUL_W_BITS(PAIR),
     parameter integer P_BITS = `FPQVAR_MUL_P_BITS(PAIR)

@@ -28,7 +28,9 @@
 module pe #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
     parameter integer G = 32,  // lanes; a power of two (16, 32, 64, 128)
-    parameter integer FORM = 0,  // multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product
+    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer BEAT_BITS = 8,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
     parameter integer W_BITS = `FPQVAR_MUL_W_BITS(PAIR),
@@ -104,27 +106,35 @@ module pe #(
   // them into plain registers (mem2reg: every index is a constant once the loops unroll).
   (* mem2reg *) reg signed [SUM_BITS-1:0] tree_pos [1:2*G-1];
   (* mem2reg *) reg signed [SUM_BITS-1:0] tree_neg [1:2*G-1];
-  integer n;
-  always @(posedge clk) begin
-    if (advance) begin
-      for (n = 0; n < G; n = n + 1) begin
-        // DFQ: the activation's top bit (sign) selects the tree; otherwise every lane goes to tree_pos.
-        if (IS_DFQ != 0 && a_q[n*A_BITS + A_BITS-1]) begin
-          tree_pos[G+n] <= {SUM_BITS{1'b0}};
-          tree_neg[G+n] <= {{(SUM_BITS-P_BITS){products[n][P_BITS-1]}}, products[n]};
-        end else begin
-          tree_pos[G+n] <= {{(SUM_BITS-P_BITS){products[n][P_BITS-1]}}, products[n]};
-          tree_neg[G+n] <= {SUM_BITS{1'b0}};
+  // One always block per node (generate loops, not for loops: the simulator cannot schedule delayed assignments to
+  // array elements inside a for loop it does not unroll, and it unrolls none longer than 64).
+  genvar n;
+  generate
+    for (n = 0; n < G; n = n + 1) begin : g_leaf
+      wire [SUM_BITS-1:0] product_ext = {{(SUM_BITS-P_BITS){products[n][P_BITS-1]}}, products[n]};
+      // DFQ: the activation's top bit (sign) selects the tree; otherwise every lane goes to tree_pos.
+      wire to_neg = (IS_DFQ != 0) && a_q[n*A_BITS + A_BITS-1];
+      always @(posedge clk) begin
+        if (advance) begin
+          tree_pos[G+n] <= to_neg ? {SUM_BITS{1'b0}} : product_ext;
+          tree_neg[G+n] <= to_neg ? product_ext : {SUM_BITS{1'b0}};
         end
       end
-      for (n = 1; n < G; n = n + 1) begin
-        tree_pos[n] <= tree_pos[2*n] + tree_pos[2*n+1];
-        // Only DFQ needs the second tree; the constant condition removes it for the other pairs, in synthesis
-        // and in the simulation model alike (where it would cost time).
-        if (IS_DFQ != 0) tree_neg[n] <= tree_neg[2*n] + tree_neg[2*n+1];
+    end
+    for (n = 1; n < G; n = n + 1) begin : g_node
+      always @(posedge clk) begin
+        if (advance) tree_pos[n] <= tree_pos[2*n] + tree_pos[2*n+1];
+      end
+      // Only DFQ needs the second tree; for the other pairs its nodes do not exist, in synthesis and in the
+      // simulation model alike (where they would cost time).
+      if (IS_DFQ != 0) begin : g_neg
+        always @(posedge clk) begin
+          if (advance) tree_neg[n] <= tree_neg[2*n] + tree_neg[2*n+1];
+        end
       end
     end
-  end
+  endgenerate
+
   wire signed [SUM_BITS-1:0] root_pos = tree_pos[1];
   wire signed [SUM_BITS-1:0] root_neg = tree_neg[1];
 

@@ -23,7 +23,9 @@
 
 module pe_array #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
-    parameter integer FORM = 0,  // multiplier form (rtl/mul/fp_lut_mul.v)
+    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer R = 16,
     parameter integer C = 16,
     parameter integer G = 32,

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -167,17 +168,15 @@ std::vector<SynthUnit> make_units() {
   u.push_back({"absmax-scale-e2m1", "absmax of 8 FP16 values -> FP16 E2M1 scale (absmax/6)", "absmax_scale",
                {"quantizer/absmax_scale.v"}, {{"GROUP", "8"}, {"BITS", "4"}, {"MAN_BITS", "1"}, {"BIAS", "1"}}, true,
                false, ""});
-  // PEs: 32 lanes, adder tree, group accumulator (rtl/pe/pe.v), FORM 0 multipliers unless named "-f1".
+  // PEs: 32 lanes, adder tree, group accumulator (rtl/pe/pe.v), each pair with its default multiplier form (the
+  // smaller one at the MAC level: FORM 0 for e2m1 and DFQ, FORM 1 for e2m3; docs/synthesis.md). An FP6 PE with FORM 0
+  // multipliers made yosys 0.23 grow past 10 GB of memory, so it is not a unit.
   const std::vector<std::string> pe = {"mul/fp_lut_mul.v", "pe/pe.v"};
-  u.push_back({"pe-fp4", "FP4 PE: 32 E2M1 x E2M1 lanes, adder tree, group accumulator", "pe", pe,
+  u.push_back({"pe-fp4", "FP4 PE: 32 E2M1 x E2M1 lanes (magnitude tables), adder tree, group accumulator", "pe", pe,
                {{"PAIR", "0"}, {"G", "32"}, {"FORM", "0"}}, true, true, "", true});
-  u.push_back({"pe-fp4-f1", "FP4 PE, significand-product multipliers", "pe", pe,
-               {{"PAIR", "0"}, {"G", "32"}, {"FORM", "1"}}, true, true, "", true});
   u.push_back({"pe-dfq", "DFQ PE: 32 DFQ(E1M2|E2M1) x E2M1 lanes, two adder trees and accumulators (neg/pos side)",
                "pe", pe, {{"PAIR", "1"}, {"G", "32"}, {"FORM", "0"}}, true, true, "", true});
-  u.push_back({"pe-fp6", "FP6 PE: 32 E2M3 x E2M3 lanes", "pe", pe, {{"PAIR", "2"}, {"G", "32"}, {"FORM", "0"}}, true,
-               true, "", true});
-  u.push_back({"pe-fp6-f1", "FP6 PE, significand-product multipliers", "pe", pe,
+  u.push_back({"pe-fp6", "FP6 PE: 32 E2M3 x E2M3 lanes (significand products)", "pe", pe,
                {{"PAIR", "2"}, {"G", "32"}, {"FORM", "1"}}, true, true, "", true});
   u.push_back({"pe-int8-lut", "INT8 PE: 32 fabric multipliers, adder, accumulator", "int_pe",
                {"int/int_mul_lut.v", "int/int_pe.v"}, {{"W", "8"}, {"LANES", "32"}, {"ACC_W", "24"}}, true, false, "",
@@ -329,6 +328,7 @@ nlohmann::json to_json(const SynthResult& r) {
 struct SynthOptions {
   std::vector<std::string> units;
   bool all = false;
+  bool macs = false;  // every unit that counts MACs (multipliers, MACs, PEs): the sim/ cost model's figures
   bool list = false;
   std::vector<std::string> overrides;  // NAME=VALUE
   std::string json_path;
@@ -432,10 +432,12 @@ void cmd_synth(const SynthOptions& o) {
     return;
   }
   std::vector<const SynthUnit*> chosen;
-  if (o.all) {
-    for (const auto& u : units) chosen.push_back(&u);
+  if (o.all || o.macs) {
+    if (!o.units.empty()) throw UserError("name units, or pass --all or --macs, not both");
+    for (const auto& u : units)
+      if (o.all || u.counts_macs) chosen.push_back(&u);
   } else {
-    if (o.units.empty()) throw UserError("name a unit (fpqvar synth --list shows them) or pass --all");
+    if (o.units.empty()) throw UserError("name a unit (fpqvar synth --list shows them), or pass --all or --macs");
     for (const auto& name : o.units) {
       auto it = std::find_if(units.begin(), units.end(), [&](const auto& u) { return u.name == name; });
       if (it == units.end()) {
@@ -451,23 +453,37 @@ void cmd_synth(const SynthOptions& o) {
   TempDir vdir;
   const std::string version = yosys_version(o.yosys, vdir.path);
   std::vector<SynthResult> results;
-  for (const auto* u : chosen) results.push_back(synth_one(*u, o, version));
-
-  nlohmann::json j = nlohmann::json::array();
-  for (const auto& r : results) j.push_back(to_json(r));
-  const nlohmann::json out = results.size() == 1 ? j[0] : j;
-  if (o.json_path == "-") {
-    fmt::print("{}\n", out.dump(2));
-    return;
+  const bool table = o.json_path != "-";
+  if (table) {
+    fmt::print("{} (synth_xilinx -family {}{}, out of context)\n", version, o.family, o.no_bram ? " -nobram" : "");
+    fmt::print("{:<20} {:>6} {:>6} {:>6} {:>6} {:>4} {:>5}  {}\n", "unit", "LUT", "MUXF", "FF", "CARRY", "DSP", "BRAM",
+               "params");
   }
-  fmt::print("{} (synth_xilinx -family {}{}, out of context)\n", version, o.family, o.no_bram ? " -nobram" : "");
-  fmt::print("{:<20} {:>6} {:>6} {:>6} {:>6} {:>4} {:>5}  {}\n", "unit", "LUT", "MUXF", "FF", "CARRY", "DSP", "BRAM",
-             "params");
-  for (const auto& r : results) {
+  // One row per unit as soon as it is done (a long --macs run shows its progress, and a unit that fails late does
+  // not lose the rows before it).
+  for (const auto* u : chosen) {
+    results.push_back(synth_one(*u, o, version));
+    if (!table) continue;
+    const SynthResult& r = results.back();
     std::vector<std::string> ps;
     for (const auto& [k, v] : r.params) ps.push_back(k + "=" + v);
     fmt::print("{:<20} {:>6} {:>6} {:>6} {:>6} {:>4} {:>5}  {}{}\n", r.unit, r.lut, r.muxf, r.ff, r.carry, r.dsp,
                r.bram, fmt::join(ps, " "), r.nodsp ? " (-nodsp)" : "");
+    std::fflush(stdout);
+  }
+
+  // The JSON document (docs/synthesis.json is one, read by sim/'s cost model): the flow's settings once, then one
+  // object per unit with its cell counts and, for MAC datapaths, the per-MAC figures.
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& r : results) j.push_back(to_json(r));
+  const nlohmann::json out = {{"format", "fpqvar-synth-1"},
+                              {"yosys", version},
+                              {"family", o.family},
+                              {"nobram", o.no_bram},
+                              {"units", j}};
+  if (o.json_path == "-") {
+    fmt::print("{}\n", out.dump(2));
+    return;
   }
   if (!o.json_path.empty()) write_text_file(o.json_path, out.dump(2) + "\n");
 }
@@ -478,6 +494,8 @@ void register_synth(CLI::App& app) {
   cmd->add_option("unit", o->units, "Unit name(s); --list shows them");
   cmd->add_flag("--list", o->list, "List the units");
   cmd->add_flag("--all", o->all, "Synthesize every unit");
+  cmd->add_flag("--macs", o->macs,
+                "Synthesize every MAC datapath unit (multipliers, MACs, PEs; docs/synthesis.json is this with --json)");
   cmd->add_option("-p,--param", o->overrides, "Override a Verilog parameter of the unit: NAME=INTEGER (repeatable)");
   cmd->add_option("--json", o->json_path, "Write the result as JSON to FILE ('-': print JSON instead of the table)");
   cmd->add_option("--family", o->family, "synth_xilinx -family (xcup: UltraScale+, CARRY8/DSP48E2; xc7: CARRY4/DSP48E1)")
