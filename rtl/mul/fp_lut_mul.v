@@ -12,9 +12,9 @@
 //           field), multiply the significands (4 x 4 bits for e2m3) and shift by the sum of the shifts.
 // Both forms are bit-identical for every code pair (tests/rtl/fp_lut_mul_test.cpp); which is smaller is a synthesis
 // question (docs/synthesis.md: yosys 0.23, xcup): the table for e2m1 (30 vs 56 LUTs) and DFQ (30 vs 37), the
-// significand product for e2m3 (49 vs 80), and those are the defaults. Every table (the magnitudes and the decodes) is generated from quant/ at build time
-// (tools/gen_rtl_tables -> fp_lut_mul_tables.svh), which also checks the sign-magnitude split against quant's whole
-// product table before writing it; nothing here is typed by hand.
+// significand product for e2m3 (49 vs 84), and those are the defaults. Every table (the magnitudes and the decodes)
+// is generated from quant/ at build time (tools/gen_rtl_tables -> fp_lut_mul_tables.svh), which also checks the
+// sign-magnitude split against quant's whole product table before writing it; nothing here is typed by hand.
 //
 // PAIR selects the operand formats (ids from fp_lut_mul_params.svh):
 //   0 `FPQVAR_PAIR_E2M1_E2M1  e2m1 x e2m1            a, w 4 bits, p 9 bits, f = 2 (6*6 = 144 * 2^-2)
