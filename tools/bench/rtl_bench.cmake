@@ -2,11 +2,13 @@
 # MACs/s, against the scalar C++ contract doing the same MACs in the same run.
 #
 # The array shape is a cache option. The default (4 x 4, one row drained per cycle) keeps CI's build small. The
-# 16 x 16 array of issue 5 (8192 LUT multipliers, ~50 MB of verilated C++ even with the PE kept as one class) is
-# built by configuring
+# 16 x 16 array of issue 5 (8192 LUT multipliers) is built by configuring
 #   -DFPQVAR_RTL_BENCH_ROWS=16 -DFPQVAR_RTL_BENCH_COLS=16 -DFPQVAR_RTL_BENCH_DRAIN_W=4
-# which also switches the model's C++ to -O1, split into ~100 files compiled two at a time (README: the command and
-# the build time seen on the 2-core machine).
+# then `ninja -C <build> rtl_pe_array_bench` and `<build>/tools/bench/rtl_pe_array_bench 10 4` (10 s per measurement,
+# 4 beats = group 128). The large shape switches the model's C++ to -O1, split into ~40 files compiled two at a time:
+# 322 s of build and 0.9 GB peak on the 2-core machine (README has the figures measured). What made this buildable:
+# the PE kept as one Verilator class (pe.v's no_inline_module), its adder tree as one register per node (no wide
+# vector slices) and the bit-sliced sign-magnitude multiplier tables: ~15 MB of C++ instead of ~100 MB.
 set(FPQVAR_RTL_BENCH_ROWS 4 CACHE STRING "PE rows of the verilated array in rtl_pe_array_bench")
 set(FPQVAR_RTL_BENCH_COLS 4 CACHE STRING "PE columns of the verilated array in rtl_pe_array_bench")
 set(FPQVAR_RTL_BENCH_DRAIN_W 1 CACHE STRING "rows drained per cycle (pe_array DRAIN_W) in rtl_pe_array_bench")
