@@ -10,7 +10,8 @@
 
 namespace fpqvar::models {
 
-VarModel::VarModel(const VarConfig& config, const TensorFile& weights) : m_config(config) {
+VarModel::VarModel(const VarConfig& config, const TensorFile& weights, VarWeightNeeds needs)
+    : m_config(config), m_needs(needs) {
   if (const auto errors = config.validate(); !errors.empty())
     throw ModelError(fmt::format("invalid model config: {}", errors.front()));
   const std::int64_t c = config.embed_dim;
@@ -35,20 +36,22 @@ VarModel::VarModel(const VarConfig& config, const TensorFile& weights) : m_confi
     Block b;
     if (config.shared_aln) {
       b.ada_gss = require_weight(w, p + "ada_gss", {1, 1, 6, c});
-    } else {
+    } else if (needs.block_ada_lin) {
       b.ada_w = require_weight(w, p + "ada_lin.1.weight", {6 * c, c});
       b.ada_b = require_weight(w, p + "ada_lin.1.bias", {6 * c});
     }
     if (config.attn_l2_norm) b.scale_mul = require_weight(w, p + "attn.scale_mul_1H11", {1, config.num_heads, 1, 1});
     b.q_bias = require_weight(w, p + "attn.q_bias", {c});
     b.v_bias = require_weight(w, p + "attn.v_bias", {c});
-    b.qkv_w = require_weight(w, p + "attn.mat_qkv.weight", {3 * c, c});
-    b.proj_w = require_weight(w, p + "attn.proj.weight", {c, c});
-    b.proj_b = require_weight(w, p + "attn.proj.bias", {c});
-    b.fc1_w = require_weight(w, p + "ffn.fc1.weight", {hidden, c});
-    b.fc1_b = require_weight(w, p + "ffn.fc1.bias", {hidden});
-    b.fc2_w = require_weight(w, p + "ffn.fc2.weight", {c, hidden});
-    b.fc2_b = require_weight(w, p + "ffn.fc2.bias", {c});
+    if (needs.block_gemms) {
+      b.qkv_w = require_weight(w, p + "attn.mat_qkv.weight", {3 * c, c});
+      b.proj_w = require_weight(w, p + "attn.proj.weight", {c, c});
+      b.proj_b = require_weight(w, p + "attn.proj.bias", {c});
+      b.fc1_w = require_weight(w, p + "ffn.fc1.weight", {hidden, c});
+      b.fc1_b = require_weight(w, p + "ffn.fc1.bias", {hidden});
+      b.fc2_w = require_weight(w, p + "ffn.fc2.weight", {c, hidden});
+      b.fc2_b = require_weight(w, p + "ffn.fc2.bias", {c});
+    }
     m_blocks.push_back(b);
   }
 }
@@ -56,7 +59,7 @@ VarModel::VarModel(const VarConfig& config, const TensorFile& weights) : m_confi
 // One AdaLNSelfAttn block on x (images * rows_per_image, C) in place. `ada` holds the six modulation vectors per
 // image (images, 6C). The new K/V rows of this scale are appended to `cache` at positions kv_begin ...
 void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,
-                         int images, int kv_begin, KvCache& cache) const {
+                         int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi) const {
   const int c = m_config.embed_dim;
   const int heads = m_config.num_heads;
   const int hd = m_config.head_dim();
@@ -73,9 +76,23 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   for (int im = 0; im < images; ++im)
     ops::modulate_rows(h.data() + static_cast<std::size_t>(im) * l * c, l, c, ada_part(im, 2), ada_part(im, 4));
 
+  // Each of the four GEMMs goes through the backend when there is one (models/linear_backend.hpp); without one,
+  // FP32 sgemm on the checkpoint weights, as the official model.
+  auto linear = [&](quant::LayerKind kind, const float* in, int in_features, std::span<const float> w,
+                    std::span<const float> bias, int out_features, float* out) {
+    if (backend == nullptr) {
+      ops::linear(in, rows, in_features, w.data(), bias, out_features, out);
+      return;
+    }
+    const std::size_t n_in = static_cast<std::size_t>(rows) * in_features;
+    const std::size_t n_out = static_cast<std::size_t>(rows) * out_features;
+    backend->linear(LinearSite{si, bi, kind}, std::span<const float>(in, n_in), rows, in_features, out_features,
+                    std::span<float>(out, n_out));
+  };
+
   // qkv = h W^T + (q_bias, 0, v_bias)
   std::vector<float> qkv(rc * 3);
-  ops::linear(h.data(), rows, c, blk.qkv_w.data(), {}, 3 * c, qkv.data());
+  linear(quant::LayerKind::kQkv, h.data(), c, blk.qkv_w, {}, 3 * c, qkv.data());
   for (int r = 0; r < rows; ++r) {
     float* row = qkv.data() + static_cast<std::size_t>(r) * 3 * c;
     for (int j = 0; j < c; ++j) {
@@ -89,6 +106,8 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   const float max_scale_mul = std::log(100.0F);
   std::vector<float> scores(static_cast<std::size_t>(l) * kv_len);
   std::vector<float> attn_out(rc);
+  const std::size_t head_stride = static_cast<std::size_t>(total_l) * hd;
+  // Normalise q and k, and append this scale's K/V to the cache.
   for (int im = 0; im < images; ++im) {
     for (int hh = 0; hh < heads; ++hh) {
       float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
@@ -102,19 +121,39 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
         for (int i = 0; i < l; ++i)
           for (int j = 0; j < hd; ++j) q[static_cast<std::size_t>(i) * 3 * c + j] *= scale;
       }
-      float* kc = cache.k.data() + (static_cast<std::size_t>(im) * heads + hh) * total_l * hd;
-      float* vc = cache.v.data() + (static_cast<std::size_t>(im) * heads + hh) * total_l * hd;
+      float* kc = cache.k.data() + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
+      float* vc = cache.v.data() + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
       for (int i = 0; i < l; ++i) {
         std::copy_n(k + static_cast<std::size_t>(i) * 3 * c, hd, kc + static_cast<std::size_t>(kv_begin + i) * hd);
         std::copy_n(v + static_cast<std::size_t>(i) * 3 * c, hd, vc + static_cast<std::size_t>(kv_begin + i) * hd);
       }
+    }
+  }
+  // A backend that quantizes the KV cache works on a copy of it: the FP32 cache itself stays exact, so every scale
+  // quantizes the FP32 history afresh (as FPQVAR re-quantizes it at every scale).
+  const float* k_cache = cache.k.data();
+  const float* v_cache = cache.v.data();
+  std::vector<float> k_work, v_work;
+  if (backend != nullptr && backend->quantizes_kv()) {
+    k_work = cache.k;
+    v_work = cache.v;
+    backend->prepare_kv(LinearSite{si, bi, quant::LayerKind::kQkv}, k_work, v_work, images, heads, total_l, kv_begin,
+                        kv_len, hd);
+    k_cache = k_work.data();
+    v_cache = v_work.data();
+  }
+  for (int im = 0; im < images; ++im) {
+    for (int hh = 0; hh < heads; ++hh) {
+      const float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
+      const float* kc = k_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
+      const float* vc = v_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
       ops::sgemm(false, true, l, kv_len, hd, 1.0F, q, 3 * c, kc, hd, 0.0F, scores.data(), kv_len);
       ops::softmax_rows(scores.data(), l, kv_len);
       ops::sgemm(false, false, l, hd, kv_len, 1.0F, scores.data(), kv_len, vc, hd, 0.0F,
                  attn_out.data() + static_cast<std::size_t>(im) * l * c + hh * hd, c);
     }
   }
-  ops::linear(attn_out.data(), rows, c, blk.proj_w.data(), blk.proj_b, c, h.data());
+  linear(quant::LayerKind::kProj, attn_out.data(), c, blk.proj_w, blk.proj_b, c, h.data());
   for (int im = 0; im < images; ++im) {
     const float* gamma1 = ada_part(im, 0);
     for (int i = 0; i < l; ++i) {
@@ -128,9 +167,9 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
     ops::modulate_rows(h.data() + static_cast<std::size_t>(im) * l * c, l, c, ada_part(im, 3), ada_part(im, 5));
   const int hidden = m_config.ffn_hidden();
   std::vector<float> mid(static_cast<std::size_t>(rows) * hidden);
-  ops::linear(h.data(), rows, c, blk.fc1_w.data(), blk.fc1_b, hidden, mid.data());
+  linear(quant::LayerKind::kFc1, h.data(), c, blk.fc1_w, blk.fc1_b, hidden, mid.data());
   ops::gelu_tanh(mid);
-  ops::linear(mid.data(), rows, hidden, blk.fc2_w.data(), blk.fc2_b, c, h.data());
+  linear(quant::LayerKind::kFc2, mid.data(), hidden, blk.fc2_w, blk.fc2_b, c, h.data());
   for (int im = 0; im < images; ++im) {
     const float* gamma2 = ada_part(im, 1);
     for (int i = 0; i < l; ++i) {
@@ -153,6 +192,10 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     throw ModelError(fmt::format("teacher tokens for {} scales given, the model has {}", options.teacher_tokens.size(),
                                  cfg.num_scales()));
 
+  if (!m_needs.block_gemms && options.backend == nullptr)
+    throw ModelError("generate: the model was built without the blocks' GEMM weights; an execution backend is needed");
+  if (!cfg.shared_aln && !m_needs.block_ada_lin && !options.block_ada)
+    throw ModelError("generate: the model was built without the blocks' ada_lin weights; block_ada is needed");
   const int images = 2 * batch;  // CFG: conditional rows 0 .. B-1, unconditional rows B .. 2B-1
   const int c = cfg.embed_dim;
   const int cv = cfg.cvae();
@@ -184,6 +227,8 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     ada[bi].resize(static_cast<std::size_t>(images) * 6 * c);
     if (cfg.shared_aln) {
       for (std::size_t i = 0; i < ada[bi].size(); ++i) ada[bi][i] = m_blocks[bi].ada_gss[i % (6 * c)] + shared[i];
+    } else if (!m_needs.block_ada_lin) {
+      options.block_ada(bi, cond_silu, images, ada[bi]);
     } else {
       ops::linear(cond_silu.data(), images, c, m_blocks[bi].ada_w.data(), m_blocks[bi].ada_b, 6 * c, ada[bi].data());
     }
@@ -227,8 +272,9 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     const int begin = cfg.scale_begin(si);
     emit(fmt::format("block_in.{}", si), x, {images, l, c});
     for (int bi = 0; bi < cfg.depth; ++bi) {
-      run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi]);
+      run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi], options.backend, si, bi);
       emit(fmt::format("block_out.{}.{}", si, bi), x, {images, l, c});
+      if (observer.block_done) observer.block_done(si, bi);
     }
     // head: LN, modulation by head_nm's (scale, shift), then Linear C -> V
     const std::size_t rows = static_cast<std::size_t>(images) * l;

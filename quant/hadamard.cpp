@@ -342,6 +342,25 @@ void rotate_weight(std::span<float> w, std::int64_t rows, std::int64_t cols, con
   }
 }
 
+void rotate_weight(std::span<const double> w, std::int64_t rows, std::int64_t cols, const RotationSpec& r,
+                   std::span<float> out) {
+  check_shape("rotate_weight", w.size(), rows, cols);
+  check_shape("rotate_weight (output)", out.size(), rows, cols);
+  if (r.kind == Rotation::kNone) {
+    for (std::size_t i = 0; i < w.size(); ++i) out[i] = static_cast<float>(w[i]);
+    return;
+  }
+  const Plan p = make_plan("rotate_weight", cols, r);
+  const double c = ght_scale_fp64(p.n);
+  const auto n = static_cast<std::size_t>(p.n);
+  std::vector<double> buf(n), tmp;
+  for (std::size_t base = 0; base < w.size(); base += n) {
+    std::copy_n(w.data() + base, n, buf.data());
+    unscaled_transform(buf.data(), p, tmp);
+    for (std::size_t j = 0; j < n; ++j) out[base + j] = static_cast<float>(buf[j] * c);
+  }
+}
+
 void rotate_activation_emulate(std::span<float> x, std::int64_t rows, std::int64_t cols, const RotationSpec& r,
                                ActivationPrecision precision) {
   check_shape("rotate_activation_emulate", x.size(), rows, cols);

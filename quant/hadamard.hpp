@@ -89,6 +89,11 @@ inline constexpr int kMaxPaleyOrder = 256;
 // (probability ~2^-26 per element for well-conditioned rows; the golden test sees none in 8 * 256 * 2 + 2 * 1920).
 // kNone: no-op.
 void rotate_weight(std::span<float> w, std::int64_t rows, std::int64_t cols, const RotationSpec& r);
+// The same transform from FP64 input: out = RNE_fp32(w * R) with w given in FP64 (e.g. the exact-as-possible W / s
+// of GALT or SmoothQuant, models/quantize_model.hpp), so (W / s) * R is rounded to FP32 once. For a w whose values
+// are FP32 values, identical to rotate_weight() above. kNone: out = RNE_fp32(w).
+void rotate_weight(std::span<const double> w, std::int64_t rows, std::int64_t cols, const RotationSpec& r,
+                   std::span<float> out);
 
 // How the emulate mode evaluates FPQVAR's online activation product x @ R.
 enum class ActivationPrecision : std::uint8_t {

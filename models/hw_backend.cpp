@@ -1,0 +1,235 @@
+#include "models/hw_backend.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include "models/fp32_ops.hpp"
+#include "quant/fast_quant.hpp"
+#include "quant/fp_bits.hpp"
+#include "quant/hadamard.hpp"
+
+namespace fpqvar::models {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+quant::RotationSpec rotation_of(const quant::LayerRecipe& r) {
+  return quant::RotationSpec{r.rotation, r.rotation_block, r.rotation_seed};
+}
+
+// Runs f(begin, end) over [0, n) split in `threads` contiguous parts (the calling thread takes the first).
+template <typename F>
+void parallel_rows(int threads, std::int64_t n, F&& f) {
+  const std::int64_t parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n));
+  if (parts == 1) {
+    f(std::int64_t{0}, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  auto bound = [&](std::int64_t p) { return n * p / parts; };
+  for (std::int64_t p = 1; p < parts; ++p) pool.emplace_back([&, p] { f(bound(p), bound(p + 1)); });
+  f(bound(0), bound(1));
+  for (std::thread& t : pool) t.join();
+}
+
+// Row ranges of an activation quantize to the same codes and scales as the whole tensor when each row has its own
+// blocks (token / group granularity) and the rounding draws no element-index-dependent random bits.
+bool rows_independent(const quant::QuantSpec& s) {
+  return (s.granularity == quant::Granularity::kGroup || s.granularity == quant::Granularity::kToken) &&
+         s.mode.rounding != quant::Rounding::kStochastic;
+}
+
+constexpr std::int64_t kParallelMinValues = 1 << 15;  // below this the threads cost more than they save
+
+}  // namespace
+
+double HwStats::total_s() const {
+  double t = kv_s;
+  for (const HwLayerStats& l : layers) t += l.total_s();
+  return t;
+}
+
+double HwStats::total_macs() const {
+  double m = 0;
+  for (const HwLayerStats& l : layers) m += l.macs;
+  return m;
+}
+
+HwBackend::HwBackend(const QuantizedModel& model, HwOptions options) : m_model(&model), m_options(options) {
+  init(false);
+}
+
+HwBackend::HwBackend(QuantizedModel&& model, HwOptions options)
+    : m_owned(std::move(model)), m_model(&m_owned), m_options(options) {
+  init(m_options.observer == nullptr);
+}
+
+void HwBackend::init(bool release_codes) {
+  const QuantizedModel& model = *m_model;
+  if (m_options.threads < 1) throw std::invalid_argument(fmt::format("HwBackend: {} threads", m_options.threads));
+  if (const auto e = validate(model); !e.empty())
+    throw QuantizedModelError(fmt::format("HwBackend: inconsistent quantized model: {}", e.front()));
+  m_layers.resize(model.blocks.size());
+  for (std::size_t b = 0; b < model.blocks.size(); ++b)
+    for (std::size_t k = 0; k < 4; ++k) {
+      const QuantizedLayer& q = model.blocks[b][k];
+      Layer& l = m_layers[b][k];
+      l.q = &q;
+      l.integer = !q.recipe.weight.fp16 && !q.recipe.act.fp16;
+      if (l.integer) {
+        l.packed = quant::pack_weight_codes(q.weight_codes, q.out, q.in, q.weight_scales, q.recipe.weight.spec);
+      } else if (q.recipe.weight.fp16) {
+        l.w_values = q.weight_fp16;
+      } else {
+        l.w_values = quant::dequantize(q.unpack_weight());
+      }
+      if (release_codes) {  // only m_owned is ever released
+        QuantizedLayer& own = m_owned.blocks[b][k];
+        std::vector<std::uint8_t>().swap(own.weight_codes);
+        std::vector<float>().swap(own.weight_scales);
+        std::vector<float>().swap(own.weight_fp16);
+      }
+    }
+}
+
+std::size_t HwBackend::weight_bytes() const {
+  std::size_t n = 0;
+  for (const auto& blk : m_layers)
+    for (const Layer& l : blk)
+      n += l.packed.resident_bytes() + l.w_values.size() * sizeof(float) +
+           (l.q->bias.size() + l.q->smooth.size()) * sizeof(float);
+  return n;
+}
+
+const HwBackend::Layer& HwBackend::layer(const LinearSite& site, int in, int out) const {
+  if (site.block < 0 || site.block >= static_cast<int>(m_layers.size()))
+    throw std::invalid_argument(fmt::format("HwBackend: block {} outside the model's {}", site.block, m_layers.size()));
+  const Layer& l = m_layers[static_cast<std::size_t>(site.block)][static_cast<std::size_t>(site.layer)];
+  if (l.q->in != in || l.q->out != out)
+    throw std::invalid_argument(fmt::format("HwBackend: block {} {} is {} x {}, called as {} x {}", site.block,
+                                            quant::to_string(site.layer), l.q->out, l.q->in, out, in));
+  return l;
+}
+
+// Steps 1-2 of the header on rows [0, rows): xt = (x * s) * R.
+void HwBackend::prepare_activation(const Layer& l, std::span<const float> x, int rows, std::span<float> xt) const {
+  const QuantizedLayer& q = *l.q;
+  const std::int64_t in = q.in;
+  const quant::RotationSpec rot = rotation_of(q.recipe);
+  const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues ? m_options.threads : 1;
+  parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
+    const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
+    float* dst = xt.data() + off;
+    const float* src = x.data() + off;
+    if (q.smooth.empty()) {
+      std::copy_n(src, n, dst);
+    } else {
+      const float* s = q.smooth.data();
+      for (std::int64_t r = 0; r < r1 - r0; ++r)
+        for (std::int64_t j = 0; j < in; ++j) dst[r * in + j] = src[r * in + j] * s[j];
+    }
+    quant::rotate_activation_hw(std::span<float>(dst, n), r1 - r0, in, rot);
+  });
+}
+
+void HwBackend::linear(const LinearSite& site, std::span<const float> x, int rows, int in, int out,
+                       std::span<float> y) {
+  const Layer& l = layer(site, in, out);
+  const QuantizedLayer& q = *l.q;
+  if (x.size() != static_cast<std::size_t>(rows) * in || y.size() != static_cast<std::size_t>(rows) * out)
+    throw std::invalid_argument(fmt::format("HwBackend: {} inputs / {} outputs for {} rows of {} x {}", x.size(),
+                                            y.size(), rows, out, in));
+  HwLayerStats& st = m_stats.layers[static_cast<std::size_t>(site.layer)];
+  ++st.calls;
+  st.macs += static_cast<double>(rows) * in * out;
+
+  auto t0 = Clock::now();
+  m_xt.resize(x.size());
+  prepare_activation(l, x, rows, m_xt);
+  st.transform_s += since(t0);
+
+  // Step 3: the activation's codes and scales (or its FP16 values).
+  t0 = Clock::now();
+  quant::QuantizedTensor a;
+  const bool act_quantized = !q.recipe.act.fp16;
+  if (act_quantized) {
+    const quant::QuantSpec& spec = q.recipe.act.spec;
+    const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues ? m_options.threads : 1;
+    if (threads > 1 && rows_independent(spec) && quant::fast_path_supported(spec)) {
+      a = quant::make_quantized_shell(m_xt.size(), rows, in, spec);
+      const std::int64_t bpr = a.blocks_per_row();
+      const bool dual = spec.format.kind == quant::FormatKind::kDual;
+      parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
+        const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
+        const std::size_t so = static_cast<std::size_t>(r0 * bpr), sn = static_cast<std::size_t>((r1 - r0) * bpr);
+        const std::span<const float> xs(m_xt.data() + off, n);
+        const std::span<std::uint8_t> cs(a.codes.data() + off, n);
+        if (dual) {
+          quant::quantize_groups_dual(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales_neg.data() + so, sn),
+                                      std::span<float>(a.scales.data() + so, sn));
+        } else {
+          quant::quantize_groups(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales.data() + so, sn));
+        }
+      });
+    } else {
+      a = quant::quantize_fast(m_xt, rows, in, spec);
+    }
+  } else {
+    for (float& v : m_xt) v = quant::round_to_half(v);
+  }
+  st.quantize_s += since(t0);
+
+  // Step 4.
+  t0 = Clock::now();
+  if (l.integer) {
+    quant::GemmOptions go;
+    go.threads = m_options.threads;
+    quant::gemm_int(a, l.packed, y, go);
+  } else {
+    const std::vector<float> decoded = act_quantized ? quant::dequantize(a) : std::vector<float>{};
+    const float* av = act_quantized ? decoded.data() : m_xt.data();
+    ops::linear(av, rows, in, l.w_values.data(), {}, out, y.data());
+  }
+  st.gemm_s += since(t0);
+
+  // Steps 5-6.
+  t0 = Clock::now();
+  if (l.integer && m_options.observer != nullptr) m_options.observer->on_gemm(GemmRecord{site, a, q, y});
+  if (!q.bias.empty()) {
+    const float* b = q.bias.data();
+    for (int r = 0; r < rows; ++r) {
+      float* row = y.data() + static_cast<std::size_t>(r) * out;
+      for (int j = 0; j < out; ++j) row[j] += b[j];
+    }
+  }
+  st.epilogue_s += since(t0);
+}
+
+void HwBackend::prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,
+                           int stride_tokens, int kv_begin, int kv_end, int head_dim) {
+  (void)site, (void)kv_end;
+  if (!m_model->recipe.kv_cache || kv_begin <= 0) return;
+  const quant::QuantSpec& spec = m_model->recipe.kv_cache->spec;
+  const std::size_t need = static_cast<std::size_t>(images) * heads * stride_tokens * head_dim;
+  if (k.size() != need || v.size() != need || kv_begin > stride_tokens)
+    throw std::invalid_argument(fmt::format("HwBackend::prepare_kv: cache of {} / {} values, {} x {} x {} x {} expected",
+                                            k.size(), v.size(), images, heads, stride_tokens, head_dim));
+  const auto t0 = Clock::now();
+  const std::size_t n = static_cast<std::size_t>(kv_begin) * head_dim;
+  for (std::span<float> cache : {k, v})
+    for (int ih = 0; ih < images * heads; ++ih) {
+      const std::span<float> slice = cache.subspan(static_cast<std::size_t>(ih) * stride_tokens * head_dim, n);
+      const std::vector<float> dec = quant::dequantize(quant::quantize_fast(slice, kv_begin, head_dim, spec));
+      std::copy(dec.begin(), dec.end(), slice.begin());
+    }
+  ++m_stats.kv_calls;
+  m_stats.kv_values += 2.0 * images * heads * static_cast<double>(n);
+  m_stats.kv_s += since(t0);
+}
+
+}  // namespace fpqvar::models

@@ -1,0 +1,107 @@
+// The `hw` execution mode (DESIGN.md): the four GEMMs of every block computed under the arithmetic contract, with
+// integer kernels bit-identical to quant::gemm_contract, from a QuantizedModel (models/quantized_model.hpp).
+//
+// Per call linear(site, x) of a layer whose weight and activation are both quantized (an integer GEMM):
+//   1. x' = x * s             one FP32 multiply per element (RNE), only when the layer has the vector s;
+//   2. x' = x' * R            quant::rotate_activation_hw (the hardware Hadamard unit: signs, FP32 FWHT, * hw_scale);
+//   3. A  = quantize(x')      the layer's activation spec (quant::quantize_fast: the quantizer contract, bit-identical
+//                             to quant::quantize);
+//   4. y  = A * W^T           quant::gemm_int on the weight packed once at construction (quant::pack_weight_codes):
+//                             exactly quant::gemm_contract(A, layer.unpack_weight());
+//   5. the observer, if any, sees (site, A, layer, y) (models/gemm_observer.hpp);
+//   6. y += bias              one FP32 add per element (mat_qkv has none: VarModel adds q_bias/v_bias).
+// A layer with an FP16 operand (recipe "fp16", e.g. LiteVAR's fc2) is not an integer GEMM; its contract here:
+//   the activation after steps 1-2 is rounded to FP16 (RNE) when its operand is "fp16", else quantized (step 3) and
+//   decoded to FP32 (quant::dequantize); the weight is its FP16 values (weight_fp16) or its decoded codes; the
+//   product is an FP32 sgemm of those values (each product of two FP16 values is exact in FP32; the accumulation is
+//   FP32 in OpenBLAS's order, which is not fixed by this contract). The observer does not see such a layer.
+// KV cache (recipe kv_cache, e.g. fpqvar-w4a4-kv6): prepare_kv quantizes and decodes (quant::quantize_fast, then
+// quant::dequantize) the K and V of the earlier scales, positions [0, kv_begin), of every (image, head) as a
+// kv_begin x head_dim tensor under the kv_cache spec (granularity token = per token per head); the current scale's
+// K/V stay FP32. Attention then runs in FP32 on the decoded values, as in FPQVAR.
+//
+// Memory: weights are held only packed: a W4 weight at 4 bits per code (PackedWeight kNibble: 0.5 byte per weight,
+// + one FP32 scale per group of 128 = 0.03125 byte per weight), 5..8-bit weights at one byte per code; FP16 weights
+// as FP32 values (4 bytes each; only LiteVAR's fc2 uses them). weight_bytes() counts them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "models/gemm_observer.hpp"
+#include "models/linear_backend.hpp"
+#include "models/quantized_model.hpp"
+#include "quant/int_gemm.hpp"
+
+namespace fpqvar::models {
+
+struct HwOptions {
+  int threads = 1;                    // threads of the integer GEMM and of the activation preparation
+  IGemmObserver* observer = nullptr;  // not owned; sees every integer GEMM (models/gemm_observer.hpp)
+};
+
+// Time and work per layer kind, summed over the calls since construction or reset_stats().
+struct HwLayerStats {
+  std::int64_t calls = 0;
+  double macs = 0;            // rows * in * out per call
+  double transform_s = 0;     // x * s and the rotation
+  double quantize_s = 0;      // activation quantization
+  double gemm_s = 0;          // integer GEMM (or the FP16 sgemm)
+  double epilogue_s = 0;      // bias and the observer
+  [[nodiscard]] double total_s() const { return transform_s + quantize_s + gemm_s + epilogue_s; }
+};
+
+struct HwStats {
+  std::array<HwLayerStats, 4> layers{};  // by quant::LayerKind
+  std::int64_t kv_calls = 0;
+  double kv_values = 0;  // K and V values quantized and decoded
+  double kv_s = 0;
+  [[nodiscard]] double total_s() const;
+  [[nodiscard]] double total_macs() const;
+};
+
+class HwBackend final : public ILinearBackend {
+ public:
+  // Packs every quantized weight once. Throws QuantizedModelError when validate(model) finds faults. The model must
+  // outlive the backend (the observer is shown its layers).
+  explicit HwBackend(const QuantizedModel& model, HwOptions options = {});
+  // Takes the model over. Without an observer, each layer's codes and scales are released once packed, so the
+  // packed copy is the only one (VAR-d30 under W4: 0.70 GB instead of twice that); with one they are kept (the
+  // observer is shown them).
+  explicit HwBackend(QuantizedModel&& model, HwOptions options = {});
+  HwBackend(const HwBackend&) = delete;  // holds pointers into its own model
+  HwBackend& operator=(const HwBackend&) = delete;
+
+  void linear(const LinearSite& site, std::span<const float> x, int rows, int in, int out, std::span<float> y) override;
+  [[nodiscard]] bool quantizes_kv() const override { return m_model->recipe.kv_cache.has_value(); }
+  void prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,
+                  int stride_tokens, int kv_begin, int kv_end, int head_dim) override;
+
+  [[nodiscard]] const HwStats& stats() const { return m_stats; }
+  void reset_stats() { m_stats = {}; }
+  // Bytes of the weights held for the GEMMs (packed codes + scales, FP16 weights), the biases and the vectors s.
+  [[nodiscard]] std::size_t weight_bytes() const;
+
+ private:
+  struct Layer {
+    const QuantizedLayer* q = nullptr;
+    bool integer = false;             // both operands quantized: the integer GEMM
+    quant::PackedWeight packed;       // integer layers
+    std::vector<float> w_values;      // FP16 layers: the weight's values (FP16 or decoded codes), out x in
+  };
+  [[nodiscard]] const Layer& layer(const LinearSite& site, int in, int out) const;
+  void prepare_activation(const Layer& l, std::span<const float> x, int rows, std::span<float> xt) const;
+
+  void init(bool release_codes);
+
+  QuantizedModel m_owned;           // the model, when taken over
+  const QuantizedModel* m_model;
+  HwOptions m_options;
+  std::vector<std::array<Layer, 4>> m_layers;  // [block][LayerKind]
+  HwStats m_stats;
+  std::vector<float> m_xt;  // scratch: the transformed activation
+};
+
+}  // namespace fpqvar::models
