@@ -77,7 +77,7 @@ models::TensorFile load_weights(const std::string& path) {
 struct Candidate {
   std::string label;   // recipe name, or the file's recipe name and the file
   std::string source;  // "preset", the recipe file, or the quantized-model file
-  bool calibrated = false;
+  bool uncalibrated = false;  // built from a recipe that needs calibration, without it (--uncalibrated)
   models::QuantizedModel model;
 };
 
@@ -274,7 +274,6 @@ void cmd_eval(const EvalCliOptions& o) {
                                   cfg.name));
     c.label = c.model.recipe.name;
     c.source = path;
-    c.calibrated = true;
     from_files.push_back(std::move(c));
   }
 
@@ -338,7 +337,7 @@ void cmd_eval(const EvalCliOptions& o) {
     nlohmann::json jr;
     jr["name"] = c.label;
     jr["source"] = c.source;
-    jr["calibrated"] = c.calibrated;
+    jr["uncalibrated"] = c.uncalibrated;
     jr["recipe"] = quant::recipe_to_json(c.model.recipe);
     jr["result"] = models::eval_result_to_json(r, cfg);
     out["recipes"].push_back(std::move(jr));
@@ -357,7 +356,7 @@ void cmd_eval(const EvalCliOptions& o) {
     Candidate c;
     c.label = recipes[i].name;
     c.source = o.recipes[i];
-    c.calibrated = !recipes[i].needs_calibration();
+    c.uncalibrated = recipes[i].needs_calibration();
     const auto t_q = Clock::now();
     try {
       c.model = models::build_quantized_model(cfg, var_w, recipes[i], {}, {.uncalibrated = o.uncalibrated});
@@ -365,7 +364,7 @@ void cmd_eval(const EvalCliOptions& o) {
       throw UserError(fmt::format("{}: {}", c.label, e.what()));
     }
     spdlog::debug("{}: quantized in {:.2f} s", c.label, seconds_since(t_q));
-    if (!c.calibrated) c.label += " (uncalibrated)";
+    if (c.uncalibrated) c.label += " (uncalibrated)";
     run_one(c);
   }
   for (Candidate& c : from_files) run_one(c);
