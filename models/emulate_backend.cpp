@@ -64,6 +64,12 @@ std::vector<double> side_magnitudes(const quant::Format& dual, int side) {
 
 }  // namespace
 
+std::vector<float> fpqvar_weight_fp16(const quant::QuantizedTensor& w) {
+  std::vector<float> v = quant::dequantize(w);  // fl32(g * s_w), quant::decode_scaled
+  for (float& e : v) e = e == 0.0F ? 0.0F : quant::round_to_half(e);  // var.half(); a -0 code gives +0 as theirs
+  return v;
+}
+
 float fpqvar_kernel_scan(float q, std::span<const float> grid) {
   float best = kKernelStartDistance;
   float z = 0.0F;
@@ -221,8 +227,7 @@ EmulateBackend::EmulateBackend(const QuantizedModel& model, EmulateOptions optio
                          [](float v) { return quant::round_to_half(v); });
         } else {
           (void)FpqvarQuantizer(ql.recipe.weight.spec);  // their code has this weight quantizer (or throws)
-          L.w16 = quant::dequantize(ql.unpack_weight());  // fl32(g * s_w), quant::decode_scaled
-          round_span_to_half(L.w16);                      // var.half()
+          L.w16 = fpqvar_weight_fp16(ql.unpack_weight());
         }
         if (!ql.bias.empty()) {
           if (static_cast<std::int64_t>(ql.bias.size()) != out)

@@ -38,7 +38,8 @@
 //
 // ---- One layer (EmulateBackend::linear): dtype and precision of every step ----
 //   weight  W16 = fl16(fl32(g * s_w)): the QuantizedModel's codes dequantized (quant::dequantize, FP32) and rounded to
-//           FP16, as their from_float(FP32 weight) then var.half(); "fp16" weights as stored. Bias fl16(b).
+//           FP16, as their from_float(FP32 weight) then var.half(), -0 made +0 (fpqvar_weight_fp16); "fp16" weights
+//           as stored. Bias fl16(b).
 //           Equal to their weight fake quantization except where their FP32 quotient fl32(w / s_w) lands exactly on
 //           a midpoint between grid values while the exact w / s_w is below it: they round up (a tie), the contract's
 //           codes (quant::encode, exact quotient) round down. No emulation from codes can undo that; the
@@ -91,6 +92,10 @@ enum class TorchDtype : std::uint8_t { kFloat32, kFloat16 };
 // quant_kernel.cu's rounding of one FP32 value onto an ascending grid, literally: the last g_i with
 // fabsf(q - g_i) <= the running minimum (from 102400), 0 when none. The reference for FpqvarQuantizer's fast search.
 [[nodiscard]] float fpqvar_kernel_scan(float q, std::span<const float> grid);
+
+// A quantized weight as their GEMM sees it: fl16(fl32(g * s_w)) per element (quant::dequantize, then FP16), with
+// the contract's -0 codes as +0 (their grids have only +0). Row-major out x in.
+[[nodiscard]] std::vector<float> fpqvar_weight_fp16(const quant::QuantizedTensor& w);
 
 // One of FPQVAR's fake quantizers (steps 1-5 above) for a QuantSpec: format (float or DFQ), granularity (tensor,
 // channel/token = per row, group of spec.group_size along K).

@@ -60,7 +60,17 @@ double HwStats::total_macs() const {
   return m;
 }
 
-HwBackend::HwBackend(const QuantizedModel& model, HwOptions options) : m_model(model), m_options(options) {
+HwBackend::HwBackend(const QuantizedModel& model, HwOptions options) : m_model(&model), m_options(options) {
+  init(false);
+}
+
+HwBackend::HwBackend(QuantizedModel&& model, HwOptions options)
+    : m_owned(std::move(model)), m_model(&m_owned), m_options(options) {
+  init(m_options.observer == nullptr);
+}
+
+void HwBackend::init(bool release_codes) {
+  const QuantizedModel& model = *m_model;
   if (m_options.threads < 1) throw std::invalid_argument(fmt::format("HwBackend: {} threads", m_options.threads));
   if (const auto e = validate(model); !e.empty())
     throw QuantizedModelError(fmt::format("HwBackend: inconsistent quantized model: {}", e.front()));
@@ -77,6 +87,12 @@ HwBackend::HwBackend(const QuantizedModel& model, HwOptions options) : m_model(m
         l.w_values = q.weight_fp16;
       } else {
         l.w_values = quant::dequantize(q.unpack_weight());
+      }
+      if (release_codes) {  // only m_owned is ever released
+        QuantizedLayer& own = m_owned.blocks[b][k];
+        std::vector<std::uint8_t>().swap(own.weight_codes);
+        std::vector<float>().swap(own.weight_scales);
+        std::vector<float>().swap(own.weight_fp16);
       }
     }
 }
@@ -197,8 +213,8 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
 void HwBackend::prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,
                            int stride_tokens, int kv_begin, int kv_end, int head_dim) {
   (void)site, (void)kv_end;
-  if (!m_model.recipe.kv_cache || kv_begin <= 0) return;
-  const quant::QuantSpec& spec = m_model.recipe.kv_cache->spec;
+  if (!m_model->recipe.kv_cache || kv_begin <= 0) return;
+  const quant::QuantSpec& spec = m_model->recipe.kv_cache->spec;
   const std::size_t need = static_cast<std::size_t>(images) * heads * stride_tokens * head_dim;
   if (k.size() != need || v.size() != need || kv_begin > stride_tokens)
     throw std::invalid_argument(fmt::format("HwBackend::prepare_kv: cache of {} / {} values, {} x {} x {} x {} expected",

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,15 +22,29 @@
 #include "models/config.hpp"
 #include "models/quantized_model.hpp"
 #include "models/tensor.hpp"
+#include "quant/calibration.hpp"
 #include "quant/recipe.hpp"
 
 namespace fpqvar::models {
+
+// How calibration went for one layer, for reports (build_quantized_model does not read it). Losses are
+// quant::quantized_output_mse over the layer's calibration tokens.
+struct LayerCalibrationStats {
+  bool calibrated = false;                       // the layer went through calibration
+  std::int64_t tokens = 0;                       // calibration rows (all images and scales, after row subsampling)
+  double loss_identity = 0.0;                    // s = ones, the recipe's own formats
+  double loss_final = 0.0;                       // the calibrated s, the chosen formats
+  std::vector<double> galt_epoch_loss;           // GALT: each epoch's mean step loss (quant::GaltResult)
+  std::vector<quant::FormatTrial> format_trials; // format search: every (weight, act) pair under the final s
+  double seconds = 0.0;                          // wall time of this layer's calibration (capture excluded)
+};
 
 // What calibration decided for one layer.
 struct LayerCalibration {
   std::vector<float> smooth;                 // the vector s (in values); empty = none
   std::optional<std::string> weight_format;  // format search's choice (a quant format name); nullopt = recipe's
   std::optional<std::string> act_format;
+  LayerCalibrationStats stats;
 };
 
 struct CalibrationResult {

@@ -12,11 +12,14 @@
 // Only then is each tensor's range read (one seek + read per tensor, so a 10 GB checkpoint is never held twice).
 #include "models/safetensors.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <fstream>
@@ -24,6 +27,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "quant/fp_bits.hpp"
@@ -178,61 +182,120 @@ Entry parse_entry(const std::string& name, const json& v) {
   return e;
 }
 
-void decode(const Entry& e, const unsigned char* p, Tensor& t) {
-  t.dtype = e.dtype;
-  t.shape = e.shape;
-  const std::size_t n = e.numel;
-  if (n == 0) return;  // empty tensor: no bytes (and memcpy must not see the null data() of an empty vector)
-  switch (e.dtype) {
+// F16/BF16 bytes (little-endian) widened exactly to FP32.
+void decode_narrow(DType dtype, std::uint64_t n, const unsigned char* p, Tensor& t) {
+  t.f32.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto bits = static_cast<std::uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));  // little-endian
+    t.f32[i] = dtype == DType::kF16 ? quant::half_bits_to_float(bits) : quant::bf16_bits_to_float(bits);
+  }
+}
+
+// pread until n bytes are in (false on EOF or error).
+bool pread_exact(int fd, void* dst, std::uint64_t n, std::uint64_t offset) {
+  auto* p = static_cast<unsigned char*>(dst);
+  while (n > 0) {
+    const ssize_t got = ::pread(fd, p, std::min<std::uint64_t>(n, 1u << 30), static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<std::uint64_t>(got);
+    offset += static_cast<std::uint64_t>(got);
+  }
+  return true;
+}
+
+// write until every byte is out (false on error, errno set).
+bool write_all(int fd, const void* src, std::uint64_t n) {
+  const auto* p = static_cast<const unsigned char*>(src);
+  while (n > 0) {
+    const ssize_t put = ::write(fd, p, std::min<std::uint64_t>(n, 1u << 30));
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) return false;
+    p += put;
+    n -= static_cast<std::uint64_t>(put);
+  }
+  return true;
+}
+
+// The bytes of a tensor as the file stores them (F16/BF16 narrowed with RNE).
+std::span<const std::uint8_t> encode_tensor(const Tensor& t, std::vector<std::uint8_t>& buf) {
+  switch (t.dtype) {
     case DType::kF32:
-      t.f32.resize(n);
-      std::memcpy(t.f32.data(), p, n * 4);
-      break;
+      return {reinterpret_cast<const std::uint8_t*>(t.f32.data()), t.f32.size() * 4};
+    case DType::kI64:
+      return {reinterpret_cast<const std::uint8_t*>(t.i64.data()), t.i64.size() * 8};
+    case DType::kU8:
+      return {t.u8.data(), t.u8.size()};
     case DType::kF16:
     case DType::kBF16:
-      t.f32.resize(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const auto bits = static_cast<std::uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));  // little-endian
-        t.f32[i] = e.dtype == DType::kF16 ? quant::half_bits_to_float(bits) : quant::bf16_bits_to_float(bits);
+      buf.resize(t.f32.size() * 2);
+      for (std::size_t i = 0; i < t.f32.size(); ++i) {
+        const double x = t.f32[i];
+        const std::uint16_t b = t.dtype == DType::kF16 ? quant::double_to_half_bits(x) : quant::double_to_bf16_bits(x);
+        buf[2 * i] = static_cast<std::uint8_t>(b & 0xff);
+        buf[2 * i + 1] = static_cast<std::uint8_t>(b >> 8);
       }
-      break;
-    case DType::kI64:
-      t.i64.resize(n);
-      std::memcpy(t.i64.data(), p, n * 8);
-      break;
-    case DType::kU8:
-      t.u8.assign(p, p + n);
-      break;
+      return buf;
   }
+  return {};
 }
 
 }  // namespace
 
-TensorFile read_safetensors(const std::filesystem::path& path) {
-  const auto fail = [&](const std::string& what) {
-    return SafetensorsError(fmt::format("{}: {}", path.string(), what));
-  };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw fail(fmt::format("cannot open: {}", std::strerror(errno)));
-  std::error_code ec;
-  const std::uint64_t file_size = std::filesystem::file_size(path, ec);
-  if (ec) throw fail("cannot determine the file size: " + ec.message());
-  if (file_size < 8) throw fail(fmt::format("file is {} bytes, shorter than the 8-byte header length", file_size));
+// ---------------------------------------------------------------------------------------------------------------
+// SafetensorsReader: checks 1-4 in the constructor, then one pread per tensor.
+
+SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : m_path(path) {
+  m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (m_fd < 0) throw fail(fmt::format("cannot open: {}", std::strerror(errno)));
+  try {
+    load_header();
+  } catch (...) {
+    ::close(m_fd);
+    m_fd = -1;
+    throw;
+  }
+}
+
+SafetensorsReader::~SafetensorsReader() {
+  if (m_fd >= 0) ::close(m_fd);
+}
+
+SafetensorsReader::SafetensorsReader(SafetensorsReader&& o) noexcept
+    : m_path(std::move(o.m_path)),
+      m_fd(std::exchange(o.m_fd, -1)),
+      m_file_size(o.m_file_size),
+      m_data_start(o.m_data_start),
+      m_metadata(std::move(o.m_metadata)),
+      m_entries(std::move(o.m_entries)),
+      m_order(std::move(o.m_order)) {}
+
+SafetensorsError SafetensorsReader::fail(const std::string& what) const {
+  return SafetensorsError(fmt::format("{}: {}", m_path.string(), what));
+}
+
+void SafetensorsReader::load_header() {
+  struct stat st {};
+  if (::fstat(m_fd, &st) != 0) throw fail(fmt::format("cannot determine the file size: {}", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) throw fail("not a regular file");
+  m_file_size = static_cast<std::uint64_t>(st.st_size);
+  if (m_file_size < 8) throw fail(fmt::format("file is {} bytes, shorter than the 8-byte header length", m_file_size));
 
   std::array<unsigned char, 8> len_bytes{};
-  if (!in.read(reinterpret_cast<char*>(len_bytes.data()), 8)) throw fail("cannot read the header length");
+  if (!pread_exact(m_fd, len_bytes.data(), 8, 0)) throw fail("cannot read the header length");
   std::uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[static_cast<std::size_t>(i)];
   if (header_len > kMaxHeaderBytes) throw fail(fmt::format("header length {} exceeds the {} byte limit", header_len, kMaxHeaderBytes));
-  if (header_len > file_size - 8)
+  if (header_len > m_file_size - 8)
     throw fail(fmt::format("header length {} runs past the end of the file ({} bytes after the length field)", header_len,
-                           file_size - 8));
-  const std::uint64_t buffer_size = file_size - 8 - header_len;
+                           m_file_size - 8));
+  m_data_start = 8 + header_len;
+  const std::uint64_t buffer_size = m_file_size - m_data_start;
 
   std::string header(header_len, '\0');
-  if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) throw fail("cannot read the header");
+  if (!pread_exact(m_fd, header.data(), header_len, 8)) throw fail("cannot read the header");
 
-  TensorFile out;
   std::vector<Entry> entries;
   try {
     const json h = parse_header(header);
@@ -242,7 +305,7 @@ TensorFile read_safetensors(const std::filesystem::path& path) {
         if (!v.is_object()) throw std::runtime_error("__metadata__ is not an object");
         for (const auto& [k, s] : v.items()) {
           if (!s.is_string()) throw std::runtime_error(fmt::format("__metadata__ value of \"{}\" is not a string", k));
-          out.metadata[k] = s.get<std::string>();
+          m_metadata[k] = s.get<std::string>();
         }
         continue;
       }
@@ -269,37 +332,71 @@ TensorFile read_safetensors(const std::filesystem::path& path) {
   } catch (const std::runtime_error& e) {
     throw fail(e.what());
   }
-
-  std::vector<unsigned char> bytes;
-  for (const Entry& e : entries) {
-    Tensor& t = out.tensors[e.name];
-    const auto size = static_cast<std::streamsize>(e.end - e.begin);
-    in.seekg(static_cast<std::streamoff>(8 + header_len + e.begin));
-    bool ok = true;
-    if (e.dtype == DType::kF32 || e.dtype == DType::kI64 || e.dtype == DType::kU8) {
-      // Little-endian F32/I64 bytes (and U8 bytes) are the host representation: read straight into the tensor, no
-      // staging copy.
-      t.dtype = e.dtype;
-      t.shape = e.shape;
-      char* dst = nullptr;
-      if (e.dtype == DType::kF32) {
-        t.f32.resize(e.numel);
-        dst = reinterpret_cast<char*>(t.f32.data());
-      } else if (e.dtype == DType::kI64) {
-        t.i64.resize(e.numel);
-        dst = reinterpret_cast<char*>(t.i64.data());
-      } else {
-        t.u8.resize(e.numel);
-        dst = reinterpret_cast<char*>(t.u8.data());
-      }
-      ok = size == 0 || static_cast<bool>(in.read(dst, size));
-    } else {
-      bytes.resize(e.end - e.begin);
-      ok = static_cast<bool>(in.read(reinterpret_cast<char*>(bytes.data()), size));
-      if (ok) decode(e, bytes.data(), t);
-    }
-    if (!ok) throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", e.name));
+  for (Entry& e : entries) {
+    m_order.push_back(e.name);
+    m_entries.emplace(e.name, TensorEntry{e.name, e.dtype, std::move(e.shape), e.begin, e.end, e.numel});
   }
+}
+
+const TensorEntry* SafetensorsReader::find(std::string_view name) const {
+  const auto it = m_entries.find(std::string(name));
+  return it == m_entries.end() ? nullptr : &it->second;
+}
+
+const TensorEntry& SafetensorsReader::entry(std::string_view name) const {
+  const TensorEntry* e = find(name);
+  if (!e) throw fail(fmt::format("no tensor \"{}\"", name));
+  return *e;
+}
+
+void SafetensorsReader::read_bytes(std::string_view name, std::span<std::uint8_t> out) const {
+  const TensorEntry& e = entry(name);
+  if (out.size() != e.bytes())
+    throw fail(fmt::format("tensor \"{}\": {} bytes asked for, it holds {}", name, out.size(), e.bytes()));
+  if (!out.empty() && !pread_exact(m_fd, out.data(), out.size(), m_data_start + e.begin))
+    throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", name));
+}
+
+Tensor SafetensorsReader::read(std::string_view name) const {
+  const TensorEntry& e = entry(name);
+  Tensor t;
+  t.dtype = e.dtype;
+  t.shape = e.shape;
+  const auto read_into = [&](void* dst) {
+    if (e.bytes() != 0 && !pread_exact(m_fd, dst, e.bytes(), m_data_start + e.begin))
+      throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", name));
+  };
+  // Little-endian F32/I64 bytes (and U8 bytes) are the host representation: read straight into the tensor, no
+  // staging copy. F16/BF16 are widened.
+  switch (e.dtype) {
+    case DType::kF32:
+      t.f32.resize(e.numel);
+      read_into(t.f32.data());
+      break;
+    case DType::kI64:
+      t.i64.resize(e.numel);
+      read_into(t.i64.data());
+      break;
+    case DType::kU8:
+      t.u8.resize(e.numel);
+      read_into(t.u8.data());
+      break;
+    case DType::kF16:
+    case DType::kBF16: {
+      std::vector<unsigned char> bytes(e.bytes());
+      read_into(bytes.data());
+      decode_narrow(e.dtype, e.numel, bytes.data(), t);
+      break;
+    }
+  }
+  return t;
+}
+
+TensorFile read_safetensors(const std::filesystem::path& path) {
+  const SafetensorsReader reader(path);
+  TensorFile out;
+  out.metadata = reader.metadata();
+  for (const std::string& name : reader.names_in_file_order()) out.tensors.emplace(name, reader.read(name));
   return out;
 }
 
@@ -378,6 +475,125 @@ void write_safetensors(const std::filesystem::path& path, const TensorFile& file
     std::filesystem::remove(tmp, ec);
     throw fail("cannot rename the temporary file into place: " + ec.message());
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SafetensorsStreamWriter: tensor bytes go to an unlinked temporary file as they arrive; finish() writes the header
+// and copies the data behind it into a second temporary file, which is renamed over the target.
+
+SafetensorsStreamWriter::SafetensorsStreamWriter(std::filesystem::path path) : m_path(std::move(path)) {
+  static std::atomic<unsigned> counter{0};
+  std::filesystem::path data = m_path;
+  data += fmt::format(".data.tmp{}.{}", ::getpid(), counter++);
+  m_data_fd = ::open(data.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (m_data_fd < 0) throw fail(fmt::format("cannot create the temporary data file {}: {}", data.string(), std::strerror(errno)));
+  // Unlinked at once: the open descriptor keeps the data alive, and nothing is left behind however the process ends.
+  ::unlink(data.c_str());
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() { abandon(); }
+
+SafetensorsError SafetensorsStreamWriter::fail(const std::string& what) const {
+  return SafetensorsError(fmt::format("{}: {}", m_path.string(), what));
+}
+
+void SafetensorsStreamWriter::abandon() {
+  if (m_data_fd >= 0) ::close(m_data_fd);
+  m_data_fd = -1;
+}
+
+bool SafetensorsStreamWriter::contains(std::string_view name) const { return m_entries.count(std::string(name)) != 0; }
+
+void SafetensorsStreamWriter::add(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
+                                  std::span<const std::uint8_t> bytes) {
+  if (m_data_fd < 0) throw fail(fmt::format("tensor \"{}\": the writer is finished or abandoned", name));
+  if (name == "__metadata__") throw fail("a tensor cannot be named __metadata__");
+  if (contains(name)) throw fail(fmt::format("tensor \"{}\" added twice", name));
+  std::uint64_t numel = 1;
+  for (const std::int64_t d : shape) {
+    if (d < 0) throw fail(fmt::format("tensor \"{}\" has a negative dimension", name));
+    if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel))
+      throw fail(fmt::format("tensor \"{}\": element count overflows", name));
+  }
+  std::uint64_t size = 0;
+  if (__builtin_mul_overflow(numel, dtype_bytes(dtype), &size) || size != bytes.size())
+    throw fail(fmt::format("tensor \"{}\": {} bytes given, {} x {} elements need {}", name, bytes.size(),
+                           dtype_name(dtype), numel, numel * dtype_bytes(dtype)));
+  if (!write_all(m_data_fd, bytes.data(), bytes.size())) {
+    const std::string why = std::strerror(errno);
+    abandon();  // the data file may hold part of this tensor: nothing more can be written consistently
+    throw fail(fmt::format("tensor \"{}\": cannot write the temporary data file: {}", name, why));
+  }
+  m_entries.emplace(name, TensorEntry{name, dtype, shape, m_data_bytes, m_data_bytes + size, numel});
+  m_data_bytes += size;
+}
+
+void SafetensorsStreamWriter::add(const std::string& name, const Tensor& t) {
+  std::vector<std::uint8_t> buf;
+  if (t.held() != static_cast<std::size_t>(std::max<std::int64_t>(0, t.numel())))
+    throw fail(fmt::format("tensor \"{}\" holds {} values but its shape needs {}", name, t.held(), t.numel()));
+  add(name, t.dtype, t.shape, encode_tensor(t, buf));
+}
+
+void SafetensorsStreamWriter::finish(const std::map<std::string, std::string>& metadata) {
+  if (m_data_fd < 0) throw fail("finish: the writer is finished or abandoned");
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  for (const auto& [name, e] : m_entries)
+    header[name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
+  std::string h;
+  try {
+    h = header.dump();
+  } catch (const json::exception& e) {
+    abandon();
+    throw fail(fmt::format("cannot write the header: {}", e.what()));  // e.g. metadata that is not valid UTF-8
+  }
+  h.append((8 - h.size() % 8) % 8, ' ');  // 8-byte aligned data buffer, as upstream
+  if (h.size() > kMaxHeaderBytes) {
+    abandon();
+    throw fail(fmt::format("the header would be {} bytes, above the {} byte limit readers accept", h.size(), kMaxHeaderBytes));
+  }
+
+  std::filesystem::path tmp = m_path;
+  tmp += fmt::format(".tmp{}", ::getpid());
+  const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    const std::string why = std::strerror(errno);
+    abandon();
+    throw fail(fmt::format("cannot create {}: {}", tmp.string(), why));
+  }
+  const auto give_up = [&](const std::string& what) {
+    const std::string why = std::strerror(errno);
+    ::close(out);
+    ::unlink(tmp.c_str());
+    abandon();
+    return fail(fmt::format("{}: {}", what, why));
+  };
+  std::array<unsigned char, 8> len{};
+  for (std::size_t i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(h.size()) >> (8 * i));
+  if (!write_all(out, len.data(), 8) || !write_all(out, h.data(), h.size()))
+    throw give_up(fmt::format("cannot write {} (disk full?)", tmp.string()));
+  std::vector<unsigned char> buf(std::min<std::uint64_t>(m_data_bytes, 4u << 20));
+  for (std::uint64_t at = 0; at < m_data_bytes;) {
+    const std::uint64_t n = std::min<std::uint64_t>(buf.size(), m_data_bytes - at);
+    if (!pread_exact(m_data_fd, buf.data(), n, at)) throw give_up("cannot read back the temporary data file");
+    if (!write_all(out, buf.data(), n)) throw give_up(fmt::format("cannot write {} (disk full?)", tmp.string()));
+    at += n;
+  }
+  if (::close(out) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    abandon();
+    throw fail(fmt::format("cannot write {}: {}", tmp.string(), why));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, m_path, ec);
+  abandon();
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw fail("cannot rename the temporary file into place: " + ec.message());
+  }
+  m_finished = true;
 }
 
 }  // namespace fpqvar::models

@@ -10,7 +10,8 @@
 
 namespace fpqvar::models {
 
-VarModel::VarModel(const VarConfig& config, const TensorFile& weights) : m_config(config) {
+VarModel::VarModel(const VarConfig& config, const TensorFile& weights, VarWeightNeeds needs)
+    : m_config(config), m_needs(needs) {
   if (const auto errors = config.validate(); !errors.empty())
     throw ModelError(fmt::format("invalid model config: {}", errors.front()));
   const std::int64_t c = config.embed_dim;
@@ -35,20 +36,22 @@ VarModel::VarModel(const VarConfig& config, const TensorFile& weights) : m_confi
     Block b;
     if (config.shared_aln) {
       b.ada_gss = require_weight(w, p + "ada_gss", {1, 1, 6, c});
-    } else {
+    } else if (needs.block_ada_lin) {
       b.ada_w = require_weight(w, p + "ada_lin.1.weight", {6 * c, c});
       b.ada_b = require_weight(w, p + "ada_lin.1.bias", {6 * c});
     }
     if (config.attn_l2_norm) b.scale_mul = require_weight(w, p + "attn.scale_mul_1H11", {1, config.num_heads, 1, 1});
     b.q_bias = require_weight(w, p + "attn.q_bias", {c});
     b.v_bias = require_weight(w, p + "attn.v_bias", {c});
-    b.qkv_w = require_weight(w, p + "attn.mat_qkv.weight", {3 * c, c});
-    b.proj_w = require_weight(w, p + "attn.proj.weight", {c, c});
-    b.proj_b = require_weight(w, p + "attn.proj.bias", {c});
-    b.fc1_w = require_weight(w, p + "ffn.fc1.weight", {hidden, c});
-    b.fc1_b = require_weight(w, p + "ffn.fc1.bias", {hidden});
-    b.fc2_w = require_weight(w, p + "ffn.fc2.weight", {c, hidden});
-    b.fc2_b = require_weight(w, p + "ffn.fc2.bias", {c});
+    if (needs.block_gemms) {
+      b.qkv_w = require_weight(w, p + "attn.mat_qkv.weight", {3 * c, c});
+      b.proj_w = require_weight(w, p + "attn.proj.weight", {c, c});
+      b.proj_b = require_weight(w, p + "attn.proj.bias", {c});
+      b.fc1_w = require_weight(w, p + "ffn.fc1.weight", {hidden, c});
+      b.fc1_b = require_weight(w, p + "ffn.fc1.bias", {hidden});
+      b.fc2_w = require_weight(w, p + "ffn.fc2.weight", {c, hidden});
+      b.fc2_b = require_weight(w, p + "ffn.fc2.bias", {c});
+    }
     m_blocks.push_back(b);
   }
 }
@@ -189,6 +192,10 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     throw ModelError(fmt::format("teacher tokens for {} scales given, the model has {}", options.teacher_tokens.size(),
                                  cfg.num_scales()));
 
+  if (!m_needs.block_gemms && options.backend == nullptr)
+    throw ModelError("generate: the model was built without the blocks' GEMM weights; an execution backend is needed");
+  if (!cfg.shared_aln && !m_needs.block_ada_lin && !options.block_ada)
+    throw ModelError("generate: the model was built without the blocks' ada_lin weights; block_ada is needed");
   const int images = 2 * batch;  // CFG: conditional rows 0 .. B-1, unconditional rows B .. 2B-1
   const int c = cfg.embed_dim;
   const int cv = cfg.cvae();
@@ -220,6 +227,8 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     ada[bi].resize(static_cast<std::size_t>(images) * 6 * c);
     if (cfg.shared_aln) {
       for (std::size_t i = 0; i < ada[bi].size(); ++i) ada[bi][i] = m_blocks[bi].ada_gss[i % (6 * c)] + shared[i];
+    } else if (!m_needs.block_ada_lin) {
+      options.block_ada(bi, cond_silu, images, ada[bi]);
     } else {
       ops::linear(cond_silu.data(), images, c, m_blocks[bi].ada_w.data(), m_blocks[bi].ada_b, 6 * c, ada[bi].data());
     }

@@ -35,6 +35,11 @@ struct GenerateOptions {
   // Teacher forcing: when non-empty, one vector per scale of B * pn^2 indices (row-major (B, pn^2)) used instead
   // of sampling.
   std::vector<std::vector<std::int64_t>> teacher_tokens;
+  // The AdaLN modulation of block `block` for the 2B condition rows: ada (images x 6C) = cond_silu (images x C) *
+  // W_ada^T + b_ada, the official blocks.{block}.ada_lin.1. Needed exactly when the model was built without the
+  // blocks' ada_lin weights (VarWeightNeeds::block_ada_lin false): a caller that holds those weights elsewhere (a
+  // file, a generator) computes them block by block, so they need never all be resident (VAR-d30: 2.65 GB FP32).
+  std::function<void(int block, std::span<const float> cond_silu, int images, std::span<float> ada)> block_ada;
   // The execution mode of the four quantizable GEMMs of every block and of the KV cache (models/linear_backend.hpp):
   // nullptr = FP32 sgemm on the checkpoint weights (the reference). Not owned; it must outlive generate().
   ILinearBackend* backend = nullptr;
@@ -62,10 +67,18 @@ struct GenerateResult {
   std::vector<float> f_hat;                       // (B, Cvae, S, S), the decoder input
 };
 
+// Which block weights VarModel reads from its TensorFile (everything else always). Without the four GEMM weights
+// (attn.mat_qkv.weight, attn.proj.weight/bias, ffn.fc1.weight/bias, ffn.fc2.weight/bias: a quantized model's
+// `rest`), generate() needs a backend; without ada_lin.1.weight/bias it needs GenerateOptions::block_ada.
+struct VarWeightNeeds {
+  bool block_gemms = true;
+  bool block_ada_lin = true;
+};
+
 class VarModel {
  public:
   // Checks every tensor of the transformer against `config`; keeps spans into `weights` (must outlive this).
-  VarModel(const VarConfig& config, const TensorFile& weights);
+  VarModel(const VarConfig& config, const TensorFile& weights, VarWeightNeeds needs = {});
 
   [[nodiscard]] const VarConfig& config() const { return m_config; }
 
@@ -89,6 +102,7 @@ class VarModel {
                  int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi) const;
 
   VarConfig m_config;
+  VarWeightNeeds m_needs;
   std::span<const float> m_class_emb, m_pos_start, m_pos_1LC, m_lvl_embed, m_word_w, m_word_b;
   std::span<const float> m_shared_w, m_shared_b;  // shared_ada_lin.1 (shared AdaLN only)
   std::span<const float> m_head_ada_w, m_head_ada_b, m_head_w, m_head_b;

@@ -81,6 +81,88 @@ double sum_squares(std::span<const float> v) {
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
+void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op,
+                   QuantScratch& scratch) {
+  if (rows < 0 || cols < 0 || x.size() != static_cast<std::size_t>(rows * cols))
+    throw std::invalid_argument(fmt::format("fake_quantize: {} values for {} x {}", x.size(), rows, cols));
+  if (op.fp16) {
+    for (float& v : x) v = round_to_half(static_cast<double>(v));
+    return;
+  }
+  if (x.empty()) return;
+  const QuantSpec& spec = op.spec;
+  const Format& f = spec.format;
+  // Code values in units of the scale (at most 10 significant bits, so value * scale is exact in double and the
+  // float conversion is decode_scaled's single rounding).
+  double value[256];
+  for (int c = 0; c < 256; ++c) value[c] = c < (1 << f.bits) ? f.decode(static_cast<std::uint8_t>(c)) : 0.0;
+  if (f.kind != FormatKind::kDual && fast_path_supported(spec) && spec.granularity != Granularity::kColumn) {
+    // The fast kernels straight into the scratch: blocks are contiguous runs of `block` elements in row-major order.
+    const std::int64_t blocks = block_count(spec, rows, cols);
+    scratch.codes.resize(x.size());
+    scratch.scales.resize(static_cast<std::size_t>(blocks));
+    quantize_groups(x, rows, cols, spec, scratch.codes, scratch.scales);
+    const auto block = static_cast<std::size_t>(static_cast<std::int64_t>(x.size()) / blocks);
+    for (std::size_t b = 0; b < static_cast<std::size_t>(blocks); ++b) {
+      const double sc = scratch.scales[b];
+      const std::uint8_t* code = scratch.codes.data() + b * block;
+      float* out = x.data() + b * block;
+      for (std::size_t i = 0; i < block; ++i) out[i] = static_cast<float>(value[code[i]] * sc);
+    }
+    return;
+  }
+  const QuantizedTensor q = quantize_fast(x, rows, cols, spec);
+  const bool dual = f.kind == FormatKind::kDual;
+  const std::uint8_t sign = f.sign_mask();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const auto i = static_cast<std::size_t>(r * cols + c);
+      const auto si = static_cast<std::size_t>(q.scale_index(r, c));
+      const std::uint8_t code = q.codes[i];
+      const float sc = (dual && (code & sign)) ? q.scales_neg[si] : q.scales[si];
+      x[i] = static_cast<float>(value[code] * static_cast<double>(sc));
+    }
+}
+
+void transform_activation_into(std::span<const float> x, std::int64_t rows, std::int64_t cols,
+                               std::span<const float> s, const RotationSpec& r, std::span<float> out) {
+  if (x.size() != static_cast<std::size_t>(rows * cols) || out.size() != x.size() ||
+      (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
+    throw std::invalid_argument(fmt::format("transform_activation: {} values, {} outputs, {} factors for {} x {}",
+                                            x.size(), out.size(), s.size(), rows, cols));
+  for (std::int64_t t = 0; t < rows; ++t) {
+    const float* in = x.data() + t * cols;
+    float* o = out.data() + t * cols;
+    if (s.empty())
+      std::copy(in, in + cols, o);
+    else
+      for (std::int64_t j = 0; j < cols; ++j) o[j] = in[j] * s[static_cast<std::size_t>(j)];
+  }
+  rotate_activation_emulate(out, rows, cols, r, ActivationPrecision::kFp32);
+}
+
+void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int64_t cols, std::span<const float> s,
+                           const RotationSpec& r, std::span<float> out) {
+  if (w.size() != static_cast<std::size_t>(rows * cols) || out.size() != w.size() ||
+      (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
+    throw std::invalid_argument(fmt::format("transform_weight: {} values, {} outputs, {} factors for {} x {}",
+                                            w.size(), out.size(), s.size(), rows, cols));
+  if (s.empty()) {
+    std::copy(w.begin(), w.end(), out.begin());
+    rotate_weight(out, rows, cols, r);
+    return;
+  }
+  // W / s in FP64 (exact to 53 bits), then rotated and rounded to FP32 once, as models/quantize_model.cpp builds W'.
+  // One row at a time: the rotation acts on rows independently.
+  std::vector<double> q(static_cast<std::size_t>(cols));
+  for (std::int64_t o = 0; o < rows; ++o) {
+    const float* in = w.data() + o * cols;
+    for (std::int64_t j = 0; j < cols; ++j)
+      q[static_cast<std::size_t>(j)] = static_cast<double>(in[j]) / static_cast<double>(s[static_cast<std::size_t>(j)]);
+    rotate_weight(q, 1, cols, r, out.subspan(static_cast<std::size_t>(o * cols), static_cast<std::size_t>(cols)));
+  }
+}
+
 }  // namespace detail
 
 std::vector<std::string> LayerProblem::validate() const {
@@ -179,66 +261,21 @@ std::vector<float> smoothquant_factors(std::span<const float> act_col_absmax, st
 }
 
 void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op) {
-  if (rows < 0 || cols < 0 || x.size() != static_cast<std::size_t>(rows * cols))
-    throw std::invalid_argument(fmt::format("fake_quantize: {} values for {} x {}", x.size(), rows, cols));
-  if (op.fp16) {
-    for (float& v : x) v = round_to_half(static_cast<double>(v));
-    return;
-  }
-  if (x.empty()) return;
-  const QuantizedTensor q = quantize_fast(x, rows, cols, op.spec);
-  const Format& f = q.spec.format;
-  const bool dual = f.kind == FormatKind::kDual;
-  // Code values in units of the scale (at most 10 significant bits, so value * scale is exact in double and the
-  // float conversion is decode_scaled's single rounding).
-  double value[256];
-  for (int c = 0; c < 256; ++c) value[c] = c < (1 << f.bits) ? f.decode(static_cast<std::uint8_t>(c)) : 0.0;
-  const std::uint8_t sign = f.sign_mask();
-  const std::int64_t bpr = q.blocks_per_row();
-  const bool contiguous = q.spec.granularity == Granularity::kGroup || q.spec.granularity == Granularity::kChannel ||
-                          q.spec.granularity == Granularity::kToken || q.spec.granularity == Granularity::kTensor;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const auto i = static_cast<std::size_t>(r * cols + c);
-      std::size_t si;
-      if (contiguous && q.spec.granularity == Granularity::kGroup)
-        si = static_cast<std::size_t>(r * bpr + c / q.spec.group_size);
-      else
-        si = static_cast<std::size_t>(q.scale_index(r, c));
-      const std::uint8_t code = q.codes[i];
-      const float s = (dual && (code & sign)) ? q.scales_neg[si] : q.scales[si];
-      x[i] = static_cast<float>(value[code] * static_cast<double>(s));
-    }
-  }
+  detail::QuantScratch scratch;
+  detail::fake_quantize(x, rows, cols, op, scratch);
 }
 
 std::vector<float> transform_activation(std::span<const float> x, std::int64_t rows, std::int64_t cols,
                                         std::span<const float> s, const RotationSpec& r) {
-  if (x.size() != static_cast<std::size_t>(rows * cols) || (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
-    throw std::invalid_argument(fmt::format("transform_activation: {} values, {} factors for {} x {}", x.size(),
-                                            s.size(), rows, cols));
-  std::vector<float> y(x.begin(), x.end());
-  if (!s.empty())
-    for (std::int64_t t = 0; t < rows; ++t) {
-      float* row = y.data() + t * cols;
-      for (std::int64_t j = 0; j < cols; ++j) row[j] *= s[static_cast<std::size_t>(j)];
-    }
-  rotate_activation_emulate(y, rows, cols, r, ActivationPrecision::kFp32);
+  std::vector<float> y(x.size());
+  detail::transform_activation_into(x, rows, cols, s, r, y);
   return y;
 }
 
 std::vector<float> transform_weight(std::span<const float> w, std::int64_t rows, std::int64_t cols,
                                     std::span<const float> s, const RotationSpec& r) {
-  if (w.size() != static_cast<std::size_t>(rows * cols) || (!s.empty() && s.size() != static_cast<std::size_t>(cols)))
-    throw std::invalid_argument(
-        fmt::format("transform_weight: {} values, {} factors for {} x {}", w.size(), s.size(), rows, cols));
-  std::vector<float> y(w.begin(), w.end());
-  if (!s.empty())
-    for (std::int64_t o = 0; o < rows; ++o) {
-      float* row = y.data() + o * cols;
-      for (std::int64_t j = 0; j < cols; ++j) row[j] /= s[static_cast<std::size_t>(j)];
-    }
-  rotate_weight(y, rows, cols, r);
+  std::vector<float> y(w.size());
+  detail::transform_weight_into(w, rows, cols, s, r, y);
   return y;
 }
 
@@ -296,7 +333,7 @@ double quantized_output_mse(const LayerProblem& problem, std::span<const float> 
 }
 
 FormatChoice search_format(const LayerProblem& problem, std::span<const std::string> candidates,
-                           std::span<const float> s) {
+                           std::span<const float> s, ErrorAverage average) {
   check_problem(problem, "search_format");
   if (candidates.empty()) throw std::invalid_argument("search_format: no candidate formats");
   if (problem.recipe.weight.fp16 || problem.recipe.act.fp16)
@@ -314,7 +351,8 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
     std::vector<std::string> e;
     check_operand(e, w, problem.in_features, "weight");
     check_operand(e, a, problem.in_features, "act");
-    if (f->kind == FormatKind::kDual) e.push_back("DFQ formats are for activations only (the weight takes each candidate)");
+    if (f->kind == FormatKind::kDual)
+      e.push_back("DFQ formats are for activations only (the weight takes each candidate)");
     if (!e.empty()) throw std::invalid_argument(fmt::format("search_format: candidate \"{}\": {}", name, e.front()));
     w_ops.push_back(std::move(w));
     a_ops.push_back(std::move(a));
@@ -328,31 +366,42 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
     wqs.push_back(std::move(wq));
   }
   const std::size_t n = candidates.size();
-  std::vector<double> sq(n * n, 0.0);
-  // One pass over the tokens: each chunk's transformed activation and reference output serve every pair.
-  for (std::int64_t b = 0; b < problem.tokens; b += kChunkRows) {
-    const std::int64_t e = std::min(problem.tokens, b + kChunkRows), t = e - b;
-    const std::vector<float> xt = transform_activation(
-        std::span<const float>(problem.act)
-            .subspan(static_cast<std::size_t>(b * problem.in_features), static_cast<std::size_t>(t * problem.in_features)),
-        t, problem.in_features, s, rot);
-    const std::vector<float> y = reference_output(problem, b, e);
-    for (std::size_t ai = 0; ai < n; ++ai) {
-      std::vector<float> xq = xt;
-      fake_quantize(xq, t, problem.in_features, a_ops[ai]);
-      for (std::size_t wi = 0; wi < n; ++wi) {
-        std::vector<float> d = y;
-        detail::sgemm(false, true, t, problem.out_features, problem.in_features, 1.0f, xq.data(), wqs[wi].data(),
-                      -1.0f, d.data());
-        sq[wi * n + ai] += detail::sum_squares(d);
+  // kTokens: one range of all tokens; kBatchMean: each batch on its own. Every range in chunks of kChunkRows; each
+  // chunk's transformed activation and reference output serve every pair.
+  const std::vector<RowRange> ranges =
+      average == ErrorAverage::kTokens ? std::vector<RowRange>{RowRange{0, problem.tokens}} : problem.step_batches();
+  std::vector<double> err(n * n, 0.0);  // kTokens: the squared sum; kBatchMean: the sum of the batches' MSEs
+  for (const RowRange& range : ranges) {
+    std::vector<double> sq(n * n, 0.0);
+    for (std::int64_t b = range.begin; b < range.end; b += kChunkRows) {
+      const std::int64_t e = std::min(range.end, b + kChunkRows), t = e - b;
+      const std::vector<float> xt = transform_activation(
+          std::span<const float>(problem.act)
+              .subspan(static_cast<std::size_t>(b * problem.in_features),
+                       static_cast<std::size_t>(t * problem.in_features)),
+          t, problem.in_features, s, rot);
+      const std::vector<float> y = reference_output(problem, b, e);
+      for (std::size_t ai = 0; ai < n; ++ai) {
+        std::vector<float> xq = xt;
+        fake_quantize(xq, t, problem.in_features, a_ops[ai]);
+        for (std::size_t wi = 0; wi < n; ++wi) {
+          std::vector<float> d = y;
+          detail::sgemm(false, true, t, problem.out_features, problem.in_features, 1.0f, xq.data(), wqs[wi].data(),
+                        -1.0f, d.data());
+          sq[wi * n + ai] += detail::sum_squares(d);
+        }
       }
     }
+    const double count = static_cast<double>(range.size()) * static_cast<double>(problem.out_features);
+    for (std::size_t i = 0; i < n * n; ++i) err[i] += average == ErrorAverage::kTokens ? sq[i] : sq[i] / count;
   }
   FormatChoice choice;
-  const double count = static_cast<double>(problem.tokens) * static_cast<double>(problem.out_features);
+  const double count = average == ErrorAverage::kTokens
+                           ? static_cast<double>(problem.tokens) * static_cast<double>(problem.out_features)
+                           : static_cast<double>(ranges.size());
   std::size_t best = 0;
   for (std::size_t i = 0; i < n * n; ++i) {
-    const double mse = sq[i] / count;
+    const double mse = err[i] / count;
     choice.trials.push_back(FormatTrial{candidates[i / n], candidates[i % n], mse});
     if (mse < choice.trials[best].mse || (std::isnan(choice.trials[best].mse) && !std::isnan(mse))) best = i;
   }

@@ -4,10 +4,11 @@
 //
 // The quantized layer, as models/quantized_model.hpp applies a recipe (s = ones unless GALT or SmoothQuant set it):
 //   x' = Q_act((x * s) R),   W' = Q_w((W / s) R),   y_q = x' W'^T,
-// where x * s scales input channel j by s_j (one FP32 multiply), W / s divides weight column j by s_j (one FP32
-// division, as FPQVAR's `w / learnable_s`), R is the recipe's rotation (quant/hadamard.hpp: the weight rotated by
-// rotate_weight in FP64, the activation by rotate_activation_emulate with ActivationPrecision::kFp32, FPQVAR's FP32
-// calibration product), and Q is fake quantization under the operand's recipe (fake_quantize below).
+// where x * s scales input channel j by s_j (one FP32 multiply), W / s divides weight column j by s_j in FP64 and
+// (W / s) R is rounded to FP32 once (rotate_weight's FP64-input form), exactly the W' that models/quantize_model.hpp
+// deploys (FPQVAR's training script divides in FP32, `w / learnable_s`: at most one FP32 rounding apart; with
+// s = ones the two agree), the activation is rotated by rotate_activation_emulate with ActivationPrecision::kFp32
+// (FPQVAR's FP32 calibration product), and Q is fake quantization under the operand's recipe (fake_quantize below).
 // The error of a problem under s is
 //   quantized_output_mse = mean over tokens t and outputs o of (y_t,o - y_q t,o)^2,   y = x W^T in FP32,
 // accumulated in double; the GEMMs are OpenBLAS FP32 products (so the last bits depend on OpenBLAS's summation order).
@@ -78,8 +79,8 @@ void check_problem(const LayerProblem& problem, std::string_view what);
 void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op);
 
 // The transforms before quantization (contract above). s empty = ones; else s.size() == cols.
-// transform_activation: (x * s) R with rotate_activation_emulate (kFp32). transform_weight: (W / s) R with
-// rotate_weight (FP64).
+// transform_activation: (x * s) R with rotate_activation_emulate (kFp32). transform_weight: RNE_fp32((W / s) R),
+// the quotient and the rotation in FP64 (rotate_weight).
 [[nodiscard]] std::vector<float> transform_activation(std::span<const float> x, std::int64_t rows, std::int64_t cols,
                                                       std::span<const float> s, const RotationSpec& r);
 [[nodiscard]] std::vector<float> transform_weight(std::span<const float> w, std::int64_t rows, std::int64_t cols,
@@ -103,16 +104,26 @@ struct FormatTrial {
 struct FormatChoice {
   std::string weight_format;
   std::string act_format;
-  double mse = 0.0;                 // of the chosen pair
+  double mse = 0.0;                 // of the chosen pair (averaged as search_format's `average` says)
   std::vector<FormatTrial> trials;  // every pair, weight-major in candidate order (w0a0, w0a1, ..., w1a0, ...)
+};
+// How a trial's error averages the calibration tokens.
+enum class ErrorAverage : std::uint8_t {
+  kTokens,     // quantized_output_mse: the mean over all tokens (and outputs)
+  kBatchMean,  // the mean over the problem's batches of each batch's MSE. FPQVAR's search (search/
+               // search_fp4_format.py) averages one MSE per calibration file, i.e. per (image, VAR scale): batches
+               // of one image's tokens at one scale reproduce it (a 1-token scale weighs as much as a 256-token one)
 };
 // Tries every (weight, activation) pair of candidate formats (names as quant/format.hpp knows them; each replaces
 // the format of the problem's operand spec, everything else of the spec kept) and picks the pair with the least
-// quantized_output_mse under s (empty = ones). Tie rule: the first such pair in trial order (weight-major, candidate
-// order), i.e. a later pair must be strictly better. Throws std::invalid_argument for no candidates, an unknown
-// name, a DFQ format for the weight, an FP16 operand, or a format whose spec does not fit the problem.
+// error under s (empty = ones), averaged as `average` says. Tie rule: the first such pair in trial order
+// (weight-major, candidate order; a later pair must be strictly better), as FPQVAR's `if loss < best_loss` over
+// `for weight_format in formats: for act_format in formats` (their formats = e1m2, e2m1, e3m0). Throws
+// std::invalid_argument for no candidates, an unknown name, a DFQ format for the weight (a DFQ candidate has no
+// weight counterpart), an FP16 operand, or a format whose spec does not fit the problem.
 [[nodiscard]] FormatChoice search_format(const LayerProblem& problem, std::span<const std::string> candidates,
-                                         std::span<const float> s = {});
+                                         std::span<const float> s = {},
+                                         ErrorAverage average = ErrorAverage::kTokens);
 
 namespace detail {
 
@@ -123,6 +134,20 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
 
 // Sum of squares of v, in double.
 [[nodiscard]] double sum_squares(std::span<const float> v);
+
+// Scratch kept between calls, so that repeated calls do not allocate (GALT's steps).
+struct QuantScratch {
+  std::vector<std::uint8_t> codes;
+  std::vector<float> scales;
+};
+// fake_quantize with caller-owned scratch (the same result).
+void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, const OperandRecipe& op,
+                   QuantScratch& scratch);
+// transform_activation / transform_weight into out (out.size() == x.size(); may not alias x).
+void transform_activation_into(std::span<const float> x, std::int64_t rows, std::int64_t cols,
+                               std::span<const float> s, const RotationSpec& r, std::span<float> out);
+void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int64_t cols, std::span<const float> s,
+                           const RotationSpec& r, std::span<float> out);
 
 }  // namespace detail
 }  // namespace fpqvar::quant

@@ -20,9 +20,10 @@
 //
 // Quantizers: those of the problem's recipe (quant/calibration.hpp fake_quantize), so s is learned against the
 // quantization it will be deployed with. FPQVAR's training script quantizes both operands with its own E2M1
-// FPQuant instead: FP32 scales absmax / 6 for the activation too, nearest grid value with ties to the lower value
-// (torch.argmin's first index), and NaN for an all-zero group. For fpqvar-w4a4 the differences are the activation
-// scale's FP16 rounding, the tie rule and the zero guard.
+// FPQuant instead: FP32 scales absmax / 6 for the activation too, nearest grid value with ties toward -inf
+// (torch.argmin's first index on the ascending grid: 2.5 -> 2, -2.5 -> -3; checked with torch 1.13), and an
+// all-zero group through 0/0 = NaN distances to index 0, i.e. -6 * 0 = -0. For fpqvar-w4a4 the differences are the
+// activation scale's FP16 rounding and the tie rule (the recipe's ties-up: 2.5 -> 3, -2.5 -> -2).
 //
 // Cost per epoch (one pass over T calibration tokens): 3 GEMMs of T x out x in (6 T out in flops), the rotations
 // (O(T in log block)) and the quantizers; the weight transform once per step.
@@ -42,9 +43,9 @@ inline constexpr std::uint64_t kMaxCachedReferenceBytes = std::uint64_t{1} << 30
 
 // torch.optim.AdamW (torch 1.13 _single_tensor_adamw; amsgrad, maximize off) on an FP32 parameter, every
 // elementwise operation in FP32 in torch's order, Python scalars (double) rounded to FP32 where the tensor op takes
-// them; per step k = 1, 2, ...:
+// them; bit-exact against torch 1.13 on CPU (tests/quant/galt_test.cpp AdamWMatchesTorchBitForBit). Per step k:
 //   p <- p * fl32(1 - lr * wd)                                  (decoupled weight decay, before the moments)
-//   m <- fma(g, fl32(1 - beta1), m * fl32(beta1))               (add_(g, alpha): ATen's vectorized fmadd)
+//   m <- fma(g, fl32(1 - beta1), m * fl32(beta1))               (add_(g, alpha) is one fused multiply-add)
 //   v <- v * fl32(beta2) + (fl32(1 - beta2) * g) * g            (addcmul_)
 //   bc1 = 1 - beta1^k, bc2 = 1 - beta2^k                         (double)
 //   denom <- sqrt(v) / fl32(sqrt(bc2)) + fl32(eps)              (eps outside the square root)

@@ -94,9 +94,9 @@ struct LayerRecipe {
   std::uint64_t rotation_seed = 42;
   bool galt = false;                         // learn the per-channel vector s (x * s, W / s), quant/galt.hpp
   std::optional<double> smoothquant_alpha;   // SmoothQuant migration strength (exclusive with galt)
-  // MixedFormat: candidate formats for this layer (empty = none). The weight and the activation each get the
-  // candidate with the least quantization error on the calibration data (quant/galt.hpp); the chosen formats
-  // replace weight.spec.format / act.spec.format in the applied recipe (models/quantized_model.hpp).
+  // MixedFormat: candidate formats for this layer (empty = none). The (weight, activation) pair of candidates with
+  // the least layer-output error on the calibration data wins (quant/calibration.hpp search_format); the chosen
+  // formats replace weight.spec.format / act.spec.format in the applied recipe (models/quantized_model.hpp).
   std::vector<std::string> format_search;
 
   friend bool operator==(const LayerRecipe&, const LayerRecipe&) = default;

@@ -324,6 +324,46 @@ TEST(HwBackend, StatsAndMemory) {
   EXPECT_LE(static_cast<double>(hw.weight_bytes()), weights * (0.5 + 4.0 / 128) * 1.05 + 64 * 1024);
 }
 
+// VarModel without the blocks' GEMM and ada_lin weights (the memory-lean form: a quantized model's rest, AdaLN
+// computed by the caller) generates exactly what the full model generates with the same backend; it refuses to run
+// without a backend or without block_ada; HwBackend taking the model over gives the same result.
+TEST(HwBackend, LeanVarModelMatchesTheFullOne) {
+  const QuantizedModel m = quantized("fpqvar-w4a4");
+  HwBackend hw(m);
+  const GenerateResult full = generate(&hw);
+
+  const VarConfig& cfg = small().config;
+  TensorFile lean = small().var_weights;
+  for (int b = 0; b < cfg.depth; ++b) {
+    for (LayerKind k : quant::kLayerKinds) {
+      lean.tensors.erase(layer_prefix(b, k) + ".weight");
+      lean.tensors.erase(layer_prefix(b, k) + ".bias");
+    }
+    lean.tensors.erase(fmt::format("blocks.{}.ada_lin.1.weight", b));
+    lean.tensors.erase(fmt::format("blocks.{}.ada_lin.1.bias", b));
+  }
+  EXPECT_THROW(VarModel(cfg, lean), ModelError);
+  const VarModel var(cfg, lean, VarWeightNeeds{false, false});
+  const Vqvae vae(cfg, small().vae_weights);
+  GenerateOptions opt;
+  opt.labels = {3};
+  opt.seed = 11;
+  opt.top_k = 20;
+  EXPECT_THROW((void)var.generate(vae, opt), ModelError);  // no backend
+  HwBackend owner{QuantizedModel(m)};                        // takes a copy over, releases its codes
+  opt.backend = &owner;
+  EXPECT_THROW((void)var.generate(vae, opt), ModelError);  // no block_ada
+  opt.block_ada = [&](int block, std::span<const float> cond_silu, int images, std::span<float> ada) {
+    const std::string p = fmt::format("blocks.{}.ada_lin.1.", block);
+    ops::linear(cond_silu.data(), images, cfg.embed_dim, small().var_weights.tensors.at(p + "weight").f32.data(),
+                small().var_weights.tensors.at(p + "bias").f32, 6 * cfg.embed_dim, ada.data());
+  };
+  const GenerateResult lean_result = var.generate(vae, opt);
+  EXPECT_EQ(lean_result.tokens, full.tokens);
+  EXPECT_TRUE(same_bits(lean_result.f_hat, full.f_hat));
+  EXPECT_LT(owner.weight_bytes(), hw.weight_bytes() + 1);
+}
+
 TEST(HwBackend, RejectsWrongShapes) {
   const QuantizedModel m = quantized("int8-rtn");
   HwBackend hw(m);

@@ -3,6 +3,7 @@
 // SafetensorsError (never crash, never return). All float comparisons are on bit patterns (tolerance 0).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -360,6 +361,140 @@ TEST(SafetensorsHostile, WriterRejectsInconsistentTensors) {
   EXPECT_THROW(write_safetensors(temp_path("bad.safetensors"), h), SafetensorsError);
   EXPECT_FALSE(fs::exists(temp_path("bad.safetensors")));
   EXPECT_THROW((void)read_safetensors(temp_path("does_not_exist.safetensors")), SafetensorsError);
+}
+
+// ---- one tensor at a time: SafetensorsStreamWriter and SafetensorsReader -------------------------------------------
+
+TensorFile sample_file() {
+  TensorFile f;
+  f.tensors["a.f32"] = {DType::kF32, {2, 3}, {1.0f, -0.0f, 0x1p-149f, std::bit_cast<float>(0x7fc01234u), 0.1f, 3.0f}, {}, {}};
+  f.tensors["b.f16"] = {DType::kF16, {3}, {1.0f, -2.5f, 65504.0f}, {}, {}};
+  f.tensors["c.i64"] = {DType::kI64, {2}, {}, {-1, std::numeric_limits<std::int64_t>::max()}, {}};
+  f.tensors["d.empty"] = {DType::kF32, {0}, {}, {}, {}};
+  f.tensors["e.u8"] = {DType::kU8, {5}, {}, {}, {0, 1, 0x7f, 0x80, 0xff}};
+  f.metadata["fpqvar.note"] = "stream";
+  return f;
+}
+
+std::vector<fs::path> dir_listing(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Added in name order, the stream writer's file is byte-identical to write_safetensors' (which lays the data out in
+// name order): the whole-file writer is the oracle for the header and the data layout.
+TEST(SafetensorsStream, SameBytesAsTheWholeFileWriter) {
+  const TensorFile f = sample_file();
+  const fs::path a = temp_path("whole.safetensors"), b = temp_path("stream.safetensors");
+  write_safetensors(a, f);
+  SafetensorsStreamWriter w(b);
+  for (const auto& [name, t] : f.tensors) w.add(name, t);
+  EXPECT_EQ(w.tensor_count(), f.tensors.size());
+  EXPECT_EQ(w.data_bytes(), 24u + 6 + 16 + 0 + 5);
+  w.finish(f.metadata);
+  EXPECT_TRUE(w.finished());
+  EXPECT_EQ(read_all(b), read_all(a));
+}
+
+// In any arrival order the file reads back bit-exact, through read_safetensors and through SafetensorsReader.
+TEST(SafetensorsStream, ArrivalOrderRoundTrip) {
+  const TensorFile f = sample_file();
+  const fs::path p = temp_path("arrival.safetensors");
+  SafetensorsStreamWriter w(p);
+  for (const char* name : {"e.u8", "c.i64", "a.f32", "d.empty", "b.f16"}) w.add(name, f.tensors.at(name));
+  w.finish(f.metadata);
+  const TensorFile g = read_safetensors(p);
+  EXPECT_EQ(g.metadata, f.metadata);
+  const SafetensorsReader r(p);
+  EXPECT_EQ(r.metadata(), f.metadata);
+  EXPECT_EQ(r.names_in_file_order(), (std::vector<std::string>{"e.u8", "c.i64", "a.f32", "d.empty", "b.f16"}));
+  EXPECT_EQ(r.file_size(), fs::file_size(p));
+  for (const auto& [name, t] : f.tensors) {
+    for (const Tensor& u : {g.tensors.at(name), r.read(name)}) {
+      EXPECT_EQ(u.dtype, t.dtype) << name;
+      EXPECT_EQ(u.shape, t.shape) << name;
+      EXPECT_EQ(u.i64, t.i64) << name;
+      EXPECT_EQ(u.u8, t.u8) << name;
+      ASSERT_EQ(u.f32.size(), t.f32.size()) << name;
+      for (std::size_t i = 0; i < t.f32.size(); ++i) EXPECT_EQ(bits(u.f32[i]), bits(t.f32[i])) << name;
+    }
+  }
+  // Raw bytes: the little-endian encoding, F16 undecoded (1.0 = 0x3c00, -2.5 = 0xc100, 65504 = 0x7bff).
+  std::vector<std::uint8_t> raw(6);
+  r.read_bytes("b.f16", raw);
+  EXPECT_EQ(raw, (std::vector<std::uint8_t>{0x00, 0x3c, 0x00, 0xc1, 0xff, 0x7b}));
+  EXPECT_EQ(r.entry("b.f16").bytes(), 6u);
+  std::vector<std::uint8_t> wrong(5);
+  EXPECT_THROW(r.read_bytes("b.f16", wrong), SafetensorsError);
+  EXPECT_EQ(r.find("nope"), nullptr);
+  try {
+    (void)r.read("nope");
+    FAIL() << "read a missing tensor";
+  } catch (const SafetensorsError& e) {
+    EXPECT_NE(std::string(e.what()).find(p.string() + ": no tensor \"nope\""), std::string::npos) << e.what();
+  }
+}
+
+TEST(SafetensorsStream, NothingLeftBehindUnlessFinished) {
+  const fs::path dir = temp_path("stream_dir");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path p = dir / "out.safetensors";
+  {
+    SafetensorsStreamWriter w(p);
+    w.add("x", sample_file().tensors.at("a.f32"));
+    EXPECT_TRUE(dir_listing(dir).empty()) << "the data file is unlinked as soon as it is created";
+  }
+  EXPECT_TRUE(dir_listing(dir).empty());
+  {
+    SafetensorsStreamWriter w(p);
+    w.add("x", sample_file().tensors.at("a.f32"));
+    w.abandon();
+    EXPECT_THROW(w.add("y", sample_file().tensors.at("a.f32")), SafetensorsError);
+    EXPECT_THROW(w.finish({}), SafetensorsError);
+  }
+  EXPECT_TRUE(dir_listing(dir).empty());
+  {
+    SafetensorsStreamWriter w(p);
+    w.finish({});  // an empty file is a valid file
+    EXPECT_THROW(w.finish({}), SafetensorsError);
+  }
+  EXPECT_EQ(dir_listing(dir), std::vector<fs::path>{p});
+  EXPECT_TRUE(read_safetensors(p).tensors.empty());
+  EXPECT_THROW(SafetensorsStreamWriter(dir / "no_such_dir" / "x.safetensors"), SafetensorsError);
+}
+
+TEST(SafetensorsStream, RejectsInconsistentTensors) {
+  SafetensorsStreamWriter w(temp_path("stream_bad.safetensors"));
+  const std::vector<std::uint8_t> four(4, 0);
+  w.add("a", DType::kF32, {1}, four);
+  EXPECT_THROW(w.add("a", DType::kF32, {1}, four), SafetensorsError);            // twice
+  EXPECT_THROW(w.add("__metadata__", DType::kU8, {4}, four), SafetensorsError);  // reserved
+  EXPECT_THROW(w.add("b", DType::kF32, {2}, four), SafetensorsError);            // 8 bytes needed
+  EXPECT_THROW(w.add("c", DType::kF32, {-1}, four), SafetensorsError);
+  EXPECT_THROW(w.add("d", Tensor{DType::kU8, {2}, {1, 2}, {}, {}}), SafetensorsError);  // values held in f32
+  EXPECT_EQ(w.tensor_count(), 1u);
+  EXPECT_THROW(w.finish({{"bad", std::string("\xff\xfe")}}), SafetensorsError);  // metadata must be UTF-8
+  EXPECT_FALSE(fs::exists(temp_path("stream_bad.safetensors")));
+}
+
+// The reader's header checks are read_safetensors' own: a truncated file fails at construction, naming the file.
+TEST(SafetensorsStream, ReaderValidatesTheWholeHeaderFirst) {
+  const fs::path p = temp_path("reader_trunc.safetensors");
+  write_safetensors(p, sample_file());
+  const std::string full = read_all(p);
+  for (std::size_t n = 0; n < full.size(); n += 3) {
+    write_bytes(p, full.substr(0, n));
+    try {
+      const SafetensorsReader r(p);
+      ADD_FAILURE() << "prefix " << n << " accepted";
+    } catch (const SafetensorsError& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(SafetensorsReader(temp_path("")), SafetensorsError);  // a directory
 }
 
 }  // namespace

@@ -121,7 +121,8 @@ void expect_transpose_matches_dense(std::int64_t cols, const RotationSpec& r) {
     for (std::int64_t i = 0; i < cols; ++i) {
       double acc = 0.0;  // (x R^T)_i = sum_j x_j R[i][j]
       for (std::int64_t j = 0; j < cols; ++j)
-        acc += static_cast<double>(x[static_cast<std::size_t>(t * cols + j)]) * dense[static_cast<std::size_t>(i * cols + j)];
+        acc += static_cast<double>(x[static_cast<std::size_t>(t * cols + j)]) *
+               dense[static_cast<std::size_t>(i * cols + j)];
       const float want = static_cast<float>(acc);
       const float got = y[static_cast<std::size_t>(t * cols + i)];
       EXPECT_LE(std::fabs(got - want), std::max(std::fabs(want) * 0x1p-23f, 1e-12f)) << "row " << t << " col " << i;
@@ -200,10 +201,10 @@ TEST(LayerProblemCheck, ValidateNamesEveryFault) {
 }
 
 // MixedFormat on constructed data whose best pair is known: every weight group (absmax 3.5) lies on the E1M2 grid
-// (this project's e1m2, bias 1: {0, 0.25, ..., 1.75}) times its scale 3.5 / 1.75 = 2, every activation group (absmax 16) on the E3M0 grid {0, 0.25, 0.5,
-// 1, ..., 16} with scale 16 / 16 = 1. So (weight e1m2, act e3m0) quantizes both exactly and its error is exactly 0
-// (every product and partial sum is a multiple of 2^-3 below 2^13: exact in FP32). Every other pair loses
-// something (E2M1 at scale 3.5/6 has no 0.5; E1M2 at scale 16/1.75 has no 0.25; ...), so its error is > 0.
+// (this project's e1m2, bias 1: {0, 0.25, ..., 1.75}) times its scale 3.5 / 1.75 = 2, every activation group
+// (absmax 16) on the E3M0 grid {0, 0.25, 0.5, 1, ..., 16} with scale 16 / 16 = 1. So (weight e1m2, act e3m0)
+// quantizes both exactly and its error is exactly 0 (every product and partial sum is a multiple of 2^-3 below
+// 2^13: exact in FP32). Every other pair loses something (E2M1 at scale 3.5/6 has no 0.5; E1M2 at scale 16/1.75 has no 0.25; ...), so its error is > 0.
 TEST(FormatSearch, PicksTheKnownBestPair) {
   const std::int64_t in = 128, out = 16, tokens = 24;
   std::mt19937 gen(3);
@@ -248,6 +249,19 @@ TEST(FormatSearch, PicksTheKnownBestPair) {
   EXPECT_EQ(tie.weight_format, "e1m2");
   EXPECT_EQ(tie.act_format, "e1m2");
   EXPECT_EQ(tie.mse, tie.trials[0].mse);
+  // FPQVAR's averaging (kBatchMean): the plain mean of each batch's MSE, whatever the batch sizes.
+  LayerProblem pb = p;
+  pb.batches = {RowRange{0, 4}, RowRange{4, tokens}};
+  const FormatChoice bm = search_format(pb, cands, {}, ErrorAverage::kBatchMean);
+  auto slice = [&](RowRange r) {
+    LayerProblem sp = q;
+    sp.tokens = r.size();
+    sp.act.assign(p.act.begin() + r.begin * in, p.act.begin() + r.end * in);
+    return quantized_output_mse(sp);
+  };
+  EXPECT_EQ(bm.trials[2 * 3 + 1].mse, (slice(pb.batches[0]) + slice(pb.batches[1])) / 2);
+  EXPECT_EQ(bm.weight_format, "e1m2");
+  EXPECT_EQ(bm.act_format, "e3m0");
   EXPECT_THROW((void)search_format(p, std::vector<std::string>{}), std::invalid_argument);
   EXPECT_THROW((void)search_format(p, std::vector<std::string>{"e9m9"}), std::invalid_argument);
   EXPECT_THROW((void)search_format(p, std::vector<std::string>{"dfq-e1m2-e2m1"}), std::invalid_argument);

@@ -74,9 +74,11 @@ inline LayerProblem make_problem(const Case& c) {
   p.act.resize(static_cast<std::size_t>(c.tokens * c.in));
   for (std::int64_t t = 0; t < c.tokens; ++t)
     for (std::int64_t j = 0; j < c.in; ++j)
-      p.act[static_cast<std::size_t>(t * c.in + j)] = static_cast<float>(value(c.seed_x, static_cast<std::uint64_t>(t * c.in + j)));
+      p.act[static_cast<std::size_t>(t * c.in + j)] =
+          static_cast<float>(value(c.seed_x, static_cast<std::uint64_t>(t * c.in + j)));
   for (std::int64_t j : c.outliers)
-    for (std::int64_t t = 0; t < c.tokens; ++t) p.act[static_cast<std::size_t>(t * c.in + j)] *= static_cast<float>(c.outlier_factor);
+    for (std::int64_t t = 0; t < c.tokens; ++t)
+      p.act[static_cast<std::size_t>(t * c.in + j)] *= static_cast<float>(c.outlier_factor);
   p.weight.resize(static_cast<std::size_t>(c.out * c.in));
   for (std::size_t i = 0; i < p.weight.size(); ++i) p.weight[i] = static_cast<float>(value(c.seed_w, i) / 8.0);
   p.batches = c.batches;

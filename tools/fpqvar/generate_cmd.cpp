@@ -1,13 +1,18 @@
-// `fpqvar generate`: one VAR image (or a batch, one per --class) with the FP32 reference model, from converted
+// `fpqvar generate`: one VAR image (or a batch, one per --class) with the reference model, from converted
 // official checkpoints (--weights var_d16.safetensors --vae-weights vae_ch160v4096z32.safetensors) or from synthetic
 // weights (--synthetic SEED). Sampling follows the official autoregressive_infer_cfg (CFG t = cfg * k / (S - 1),
 // top-k then top-p) with our own seeded generator (models/sampler.hpp); --teacher-tokens replaces sampling.
 // Outputs: a PNG (the batch side by side) and optionally a safetensors dump (logits.K, tokens.K, fhat, image).
+// Execution modes (models/execution_mode.hpp): --mode fp32 (default) | hw | emulate; the quantized modes run from a
+// quantized model built here from the weights under --recipe R (a preset or a JSON file; --uncalibrated for a recipe
+// that needs calibration, with s = ones and no format search), or read from --quantized FILE (`fpqvar quantize`),
+// which then also holds the transformer's other weights. --summary prints the hw mode's time and MACs per layer.
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -15,6 +20,10 @@
 #include <spdlog/spdlog.h>
 
 #include "models/config.hpp"
+#include "models/execution_mode.hpp"
+#include "models/hw_backend.hpp"
+#include "models/quantize_model.hpp"
+#include "models/quantized_model.hpp"
 #include "models/fp32_ops.hpp"
 #include "models/png.hpp"
 #include "models/safetensors.hpp"
@@ -41,6 +50,8 @@ struct GenerateCliOptions {
   int threads = 0;
   std::vector<int> patch_nums;  // overrides for small custom models (e.g. the var_tiny fixture)
   int vae_ch = 0;
+  std::string mode = "fp32", recipe, quantized;
+  bool uncalibrated = false, summary = false, model_given = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -54,10 +65,57 @@ models::TensorFile load_weights(const std::string& path) {
   }
 }
 
+void print_hw_summary(const models::HwBackend& hw, double transformer_s) {
+  const models::HwStats& st = hw.stats();
+  fmt::print("hw mode: {:.3f} s in the quantized layers of {:.3f} s transformer; weights held {:.1f} MiB\n",
+             st.total_s(), transformer_s, static_cast<double>(hw.weight_bytes()) / (1 << 20));
+  fmt::print("{:<6} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9} {:>10} {:>9}\n", "layer", "calls", "GMAC", "total s",
+             "transform", "quantize", "gemm", "epilogue", "GMAC/s");
+  for (quant::LayerKind k : quant::kLayerKinds) {
+    const models::HwLayerStats& l = st.layers[static_cast<std::size_t>(k)];
+    fmt::print("{:<6} {:>6} {:>10.2f} {:>9.3f} {:>10.3f} {:>10.3f} {:>9.3f} {:>10.3f} {:>9.1f}\n", quant::to_string(k),
+               l.calls, l.macs * 1e-9, l.total_s(), l.transform_s, l.quantize_s, l.gemm_s, l.epilogue_s,
+               l.total_s() > 0 ? l.macs * 1e-9 / l.total_s() : 0.0);
+  }
+  fmt::print("{:<6} {:>6} {:>10.2f} {:>9.3f}\n", "all", "", st.total_macs() * 1e-9, st.total_s());
+  if (st.kv_calls > 0)
+    fmt::print("KV cache: {} calls, {:.1f} M values quantized and decoded, {:.3f} s\n", st.kv_calls, st.kv_values * 1e-6,
+               st.kv_s);
+}
+
 void cmd_generate(const GenerateCliOptions& o) {
+  models::ExecutionMode mode{};
+  try {
+    mode = models::parse_execution_mode(o.mode);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(e.what());
+  }
+  const bool quantized_mode = models::needs_quantized_model(mode);
+  if (!quantized_mode && (!o.recipe.empty() || !o.quantized.empty() || o.uncalibrated))
+    throw UserError("--recipe, --quantized and --uncalibrated need --mode hw or --mode emulate");
+  if (quantized_mode && o.recipe.empty() == o.quantized.empty())
+    throw UserError(fmt::format("--mode {} needs either --recipe R or --quantized FILE", o.mode));
+  if (o.uncalibrated && o.recipe.empty()) throw UserError("--uncalibrated goes with --recipe");
+  if (!o.quantized.empty() && !o.weights.empty())
+    throw UserError("--quantized FILE holds the transformer's weights: give only --vae-weights (or --synthetic)");
+  if (o.summary && mode != models::ExecutionMode::kHw) throw UserError("--summary reports the hw mode (--mode hw)");
+
+  // A quantized model file brings its own config.
+  std::optional<models::QuantizedModel> qfile;
+  if (!o.quantized.empty()) {
+    try {
+      qfile = models::load_quantized_model(o.quantized);
+    } catch (const std::exception& e) {  // QuantizedModelError, SafetensorsError
+      throw UserError(e.what());
+    }
+    if (o.model_given && qfile->config.name != o.model)
+      throw UserError(fmt::format("{}: holds a {} model, --model says {}", o.quantized, qfile->config.name, o.model));
+    if (!o.patch_nums.empty() || o.vae_ch > 0)
+      throw UserError("--patch-nums and --vae-ch do not apply to --quantized (the file holds the config)");
+  }
   models::VarConfig cfg;
   try {
-    cfg = models::var_config_preset(o.model);
+    cfg = qfile ? qfile->config : models::var_config_preset(o.model);
   } catch (const std::invalid_argument& e) {
     throw UserError(e.what());
   }
@@ -66,8 +124,10 @@ void cmd_generate(const GenerateCliOptions& o) {
   if (const auto errors = cfg.validate(); !errors.empty()) throw UserError(fmt::format("model config: {}", errors.front()));
   if (o.synthetic && (!o.weights.empty() || !o.vae_weights.empty()))
     throw UserError("--synthetic excludes --weights and --vae-weights");
-  if (!o.synthetic && (o.weights.empty() || o.vae_weights.empty()))
+  if (!o.synthetic && !qfile && (o.weights.empty() || o.vae_weights.empty()))
     throw UserError("give --weights FILE and --vae-weights FILE, or --synthetic SEED");
+  if (!o.synthetic && qfile && o.vae_weights.empty())
+    throw UserError("give --vae-weights FILE (or --synthetic SEED for the VQ-VAE) with --quantized");
   if (!o.synthetic && o.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
   if (o.outlier_channels < 0 || o.outlier_channels > cfg.embed_dim)
     throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
@@ -99,25 +159,60 @@ void cmd_generate(const GenerateCliOptions& o) {
 
   const auto t_load = Clock::now();
   models::TensorFile var_w, vae_w;
-  if (o.synthetic) {
-    const models::SyntheticOptions so{*o.synthetic, o.outlier_channels, o.outlier_magnitude};
+  const models::SyntheticOptions so{o.synthetic.value_or(0), o.outlier_channels, o.outlier_magnitude};
+  if (qfile) {
+    var_w = std::move(qfile->rest);  // the transformer's weights other than the quantized GEMMs
+    qfile->rest = {};
+  } else if (o.synthetic) {
     var_w = models::synthetic_var_weights(cfg, so);
-    vae_w = models::synthetic_vqvae_weights(cfg, so);
   } else {
     var_w = load_weights(o.weights);
-    vae_w = load_weights(o.vae_weights);
   }
+  vae_w = o.vae_weights.empty() ? models::synthetic_vqvae_weights(cfg, so) : load_weights(o.vae_weights);
+  const std::string var_source = qfile ? o.quantized : o.synthetic ? "synthetic weights" : o.weights;
+
+  // The execution backend (nullptr for fp32).
+  const int mode_threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::unique_ptr<models::ILinearBackend> backend;
+  if (quantized_mode) {
+    std::optional<models::QuantizedModel> qm = std::move(qfile);
+    if (!qm) {
+      const auto t_q = Clock::now();
+      try {
+        const quant::Recipe recipe = quant::resolve_recipe(o.recipe);
+        models::BuildOptions bo;
+        bo.uncalibrated = o.uncalibrated;
+        qm = models::build_quantized_model(cfg, var_w, recipe, {}, bo);
+      } catch (const quant::RecipeError& e) {
+        throw UserError(e.what());
+      } catch (const models::ModelError& e) {
+        throw UserError(fmt::format("{}: {}", var_source, e.what()));
+      } catch (const std::invalid_argument& e) {
+        throw UserError(fmt::format("{} (give --uncalibrated to run without calibration)", e.what()));
+      }
+      spdlog::log(interactive() ? spdlog::level::info : spdlog::level::debug, "quantized the model under {} in {:.2f} s",
+                  qm->recipe.name, seconds_since(t_q));
+    }
+    try {
+      backend = models::make_backend(mode, std::move(*qm), models::ExecutionOptions{mode_threads, nullptr});
+    } catch (const std::exception& e) {  // a mode not in this build, an inconsistent model
+      throw UserError(e.what());
+    }
+  }
+
   std::optional<models::VarModel> model;
   std::optional<models::Vqvae> vae;
   try {
-    model.emplace(cfg, var_w);
+    models::VarWeightNeeds needs;
+    needs.block_gemms = !o.quantized.empty() ? false : true;
+    model.emplace(cfg, var_w, needs);
   } catch (const models::ModelError& e) {
-    throw UserError(fmt::format("{}: {} (for {})", o.synthetic ? "synthetic weights" : o.weights, e.what(), cfg.name));
+    throw UserError(fmt::format("{}: {} (for {})", var_source, e.what(), cfg.name));
   }
   try {
     vae.emplace(cfg, vae_w);
   } catch (const models::ModelError& e) {
-    throw UserError(fmt::format("{}: {}", o.synthetic ? "synthetic weights" : o.vae_weights, e.what()));
+    throw UserError(fmt::format("{}: {}", o.vae_weights.empty() ? "synthetic weights" : o.vae_weights, e.what()));
   }
   spdlog::debug("weights ready in {:.2f} s", seconds_since(t_load));
 
@@ -125,6 +220,13 @@ void cmd_generate(const GenerateCliOptions& o) {
   models::TensorFile dump;
   models::GenerateObserver observer;
   auto t_scale = Clock::now();
+  if (show) {
+    observer.block_done = [&](int si, int bi) {
+      fmt::print(stderr, "\rscale {}/{} block {}/{} ", si + 1, cfg.num_scales(), bi + 1, cfg.depth);
+      std::fflush(stderr);
+      if (bi + 1 == cfg.depth) fmt::print(stderr, "\r");
+    };
+  }
   observer.scale_done = [&](int si) {
     const auto level = show ? spdlog::level::info : spdlog::level::debug;
     spdlog::log(level, "scale {}/{} ({}x{} tokens) {:.2f} s", si + 1, cfg.num_scales(), cfg.patch_nums[si],
@@ -140,6 +242,7 @@ void cmd_generate(const GenerateCliOptions& o) {
       dump.tensors[name] = std::move(t);
     };
   }
+  gen.backend = backend.get();
   const auto t_gen = Clock::now();
   models::GenerateResult result;
   try {
@@ -154,6 +257,8 @@ void cmd_generate(const GenerateCliOptions& o) {
   spdlog::log(show ? spdlog::level::info : spdlog::level::debug,
               "{} image(s): transformer + residual path {:.2f} s, VQ-VAE decoder {:.2f} s", batch, transformer_s,
               decoder_s);
+  if (o.summary)
+    if (const auto* hw = dynamic_cast<const models::HwBackend*>(backend.get())) print_hw_summary(*hw, transformer_s);
 
   const int side = cfg.image_side();
   if (!o.dump.empty()) {
@@ -179,6 +284,8 @@ void cmd_generate(const GenerateCliOptions& o) {
     dump.metadata["top_k"] = std::to_string(o.top_k);
     dump.metadata["top_p"] = fmt::format("{}", o.top_p);
     dump.metadata["teacher_forced"] = o.teacher_tokens.empty() ? "false" : "true";
+    dump.metadata["mode"] = o.mode;
+    if (quantized_mode) dump.metadata["quantized"] = o.quantized.empty() ? o.recipe : o.quantized;
     try {
       models::write_safetensors(o.dump, dump);
     } catch (const models::SafetensorsError& e) {
@@ -204,7 +311,7 @@ void cmd_generate(const GenerateCliOptions& o) {
 }
 
 void register_generate(CLI::App& app) {
-  auto* g = app.add_subcommand("generate", "Generate images with the FP32 VAR reference model");
+  auto* g = app.add_subcommand("generate", "Generate images with the VAR reference model (fp32, hw or emulate mode)");
   auto o = std::make_shared<GenerateCliOptions>();
   g->add_option("--model,-m", o->model, "var-d16 | var-d20 | var-d24 | var-d30 | var-d36 | var-d<N>")->capture_default_str();
   g->add_option("--weights", o->weights, "VAR weights (safetensors, official key names)");
@@ -227,7 +334,16 @@ void register_generate(CLI::App& app) {
   g->add_option("--threads", o->threads, "OpenBLAS threads (0 = OpenBLAS default)")->capture_default_str();
   g->add_option("--patch-nums", o->patch_nums, "Override the scales (custom small models), e.g. 1,2,3,4")->delimiter(',');
   g->add_option("--vae-ch", o->vae_ch, "Override the VQ-VAE base width (custom small models)");
-  g->callback([o] { cmd_generate(*o); });
+  g->add_option("--mode", o->mode, "Execution mode: fp32 | hw | emulate")->capture_default_str();
+  g->add_option("--recipe", o->recipe, "Quantization recipe (preset name or JSON file) for --mode hw/emulate");
+  g->add_flag("--uncalibrated", o->uncalibrated,
+              "With --recipe: build without calibration data (GALT/SmoothQuant s = ones, no format search)");
+  g->add_option("--quantized", o->quantized, "Quantized model file (fpqvar quantize) for --mode hw/emulate");
+  g->add_flag("--summary", o->summary, "Print the hw mode's time and MACs per layer kind");
+  g->callback([o, g] {
+    o->model_given = g->count("--model") > 0;
+    cmd_generate(*o);
+  });
 }
 
 }  // namespace

@@ -8,7 +8,8 @@ Run with Debian's /usr/bin/python3 (python3-torch 1.13, CPU):
 What it implements, independently of the C++ code:
   - the loss of PKU-SEC-Lab/FPQVAR learnable_transformation_{mat_qkv,fc1}_fp4.py compute_quant_error_v1:
         mean((x W^T - Q(((x * s) R)) Q(((W / s) R))^T)^2)
-    with s a float32 torch Parameter, x * s and W / s in float32 as theirs;
+    with s a float32 torch Parameter, x * s in float32 as theirs; W / s in float64 and rounded to float32 once
+    together with the rotation, the W' that the quantized model deploys (theirs divides in float32);
   - the rotation R = blockdiag(diag(D) H_n / float32(sqrt(n))) (D from torch.manual_seed(seed) + torch.randint(0, 2),
     H_n Sylvester), float64 as their random_hadamard_matrix: the weight product in float64 (their rotate_mat_qkv)
     and the activation product with R.to(float32) entries, evaluated in float64 and rounded once to float32 (the
@@ -158,12 +159,12 @@ def rotation(cols, rot):
 def forward(x, w, s, c, r64):
     """Returns (loss (float64 tensor), x*s (float32), W/s (float32)) and keeps the graph to s."""
     x1 = x * s
-    w1 = w / s
+    w1 = w.double() / s.double()  # W / s in float64, rounded once with the rotation (the deployed W')
     if r64 is not None:
         x2 = (x1.double() @ r64.float().double()).float()
-        w2 = (w1.double() @ r64).float()
+        w2 = (w1 @ r64).float()
     else:
-        x2, w2 = x1, w1
+        x2, w2 = x1, w1.float()
     xq = STEQuant.apply(x2, c["act"])
     wq = STEQuant.apply(w2, c["weight"])
     y = xq.double() @ wq.double().T
@@ -179,7 +180,7 @@ def evaluate(x, w, s0, c, r64, rows):
     w1.retain_grad()
     loss.backward()
     sd = s.detach().double()
-    gabs = (x1.grad.double() * xb.double()).abs().sum(0) + (w1.grad.double() * w.double()).abs().sum(0) / sd ** 2
+    gabs = (x1.grad.double() * xb.double()).abs().sum(0) + (w1.grad * w.double()).abs().sum(0) / sd ** 2
     return loss.item(), s.grad.clone(), gabs
 
 

@@ -1,0 +1,107 @@
+// `fpqvar generate --mode hw` as a user runs it, on a tiny synthetic VAR (depth 2, C 128, scales 1-4): the hw mode
+// from a recipe and from a quantized model file give the same image bit for bit (the file is built here with the
+// library, as `fpqvar quantize` would), --summary prints the per-layer table, and wrong combinations of options fail
+// with exit code 2 and a message naming the fault.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "models/config.hpp"
+#include "models/quantize_model.hpp"
+#include "models/safetensors.hpp"
+#include "models/synthetic.hpp"
+#include "tests/tools/cli_run.hpp"
+
+namespace fpqvar {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+
+const std::string kTiny = "--model var-d2 --patch-nums 1,2,3,4 --vae-ch 32";
+
+fs::path temp(const std::string& name) {
+  return fs::temp_directory_path() / ("fpqvar_generate_cli_" + std::to_string(::getpid()) + "_" + name);
+}
+
+models::VarConfig tiny_config() {
+  models::VarConfig c = models::var_config_preset("var-d2");
+  c.patch_nums = {1, 2, 3, 4};
+  c.vae.ch = 32;
+  return c;
+}
+
+bool same_dumps(const fs::path& a, const fs::path& b) {
+  const models::TensorFile x = models::read_safetensors(a), y = models::read_safetensors(b);
+  for (const char* name : {"tokens.0", "tokens.1", "tokens.2", "tokens.3", "fhat", "image", "logits.3"}) {
+    const models::Tensor &s = x.tensors.at(name), &t = y.tensors.at(name);
+    if (s.shape != t.shape || s.i64 != t.i64 || s.f32.size() != t.f32.size() ||
+        std::memcmp(s.f32.data(), t.f32.data(), s.f32.size() * sizeof(float)) != 0)
+      return false;
+  }
+  return true;
+}
+
+TEST(GenerateCli, HwFromRecipeAndFromQuantizedFileAgree) {
+  const fs::path d1 = temp("recipe.safetensors"), d2 = temp("file.safetensors"), q = temp("model.safetensors");
+  const fs::path png = temp("img.png");
+  const auto a = run_cli("generate " + kTiny + " --synthetic 3 --outlier-channels 4 --mode hw --recipe int8-rtn " +
+                         "--threads 2 --summary --out '" + png.string() + "' --dump '" + d1.string() + "'");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_TRUE(fs::exists(png));
+  for (const char* word : {"qkv", "proj", "fc1", "fc2", "GMAC", "weights held"})
+    EXPECT_NE(a.out.find(word), std::string::npos) << word << "\n" << a.out;
+
+  const models::VarConfig cfg = tiny_config();
+  const models::TensorFile w = models::synthetic_var_weights(cfg, models::SyntheticOptions{3, 4, 20.0});
+  models::save_quantized_model(q, models::build_quantized_model(cfg, w, quant::preset("int8-rtn"), {}));
+  const auto b = run_cli("generate --synthetic 3 --mode hw --quantized '" + q.string() + "' --threads 2 --dump '" +
+                         d2.string() + "'");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  // Same --threads: OpenBLAS (the FP32 attention and head sgemms) may round differently with another count.
+  EXPECT_TRUE(same_dumps(d1, d2));
+
+  // The hw image differs from the FP32 one (the GEMMs were quantized).
+  const fs::path d3 = temp("fp32.safetensors");
+  const auto c = run_cli("generate " + kTiny + " --synthetic 3 --outlier-channels 4 --dump '" + d3.string() + "'");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  EXPECT_FALSE(same_dumps(d1, d3));
+  for (const fs::path& p : {d1, d2, d3, q, png}) fs::remove(p);
+}
+
+TEST(GenerateCli, UncalibratedRecipes) {
+  const fs::path png = temp("u.png");
+  const auto no = run_cli("generate " + kTiny + " --synthetic 1 --mode hw --recipe fpqvar-w4a4 --out '" + png.string() + "'");
+  EXPECT_EQ(no.exit_code, 2);
+  EXPECT_NE((no.out + no.err).find("needs calibration"), std::string::npos) << no.out << no.err;
+  EXPECT_NE((no.out + no.err).find("--uncalibrated"), std::string::npos) << no.out << no.err;
+  EXPECT_FALSE(fs::exists(png));
+  const auto yes = run_cli("generate " + kTiny + " --synthetic 1 --mode hw --recipe fpqvar-w4a4-kv6 --uncalibrated --out '" +
+                           png.string() + "'");
+  EXPECT_EQ(yes.exit_code, 0) << yes.out << yes.err;
+  EXPECT_TRUE(fs::exists(png));
+  fs::remove(png);
+}
+
+TEST(GenerateCli, WrongOptionCombinations) {
+  const std::string out = " --out '" + temp("x.png").string() + "'";
+  struct Case {
+    std::string args, message;
+  };
+  for (const Case& c : {Case{"--mode turbo --recipe int8-rtn", "unknown execution mode"},
+                        Case{"--recipe int8-rtn", "need --mode hw"},
+                        Case{"--mode hw", "either --recipe R or --quantized FILE"},
+                        Case{"--mode hw --recipe int8-rtn --quantized x.safetensors", "either --recipe R or --quantized"},
+                        Case{"--mode hw --recipe no-such-recipe", "neither a recipe preset"},
+                        Case{"--mode fp32 --summary", "--summary reports the hw mode"},
+                        Case{"--mode hw --quantized /nonexistent/q.safetensors", "/nonexistent/q.safetensors"}}) {
+    const auto r = run_cli("generate " + kTiny + " --synthetic 1 " + c.args + out);
+    EXPECT_EQ(r.exit_code, 2) << c.args;
+    EXPECT_NE((r.out + r.err).find(c.message), std::string::npos) << c.args << "\n" << r.out << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace fpqvar
