@@ -234,19 +234,16 @@ void cmd_eval(const EvalCliOptions& o) {
   eo.free_run = !o.no_free_run;
   eo.decode = !o.no_decode && !o.no_free_run;
   const bool show = interactive();
-  const int total_blocks = cfg.num_scales() * cfg.depth;
-  int block_count = 0;
   std::string last_phase;
   auto t_phase = Clock::now();
   if (show) {
-    // Progress: one line per scale of each run, with the share of the run's blocks done.
+    // Progress: one line per scale of each run, with the share of the run's tokens done (the work grows with them).
     eo.progress = [&](const std::string& phase, int si, int bi) {
-      if (phase != last_phase) last_phase = phase, block_count = 0, t_phase = Clock::now();
-      ++block_count;
+      if (phase != last_phase) last_phase = phase, t_phase = Clock::now();
       if (bi == cfg.depth - 1)
-        spdlog::info("{}: scale {}/{} ({}x{}) done, {:.0f}% of blocks, {:.1f} s", phase, si + 1, cfg.num_scales(),
-                     cfg.patch_nums[si], cfg.patch_nums[si], 100.0 * block_count / total_blocks,
-                     seconds_since(t_phase));
+        spdlog::info("{}: scale {}/{} ({}x{}) done, {:.0f}% of the tokens, {:.1f} s", phase, si + 1, cfg.num_scales(),
+                     cfg.patch_nums[si], cfg.patch_nums[si],
+                     100.0 * (cfg.scale_begin(si) + cfg.tokens_at(si)) / cfg.total_tokens(), seconds_since(t_phase));
     };
   }
   std::optional<models::Evaluator> evaluator;
@@ -278,8 +275,8 @@ void cmd_eval(const EvalCliOptions& o) {
   }
 
   const models::Fp32Reference& ref = evaluator->reference();
-  spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "FP32 reference: {:.2f} s (+ {:.2f} s decode)",
-              ref.seconds, ref.decode_seconds);
+  spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "FP32 reference: {:.2f} s{}", ref.seconds,
+              eo.decode ? fmt::format(" (+ {:.2f} s decode)", ref.decode_seconds) : "");
   const int side = cfg.image_side();
   const int batch = static_cast<int>(eo.labels.size());
   auto write_image = [&](const std::string& stem, const std::vector<float>& image) {
