@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <immintrin.h>
 
 #include "models/fp32_backend.hpp"  // layer_prefix
 #include "models/fp32_ops.hpp"
@@ -22,13 +23,37 @@ using quant::LayerKind;
 // (or NaN, whose comparisons are false) keeps z = 0.
 constexpr float kKernelStartDistance = 102400.0F;
 
-// Narrowing to the dtype of their tensor. FP32: the double (an exact or once-rounded quotient/product) rounded to
-// FP32; FP16: rounded to FP16 (round_to_half, RNE with overflow to inf, as torch's .to(float16)).
-float narrow(TorchDtype t, double v) {
-  return t == TorchDtype::kFloat16 ? quant::round_to_half(v) : static_cast<float>(v);
+// FP32 -> FP16 -> FP32, RNE with subnormals and overflow to inf (torch's .to(float16)): the F16C instruction where the
+// CPU has it (the same rounding, one instruction), else quant::round_to_half. Only NaN payloads could differ, and
+// NaN never reaches an output here (the kernel maps it to 0).
+bool has_f16c() {
+  static const bool has = (__builtin_cpu_init(), __builtin_cpu_supports("avx") != 0 && __builtin_cpu_supports("f16c") != 0);
+  return has;
 }
 
+__attribute__((target("avx,f16c"))) float to_half_f16c(float v) {
+  return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+__attribute__((target("avx,f16c"))) void round_span_to_half_f16c(float* x, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) x[i] = to_half_f16c(x[i]);
+}
+
+float to_half(float v) { return has_f16c() ? to_half_f16c(v) : quant::round_to_half(v); }
+
+// Narrowing an FP32 result to the dtype of their tensor.
+float narrow(TorchDtype t, float v) { return t == TorchDtype::kFloat16 ? to_half(v) : v; }
+
 void round_span_to_half(std::span<float> x) {
+  if (has_f16c()) {
+    round_span_to_half_f16c(x.data(), x.size());
+    return;
+  }
   for (float& v : x) v = quant::round_to_half(v);
 }
 
@@ -64,6 +89,8 @@ std::vector<double> side_magnitudes(const quant::Format& dual, int side) {
 
 }  // namespace
 
+float emulate_round_to_half(float v) { return to_half(v); }
+
 std::vector<float> fpqvar_weight_fp16(const quant::QuantizedTensor& w) {
   std::vector<float> v = quant::dequantize(w);  // fl32(g * s_w), quant::decode_scaled
   for (float& e : v) e = e == 0.0F ? 0.0F : quant::round_to_half(e);  // var.half(); a -0 code gives +0 as theirs
@@ -85,6 +112,11 @@ float fpqvar_kernel_scan(float q, std::span<const float> grid) {
 
 FpqvarQuantizer::FpqvarQuantizer(const quant::QuantSpec& spec) : m_spec(spec) {
   const quant::Format& f = spec.format;
+  if (f.kind == FormatKind::kInt)
+    throw std::invalid_argument(fmt::format(
+        "{}: INT formats are not emulated (FPQVAR's INT quantizers are another algorithm: torch.round, a 1e-5 "
+        "scale clamp, an asymmetric fc2 quantizer)",
+        f.name));
   if (spec.mode.rounding != quant::Rounding::kNearestTiesUp)
     throw std::invalid_argument(fmt::format(
         "{}: rounding {}: FPQVAR's kernel rounds to the nearest grid value with ties toward +inf (ties-up)", f.name,
@@ -115,13 +147,12 @@ FpqvarQuantizer::FpqvarQuantizer(const quant::QuantSpec& spec) : m_spec(spec) {
       m_qmax[1] = pos.back();
       break;
     }
-    case FormatKind::kInt:
-      throw std::invalid_argument(fmt::format(
-          "{}: INT formats are not emulated (FPQVAR's INT quantizers are another algorithm: torch.round, a 1e-5 "
-          "scale clamp, an asymmetric fc2 quantizer)",
-          f.name));
+    case FormatKind::kInt: break;  // rejected above
   }
-  for (int side = 0; side < 2; ++side) m_mid[static_cast<std::size_t>(side)] = midpoints(m_grid[static_cast<std::size_t>(side)]);
+  for (std::size_t side = 0; side < 2; ++side) {
+    m_mid[side] = midpoints(m_grid[side]);
+    m_qmax_f[side] = static_cast<float>(m_qmax[side]);  // exact: every grid maximum has a few significant bits
+  }
 }
 
 float FpqvarQuantizer::round_to_grid(float q, int side) const {
@@ -147,12 +178,13 @@ void FpqvarQuantizer::quantize_block(float* x, std::int64_t n, TorchDtype in, To
       }
       absmax = std::max(absmax, a);
     }
-    // 2. s = fl_T(absmax / qmax). The double quotient is rounded once more to T: innocuous (53 >= 2 * 24 + 2).
-    const float s = narrow(in, static_cast<double>(absmax) / m_qmax[1]);
+    // 2. s = fl_T(absmax / qmax), computed as torch does on T operands: the FP32 quotient, then narrowed to T
+    // (for FP16 operands fl16(fl32(a / b)) = fl16(a / b): 24 >= 2 * 11 + 2).
+    const float s = narrow(in, absmax / m_qmax_f[1]);
     for (std::size_t i = 0; i < un; ++i) {
-      const float q = narrow(in, static_cast<double>(x[i]) / static_cast<double>(s));  // 3. (0/0 = NaN, x/0 = inf)
-      const float g = round_to_grid(q, 1);                                              // 4.
-      const float p = g * s;                                                            // 5. FP32 product
+      const float q = narrow(in, x[i] / s);  // 3. (0/0 = NaN, x/0 = inf)
+      const float g = round_to_grid(q, 1);   // 4.
+      const float p = g * s;                 // 5. FP32 product
       x[i] = narrow(out, p);
     }
     return;
@@ -163,13 +195,13 @@ void FpqvarQuantizer::quantize_block(float* x, std::int64_t n, TorchDtype in, To
     if (x[i] <= 0.0F) absmax_neg = std::max(absmax_neg, std::fabs(x[i]));
     else if (x[i] > 0.0F) absmax_pos = std::max(absmax_pos, x[i]);
   }
-  const float s_neg = narrow(in, static_cast<double>(absmax_neg) / m_qmax[0]);
-  const float s_pos = narrow(in, static_cast<double>(absmax_pos) / m_qmax[1]);
+  const float s_neg = narrow(in, absmax_neg / m_qmax_f[0]);
+  const float s_pos = narrow(in, absmax_pos / m_qmax_f[1]);
   for (std::size_t i = 0; i < un; ++i) {
     const float x_neg = x[i] <= 0.0F ? x[i] : 0.0F;
     const float x_pos = x[i] > 0.0F ? x[i] : 0.0F;
-    const float g_neg = round_to_grid(narrow(in, static_cast<double>(x_neg) / static_cast<double>(s_neg)), 0);
-    const float g_pos = round_to_grid(narrow(in, static_cast<double>(x_pos) / static_cast<double>(s_pos)), 1);
+    const float g_neg = round_to_grid(narrow(in, x_neg / s_neg), 0);
+    const float g_pos = round_to_grid(narrow(in, x_pos / s_pos), 1);
     const float p_neg = g_neg * s_neg;
     const float p_pos = g_pos * s_pos;
     x[i] = narrow(out, p_neg + p_pos);  // one term is 0: the sum rounds nothing
@@ -223,8 +255,8 @@ EmulateBackend::EmulateBackend(const QuantizedModel& model, EmulateOptions optio
           if (ql.weight_fp16.size() != n)
             throw std::invalid_argument(fmt::format("{} FP16 weight values, {} needed", ql.weight_fp16.size(), n));
           L.w16.resize(n);
-          std::transform(ql.weight_fp16.begin(), ql.weight_fp16.end(), L.w16.begin(),
-                         [](float v) { return quant::round_to_half(v); });
+          std::copy(ql.weight_fp16.begin(), ql.weight_fp16.end(), L.w16.begin());
+          round_span_to_half(L.w16);
         } else {
           (void)FpqvarQuantizer(ql.recipe.weight.spec);  // their code has this weight quantizer (or throws)
           L.w16 = fpqvar_weight_fp16(ql.unpack_weight());

@@ -42,9 +42,11 @@
 //           as stored. Bias fl16(b).
 //           Equal to their weight fake quantization except where their FP32 quotient fl32(w / s_w) lands exactly on
 //           a midpoint between grid values while the exact w / s_w is below it: they round up (a tie), the contract's
-//           codes (quant::encode, exact quotient) round down. No emulation from codes can undo that; the
-//           probability is about 2^-24 per weight whose quotient falls in the rounding interval below a midpoint
-//           (tests/models/emulate_test.cpp counts it on their golden weights and on a VAR-sized random weight).
+//           codes (quant::encode, exact quotient) round down. No emulation from codes can undo that; it takes a
+//           quotient within half an FP32 ulp below a midpoint (tests/models/emulate_test.cpp: 0 of their 16,384
+//           golden weights, 1 of 3,145,728 random VAR-sized weights). With GALT the builder (models/quantize_model)
+//           divides W / s in FP64 where they round W / s to FP32 before rotating: 0 of 4,194,304 FP16 weights of a
+//           VAR-sized fc1 differ.
 //   x * s   FP32 multiply by the vector s (GALT / SmoothQuant; absent = ones, a no-op).   AdaLNSelfAttn.forward .mul
 //   rotate  quant::rotate_activation_emulate with EmulateOptions::precision: kFp16Autocast = FP16(x) @ FP16(R) with
 //           an FP16 result (their autocast matmul), kFp32 = FP32 x @ FP32(R).             torch.matmul(..., R)
@@ -89,6 +91,10 @@ namespace fpqvar::models {
 // The dtype a tensor has in their code at a step; values are always held widened in float.
 enum class TorchDtype : std::uint8_t { kFloat32, kFloat16 };
 
+// FP32 -> FP16 (RNE, subnormals, overflow to inf) widened back: the narrowing every FP16 step here uses. The CPU's
+// F16C conversion where it has one, else quant::round_to_half; equal on every non-NaN input (tests check).
+[[nodiscard]] float emulate_round_to_half(float v);
+
 // quant_kernel.cu's rounding of one FP32 value onto an ascending grid, literally: the last g_i with
 // fabsf(q - g_i) <= the running minimum (from 102400), 0 when none. The reference for FpqvarQuantizer's fast search.
 [[nodiscard]] float fpqvar_kernel_scan(float q, std::span<const float> grid);
@@ -126,6 +132,7 @@ class FpqvarQuantizer {
   std::array<std::vector<float>, 2> m_grid;   // unique values, ascending
   std::array<std::vector<double>, 2> m_mid;   // midpoints between consecutive grid values (exact in double)
   std::array<double, 2> m_qmax{};
+  std::array<float, 2> m_qmax_f{};
 };
 
 struct EmulateOptions {

@@ -4,15 +4,17 @@
 
 #include <stdexcept>
 
+#include "models/emulate_backend.hpp"
 #include "models/hw_backend.hpp"
 
 namespace fpqvar::models {
 namespace {
 
-// FIXME(emulate): models/emulate_backend.hpp is being written on another branch; until it is merged this build has
-// no emulate backend, and asking for it is an error that says so.
-[[noreturn]] void no_emulate() {
-  throw std::invalid_argument("execution mode emulate: not available in this build yet (models/emulate_backend.hpp)");
+// EmulateBackend copies what it needs (FP16 weights, biases, s), so it never keeps the model.
+std::unique_ptr<ILinearBackend> make_emulate(const QuantizedModel& model, const ExecutionOptions& options) {
+  EmulateOptions eo;
+  eo.precision = options.emulate_precision;
+  return std::make_unique<EmulateBackend>(model, eo);
 }
 
 }  // namespace
@@ -39,14 +41,14 @@ std::unique_ptr<ILinearBackend> make_backend(ExecutionMode mode, const Quantized
   if (mode == ExecutionMode::kFp32) return nullptr;
   if (model == nullptr)
     throw std::invalid_argument(fmt::format("execution mode {} needs a quantized model", to_string(mode)));
-  if (mode == ExecutionMode::kEmulate) no_emulate();
+  if (mode == ExecutionMode::kEmulate) return make_emulate(*model, options);
   return std::make_unique<HwBackend>(*model, HwOptions{options.threads, options.observer});
 }
 
 std::unique_ptr<ILinearBackend> make_backend(ExecutionMode mode, QuantizedModel&& model,
                                              const ExecutionOptions& options) {
   if (mode == ExecutionMode::kFp32) return nullptr;
-  if (mode == ExecutionMode::kEmulate) no_emulate();
+  if (mode == ExecutionMode::kEmulate) return make_emulate(model, options);
   return std::make_unique<HwBackend>(std::move(model), HwOptions{options.threads, options.observer});
 }
 

@@ -12,6 +12,7 @@
 #include "models/gemm_observer.hpp"
 #include "models/linear_backend.hpp"
 #include "models/quantized_model.hpp"
+#include "quant/hadamard.hpp"  // ActivationPrecision
 
 namespace fpqvar::models {
 
@@ -24,6 +25,8 @@ enum class ExecutionMode : std::uint8_t { kFp32, kEmulate, kHw };
 struct ExecutionOptions {
   int threads = 1;                    // threads of the mode's own kernels (hw: integer GEMM and activation prep)
   IGemmObserver* observer = nullptr;  // hw: sees every integer GEMM; not owned
+  // emulate: FPQVAR's CUDA fp16 autocast (their published runs) or their code read in FP32 (emulate_backend.hpp)
+  quant::ActivationPrecision emulate_precision = quant::ActivationPrecision::kFp16Autocast;
 };
 
 // The backend of `mode`: nullptr for fp32 (VarModel's default path). For emulate and hw, `model` must be non-null and

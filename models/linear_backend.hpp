@@ -39,8 +39,11 @@ class ILinearBackend {
   // Called before attention at (scale, block) with a working copy of the cached K and V of every (row image, head):
   // k and v are [images][heads][stride_tokens][head_dim] (K after the L2 normalisation), positions [0, kv_begin) are
   // earlier scales, [kv_begin, kv_end) the current scale; attention then reads the copy. VarModel keeps the FP32
-  // cache itself, so each scale quantizes the FP32 history afresh (FPQVAR re-quantizes the earlier scales' cache at
-  // every scale; the current scale's own K/V stay unquantized). The backend rewrites the positions it quantizes.
+  // cache itself, so the copy always holds the FP32 history (the hw mode quantizes it afresh at every scale). FPQVAR's
+  // code instead re-quantizes its already re-quantized cache at every scale (cumulative, not idempotent: a second
+  // pass can move a value by one FP16 step); a backend that reproduces that keeps its own per-block state, as
+  // models/emulate_backend.hpp does. The current scale's own K/V stay unquantized in both. The backend rewrites the
+  // positions it quantizes.
   virtual void prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,
                           int stride_tokens, int kv_begin, int kv_end, int head_dim) {
     (void)site, (void)k, (void)v, (void)images, (void)heads, (void)stride_tokens, (void)kv_begin, (void)kv_end,

@@ -153,13 +153,19 @@ void transform_weight_into(std::span<const float> w, std::int64_t rows, std::int
     return;
   }
   // W / s in FP64 (exact to 53 bits), then rotated and rounded to FP32 once, as models/quantize_model.cpp builds W'.
-  // One row at a time: the rotation acts on rows independently.
-  std::vector<double> q(static_cast<std::size_t>(cols));
-  for (std::int64_t o = 0; o < rows; ++o) {
-    const float* in = w.data() + o * cols;
-    for (std::int64_t j = 0; j < cols; ++j)
-      q[static_cast<std::size_t>(j)] = static_cast<double>(in[j]) / static_cast<double>(s[static_cast<std::size_t>(j)]);
-    rotate_weight(q, 1, cols, r, out.subspan(static_cast<std::size_t>(o * cols), static_cast<std::size_t>(cols)));
+  // In blocks of rows (the rotation acts on rows independently): bounded FP64 scratch, few rotation set-ups.
+  constexpr std::int64_t kRows = 64;
+  std::vector<double> q(static_cast<std::size_t>(std::min(rows, kRows) * cols));
+  for (std::int64_t o0 = 0; o0 < rows; o0 += kRows) {
+    const std::int64_t n = std::min(rows, o0 + kRows) - o0;
+    for (std::int64_t o = 0; o < n; ++o) {
+      const float* in = w.data() + (o0 + o) * cols;
+      double* qo = q.data() + o * cols;
+      for (std::int64_t j = 0; j < cols; ++j)
+        qo[j] = static_cast<double>(in[j]) / static_cast<double>(s[static_cast<std::size_t>(j)]);
+    }
+    rotate_weight(std::span<const double>(q.data(), static_cast<std::size_t>(n * cols)), n, cols, r,
+                  out.subspan(static_cast<std::size_t>(o0 * cols), static_cast<std::size_t>(n * cols)));
   }
 }
 
@@ -217,6 +223,15 @@ void check_problem(const LayerProblem& problem, std::string_view what) {
   std::string msg = fmt::format("{}: invalid layer problem:", what);
   for (const auto& f : e) msg += "\n  " + f;
   throw std::invalid_argument(msg);
+}
+
+void check_factors(std::span<const float> s, std::int64_t in_features, std::string_view what) {
+  if (s.empty()) return;
+  if (s.size() != static_cast<std::size_t>(in_features))
+    throw std::invalid_argument(fmt::format("{}: {} factors s for in_features = {}", what, s.size(), in_features));
+  for (std::size_t j = 0; j < s.size(); ++j)
+    if (!std::isfinite(s[j]) || s[j] == 0.0f)
+      throw std::invalid_argument(fmt::format("{}: s[{}] = {} is not finite and non-zero", what, j, s[j]));
 }
 
 RotationSpec rotation_spec(const LayerRecipe& recipe) {
@@ -322,9 +337,7 @@ void rotate_transpose(std::span<float> x, std::int64_t rows, std::int64_t cols, 
 
 double quantized_output_mse(const LayerProblem& problem, std::span<const float> s) {
   check_problem(problem, "quantized_output_mse");
-  if (!s.empty() && s.size() != static_cast<std::size_t>(problem.in_features))
-    throw std::invalid_argument(
-        fmt::format("quantized_output_mse: {} factors for in_features = {}", s.size(), problem.in_features));
+  check_factors(s, problem.in_features, "quantized_output_mse");
   const RotationSpec rot = rotation_spec(problem.recipe);
   std::vector<float> wq = transform_weight(problem.weight, problem.out_features, problem.in_features, s, rot);
   fake_quantize(wq, problem.out_features, problem.in_features, problem.recipe.weight);
@@ -338,9 +351,7 @@ FormatChoice search_format(const LayerProblem& problem, std::span<const std::str
   if (candidates.empty()) throw std::invalid_argument("search_format: no candidate formats");
   if (problem.recipe.weight.fp16 || problem.recipe.act.fp16)
     throw std::invalid_argument("search_format: needs a quantized weight and activation (an operand is FP16)");
-  if (!s.empty() && s.size() != static_cast<std::size_t>(problem.in_features))
-    throw std::invalid_argument(
-        fmt::format("search_format: {} factors for in_features = {}", s.size(), problem.in_features));
+  check_factors(s, problem.in_features, "search_format");
   std::vector<OperandRecipe> w_ops, a_ops;
   for (const auto& name : candidates) {
     const Format* f = find_format(name);

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "quant/hadamard.hpp"
@@ -59,6 +60,10 @@ struct LayerProblem {
 // Throws std::invalid_argument listing every error of problem.validate(); `what` names the caller.
 void check_problem(const LayerProblem& problem, std::string_view what);
 
+// Throws std::invalid_argument unless s is empty (= ones) or in_features finite, non-zero values (what the quantized
+// model accepts as its vector s, models/quantize_model.hpp); `what` names the caller.
+void check_factors(std::span<const float> s, std::int64_t in_features, std::string_view what);
+
 // The recipe's rotation as quant/hadamard.hpp takes it.
 [[nodiscard]] RotationSpec rotation_spec(const LayerRecipe& recipe);
 
@@ -92,7 +97,7 @@ void fake_quantize(std::span<float> x, std::int64_t rows, std::int64_t cols, con
 // gradient, which flows back through x' = x R as dL/dx = dL/dx' R^T. kNone: no-op.
 void rotate_transpose(std::span<float> x, std::int64_t rows, std::int64_t cols, const RotationSpec& r);
 
-// The error of the quantized layer under s (contract above) over all tokens. s empty = ones.
+// The error of the quantized layer under s (contract above) over all tokens. s empty = ones; else check_factors.
 [[nodiscard]] double quantized_output_mse(const LayerProblem& problem, std::span<const float> s = {});
 
 // MixedFormat: one (weight format, activation format) pair and its error.

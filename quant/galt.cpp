@@ -161,9 +161,7 @@ GaltLossGrad galt_loss_and_grad(const LayerProblem& problem, RowRange batch, std
   if (batch.begin < 0 || batch.end > problem.tokens || batch.begin >= batch.end)
     throw std::invalid_argument(fmt::format("galt_loss_and_grad: batch [{}, {}) is empty or outside [0, {})",
                                             batch.begin, batch.end, problem.tokens));
-  if (!s.empty() && s.size() != static_cast<std::size_t>(problem.in_features))
-    throw std::invalid_argument(
-        fmt::format("galt_loss_and_grad: {} factors for in_features = {}", s.size(), problem.in_features));
+  check_factors(s, problem.in_features, "galt_loss_and_grad");
   GaltEvaluator ev(problem, {});
   return ev.evaluate(-1, batch, s);
 }

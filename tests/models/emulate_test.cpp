@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "models/emulate_backend.hpp"
+#include "models/execution_mode.hpp"
 #include "models/fp32_backend.hpp"
 #include "models/fp32_ops.hpp"
 #include "models/quantize_model.hpp"
@@ -154,6 +155,24 @@ TEST(EmulateGrid, FastRoundingEqualsTheKernelScan) {
   EXPECT_EQ(e2m1.round_to_grid(7.0F), 6.0F);    // beyond the grid: the nearest value (saturation)
   EXPECT_EQ(e2m1.round_to_grid(std::numeric_limits<float>::infinity()), 0.0F);   // d = inf never <= 102400
   EXPECT_EQ(e2m1.round_to_grid(std::numeric_limits<float>::quiet_NaN()), 0.0F);  // 0/0 of an all-zero group
+}
+
+// The fast FP16 narrowing against quant::round_to_half: every FP32 value whose low 13 bits (those FP16 rounds off)
+// are 0, 1, 0x0fff, 0x1000 (the tie), 0x1001 or 0x1fff, over every exponent and sign — all rounding cases of every
+// FP16 binade, subnormals, overflow and inf — plus 2^22 random patterns.
+TEST(EmulateGrid, FastHalfRoundingEqualsRoundToHalf) {
+  std::size_t bad = 0, n = 0;
+  auto check = [&](std::uint32_t bits) {
+    const float v = std::bit_cast<float>(bits);
+    if (std::isnan(v)) return;
+    ++n;
+    bad += std::bit_cast<std::uint32_t>(emulate_round_to_half(v)) != std::bit_cast<std::uint32_t>(quant::round_to_half(v));
+  };
+  for (std::uint32_t hi = 0; hi < (1u << 19); ++hi)
+    for (const std::uint32_t lo : {0u, 1u, 0x0fffu, 0x1000u, 0x1001u, 0x1fffu}) check((hi << 13) | lo);
+  std::mt19937 gen(1);
+  for (int i = 0; i < (1 << 22); ++i) check(static_cast<std::uint32_t>(gen()));
+  EXPECT_EQ(bad, 0U) << "of " << n;
 }
 
 // ---- every quantizer case of the fixture, bit for bit ----
@@ -412,6 +431,25 @@ TEST(EmulateBackend, WeightsAreTheDequantizedCodesInFp16) {
 TEST(EmulateBackend, RejectsRecipesTheirCodeCannotRun) {
   const auto m = testing::small_model();
   EXPECT_THROW(EmulateBackend(quantize_for_test(m, quant::preset("int4-rtn"))), std::invalid_argument);
+}
+
+// The execution-mode factory hands out this backend, with the precision asked for, from a borrowed or a given model.
+TEST(EmulateBackend, ExecutionModeFactory) {
+  const auto m = testing::small_model();
+  const QuantizedModel qm = quantize_for_test(m, quant::preset("fpqvar-w4a4"));
+  ExecutionOptions eo;
+  eo.emulate_precision = quant::ActivationPrecision::kFp32;
+  const auto a = make_backend(parse_execution_mode("emulate"), &qm, eo);
+  const auto* ea = dynamic_cast<const EmulateBackend*>(a.get());
+  ASSERT_NE(ea, nullptr);
+  EXPECT_EQ(ea->options().precision, quant::ActivationPrecision::kFp32);
+  const auto b = make_backend(ExecutionMode::kEmulate, QuantizedModel(qm));
+  const auto* eb = dynamic_cast<const EmulateBackend*>(b.get());
+  ASSERT_NE(eb, nullptr);
+  EXPECT_EQ(eb->options().precision, quant::ActivationPrecision::kFp16Autocast);
+  EXPECT_EQ(bit_mismatches(ea->weight(1, LayerKind::kFc2), eb->weight(1, LayerKind::kFc2)), 0U);
+  EXPECT_THROW((void)make_backend(ExecutionMode::kEmulate, quantize_for_test(m, quant::preset("int4-rtn"))),
+               std::invalid_argument);
 }
 
 // ---- the KV cache: three scales of their SelfAttention caching branch, bit for bit ----

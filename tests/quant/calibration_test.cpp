@@ -178,6 +178,9 @@ TEST(QuantizedOutputMse, HandWorkedProblem) {
   ASSERT_EQ(0.8f * 1.25f, 1.0f);
   EXPECT_EQ(quantized_output_mse(p, std::vector<float>{1.0f, 0.8f}), 0.0);
   EXPECT_THROW((void)quantized_output_mse(p, std::vector<float>{1.0f}), std::invalid_argument);
+  EXPECT_THROW((void)quantized_output_mse(p, std::vector<float>{1.0f, 0.0f}), std::invalid_argument);
+  EXPECT_THROW((void)quantized_output_mse(p, std::vector<float>{std::numeric_limits<float>::quiet_NaN(), 1.0f}),
+               std::invalid_argument);
 }
 
 TEST(LayerProblemCheck, ValidateNamesEveryFault) {

@@ -1,7 +1,7 @@
-// `fpqvar generate --mode hw` as a user runs it, on a tiny synthetic VAR (depth 2, C 128, scales 1-4): the hw mode
-// from a recipe and from a quantized model file give the same image bit for bit (the file is built here with the
-// library, as `fpqvar quantize` would), --summary prints the per-layer table, and wrong combinations of options fail
-// with exit code 2 and a message naming the fault.
+// `fpqvar generate --mode hw` (and --mode emulate, both precisions) as a user runs it, on a tiny synthetic VAR
+// (depth 2, C 128, scales 1-4): the hw mode from a recipe and from a quantized model file give the same image bit
+// for bit (the file is built here with the library, as `fpqvar quantize` would), --summary prints the per-layer
+// table, and wrong combinations of options fail with exit code 2 and a message naming the fault.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -101,6 +101,30 @@ TEST(GenerateCli, WrongOptionCombinations) {
     EXPECT_EQ(r.exit_code, 2) << c.args;
     EXPECT_NE((r.out + r.err).find(c.message), std::string::npos) << c.args << "\n" << r.out << r.err;
   }
+}
+
+// --mode emulate from a recipe under both precisions: both run and
+// write their images; the two precisions differ somewhere (FP16 steps) and each is deterministic (same dump twice);
+// a precision that does not exist and a recipe FPQVAR's code cannot run (INT) fail with exit code 2.
+TEST(GenerateCli, EmulateModePrecisions) {
+  const std::string base = "generate " + kTiny + " --synthetic 3 --outlier-channels 4 --mode emulate --recipe " +
+                           "fpqvar-w4a4-kv6 --uncalibrated --threads 2";
+  const fs::path a = temp("emu_a.safetensors"), b = temp("emu_b.safetensors"), c = temp("emu_c.safetensors");
+  const auto ra = run_cli(base + " --dump '" + a.string() + "'");
+  ASSERT_EQ(ra.exit_code, 0) << ra.out << ra.err;
+  const auto rb = run_cli(base + " --dump '" + b.string() + "'");
+  ASSERT_EQ(rb.exit_code, 0) << rb.out << rb.err;
+  EXPECT_TRUE(same_dumps(a, b));
+  const auto rc = run_cli(base + " --emulate-precision fp32 --dump '" + c.string() + "'");
+  ASSERT_EQ(rc.exit_code, 0) << rc.out << rc.err;
+  EXPECT_FALSE(same_dumps(a, c));
+  const auto bad = run_cli(base + " --emulate-precision fp8");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE((bad.out + bad.err).find("--emulate-precision fp8"), std::string::npos) << bad.out << bad.err;
+  const auto integer = run_cli("generate " + kTiny + " --synthetic 3 --mode emulate --recipe int4-rtn --dump '" + c.string() + "'");
+  EXPECT_EQ(integer.exit_code, 2);
+  EXPECT_NE((integer.out + integer.err).find("INT formats are not emulated"), std::string::npos) << integer.err;
+  for (const auto& p : {a, b, c}) fs::remove(p);
 }
 
 }  // namespace

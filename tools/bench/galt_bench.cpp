@@ -130,17 +130,18 @@ int main(int argc, char** argv) {
       return 1;
     }
     char line[512];
-    double torch_epoch = -1.0;
+    double torch_epoch = -1.0, torch_cpu = -1.0;
     while (std::fgets(line, sizeof line, f) != nullptr) {
       fmt::print("  {}", line);
       std::sscanf(line, "seconds_per_epoch %lf", &torch_epoch);
+      std::sscanf(line, "cpu_seconds_per_epoch %lf", &torch_cpu);
     }
     if (pclose(f) != 0 || torch_epoch <= 0.0) {
       fmt::print(stderr, "galt_bench: the torch run failed\n");
       return 1;
     }
-    fmt::print("torch / C++ seconds per epoch: {:.2f} / {:.2f} = {:.2f}x\n", torch_epoch, per_epoch,
-               torch_epoch / per_epoch);
+    fmt::print("torch / C++ seconds per epoch: {:.2f} / {:.2f} = {:.2f}x wall, {:.2f} / {:.2f} = {:.2f}x CPU\n",
+               torch_epoch, per_epoch, torch_epoch / per_epoch, torch_cpu, per_epoch_cpu, torch_cpu / per_epoch_cpu);
   }
   return 0;
 }

@@ -4,7 +4,8 @@ model, values drawn by torch). The loss and quantizer are FPQVAR's as written in
 learnable_transformation_mat_qkv_fp4.py (FPQuant: E2M1 grid, absmax / 6 per group of 128, nearest grid value by
 argmin, identity backward; compute_quant_error_v1; torch.optim.AdamW(lr=0.01); one step per VAR scale), restated
 here (their script loads files and has no function to import). The rotation is their GHT (block 128) as float32.
-Prints one line per epoch and "seconds_per_epoch S" (mean over the epochs after the first, or the first alone).
+Prints one line per epoch, "seconds_per_epoch S" and "cpu_seconds_per_epoch C" (means over the epochs after the
+first, or the first alone).
     /usr/bin/python3 tools/bench/galt_torch.py --images 6 --epochs 3 --threads 1
 """
 import argparse
@@ -68,9 +69,9 @@ def main():
     q = ght(1024)
     s = torch.nn.Parameter(torch.ones(1024))
     opt = torch.optim.AdamW([s], lr=0.01)
-    times = []
+    times, cpus = [], []
     for e in range(a.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tot = 0.0
         for x in acts:
             loss = loss_fn(x, w, s, q)
@@ -79,9 +80,12 @@ def main():
             opt.zero_grad()
             tot += loss.item()
         times.append(time.perf_counter() - t0)
-        print(f"epoch {e + 1}: loss {tot / len(acts):.6e}  {times[-1]:.2f} s", flush=True)
+        cpus.append(time.process_time() - c0)
+        print(f"epoch {e + 1}: loss {tot / len(acts):.6e}  {times[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU", flush=True)
     per = sum(times[1:]) / (len(times) - 1) if len(times) > 1 else times[0]
+    per_cpu = sum(cpus[1:]) / (len(cpus) - 1) if len(cpus) > 1 else cpus[0]
     print(f"seconds_per_epoch {per:.4f}")
+    print(f"cpu_seconds_per_epoch {per_cpu:.4f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 // Execution modes (models/execution_mode.hpp): --mode fp32 (default) | hw | emulate; the quantized modes run from a
 // quantized model built here from the weights under --recipe R (a preset or a JSON file; --uncalibrated for a recipe
 // that needs calibration, with s = ones and no format search), or read from --quantized FILE (`fpqvar quantize`),
-// which then also holds the transformer's other weights. --summary prints the hw mode's time and MACs per layer.
+// which then also holds the transformer's other weights. --summary prints the hw mode's time and MACs per layer;
+// --emulate-precision fp16-autocast (default) | fp32 selects the emulate mode's precision (models/emulate_backend.hpp).
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -51,6 +52,7 @@ struct GenerateCliOptions {
   std::vector<int> patch_nums;  // overrides for small custom models (e.g. the var_tiny fixture)
   int vae_ch = 0;
   std::string mode = "fp32", recipe, quantized;
+  std::string emulate_precision = "fp16-autocast";  // --mode emulate: fp16-autocast | fp32 (models/emulate_backend.hpp)
   bool uncalibrated = false, summary = false, model_given = false;
 };
 
@@ -99,6 +101,8 @@ void cmd_generate(const GenerateCliOptions& o) {
   if (!o.quantized.empty() && !o.weights.empty())
     throw UserError("--quantized FILE holds the transformer's weights: give only --vae-weights (or --synthetic)");
   if (o.summary && mode != models::ExecutionMode::kHw) throw UserError("--summary reports the hw mode (--mode hw)");
+  if (o.emulate_precision != "fp16-autocast" && o.emulate_precision != "fp32")
+    throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", o.emulate_precision));
 
   // A quantized model file brings its own config.
   std::optional<models::QuantizedModel> qfile;
@@ -194,7 +198,10 @@ void cmd_generate(const GenerateCliOptions& o) {
                   qm->recipe.name, seconds_since(t_q));
     }
     try {
-      backend = models::make_backend(mode, std::move(*qm), models::ExecutionOptions{mode_threads, nullptr});
+      models::ExecutionOptions eo{mode_threads, nullptr};
+      eo.emulate_precision = o.emulate_precision == "fp32" ? quant::ActivationPrecision::kFp32
+                                                           : quant::ActivationPrecision::kFp16Autocast;
+      backend = models::make_backend(mode, std::move(*qm), eo);
     } catch (const std::exception& e) {  // a mode not in this build, an inconsistent model
       throw UserError(e.what());
     }
@@ -340,6 +347,9 @@ void register_generate(CLI::App& app) {
               "With --recipe: build without calibration data (GALT/SmoothQuant s = ones, no format search)");
   g->add_option("--quantized", o->quantized, "Quantized model file (fpqvar quantize) for --mode hw/emulate");
   g->add_flag("--summary", o->summary, "Print the hw mode's time and MACs per layer kind");
+  g->add_option("--emulate-precision", o->emulate_precision,
+                "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
+      ->capture_default_str();
   g->callback([o, g] {
     o->model_given = g->count("--model") > 0;
     cmd_generate(*o);

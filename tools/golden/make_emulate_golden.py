@@ -24,9 +24,10 @@ outlier channels, negative and positive DFQ inputs (GELU-shaped), FP6 inputs.
 Output (tests/fixtures/emulate/):
   emulate_golden.safetensors, tensors (F16 where their tensor is float16, else F32; bit patterns are what is compared):
     q.<case>.in / q.<case>.out   a quantizer's input and output, as their function returns it
-    step.*                      one mat_qkv layer step of AdaLNSelfAttn.forward and QuantizedLinear: h, s, xs = h * s,
-                                x1 = xs @ R (torch FP32 matmul, R = the float32 GHT matrix), w (FP32 weight), w_t = (w / s) rotated
-                                by rotate_fc1 (float64 product), w_q (FP16 weight after from_float and .half()),
+    step.*                      one mat_qkv/fc1 layer step of AdaLNSelfAttn.forward and QuantizedLinear: h, s,
+                                xs = h * s, x1 = xs @ R (torch FP32 matmul, R = the float32 GHT matrix, not stored),
+                                w (FP32 weight), w_t = (w / s) rotated by rotate_fc1 (float64 product), w_q (FP16
+                                weight after from_float and .half()),
                                 x1_q (their act_quant of x1), b16 (bias after .half()), y (F.linear in FP32 of x1_q,
                                 w_q and b16 widened: the kFp32 GEMM)
     w6.*                        the W6A6 weight path: w (FP32), w_q (FP16) from from_float(per_channel, fp6_e2m3)
