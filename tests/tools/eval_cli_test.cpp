@@ -12,6 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/config.hpp"
+#include "models/quantize_model.hpp"
+#include "models/quantized_model.hpp"
+#include "models/synthetic.hpp"
+#include "quant/recipe.hpp"
 #include "tests/tools/cli_run.hpp"
 
 namespace fpqvar {
@@ -103,7 +108,7 @@ TEST(EvalCli, KvCacheRecipeReportsTheCache) {
   EXPECT_NE(r.out.find("(uncalibrated)"), std::string::npos) << r.out;
   const nlohmann::json j = nlohmann::json::parse(slurp(json));
   const auto& res = j["recipes"][0]["result"];
-  EXPECT_EQ(j["recipes"][0]["calibrated"], false);
+  EXPECT_EQ(j["recipes"][0]["uncalibrated"], true);
   EXPECT_EQ(res["kv_cache"].size(), static_cast<std::size_t>((kScales - 1) * kDepth));  // no history at scale 0
   EXPECT_FALSE(res["summary"].contains("psnr_rgb8_db"));
   // E2M3 per token per head: a 6-bit float grid, between 20 and 40 dB on Gaussian-like K/V (about 26 dB for an ideal
@@ -136,6 +141,39 @@ TEST(EvalCli, HwAndEmulateAgreeOnTheFp4Baseline) {
   const auto refused = run_cli("eval --recipe int4-rtn --mode emulate " + kModel);
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE((refused.out + refused.err).find("--mode emulate, recipe int4-rtn"), std::string::npos) << refused.out;
+}
+
+// The kModel model as a VarConfig, for building quantized-model files with the library.
+models::VarConfig model_config() {
+  models::VarConfig c = models::var_config_preset("var-d4");
+  c.patch_nums = {1, 2, 3, 4};
+  c.vae.ch = 32;
+  return c;
+}
+
+// A quantized-model file (what `fpqvar quantize` writes) evaluates exactly as the recipe built in the command: the
+// same weights, the same codes, the same run, so every number is equal. A file for another model is refused.
+TEST(EvalCli, QuantizedFileEvaluatesAsItsRecipe) {
+  const models::VarConfig cfg = model_config();
+  const models::TensorFile w = models::synthetic_var_weights(cfg, {7, 8, 20.0});
+  const auto file = temp("int8.safetensors");
+  models::save_quantized_model(file, models::build_quantized_model(cfg, w, quant::preset("int8-rtn"), {}));
+  const auto a = temp("a.json"), b = temp("b.json");
+  const auto ra = run_cli("eval --recipe int8-rtn --no-decode " + kModel + "--json '" + a.string() + "'");
+  const auto rb = run_cli("eval --quantized '" + file.string() + "' --no-decode " + kModel + "--json '" + b.string() + "'");
+  ASSERT_EQ(ra.exit_code, 0) << ra.out << ra.err;
+  ASSERT_EQ(rb.exit_code, 0) << rb.out << rb.err;
+  const nlohmann::json ja = nlohmann::json::parse(slurp(a)), jb = nlohmann::json::parse(slurp(b));
+  EXPECT_EQ(jb["recipes"][0]["source"], file.string());
+  EXPECT_EQ(ja["recipes"][0]["result"]["local"], jb["recipes"][0]["result"]["local"]);
+  EXPECT_EQ(ja["recipes"][0]["result"]["scales"], jb["recipes"][0]["result"]["scales"]);
+
+  // The same file against a model with other scales: named and refused.
+  const auto other = run_cli("eval --quantized '" + file.string() +
+                             "' --model var-d4 --patch-nums 1,2,4 --vae-ch 32 --synthetic 7 --outlier-channels 8");
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE((other.out + other.err).find("not for the evaluated model"), std::string::npos) << other.out << other.err;
+  for (const auto& p : {file, a, b}) std::filesystem::remove(p);
 }
 
 TEST(EvalCli, UserFaultsExitTwoWithAClearMessage) {

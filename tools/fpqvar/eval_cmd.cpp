@@ -77,7 +77,7 @@ models::TensorFile load_weights(const std::string& path) {
 struct Candidate {
   std::string label;   // recipe name, or the file's recipe name and the file
   std::string source;  // "preset", the recipe file, or the quantized-model file
-  bool calibrated = false;
+  bool uncalibrated = false;  // built from a recipe that needs calibration, without it (--uncalibrated)
   models::QuantizedModel model;
 };
 
@@ -234,19 +234,16 @@ void cmd_eval(const EvalCliOptions& o) {
   eo.free_run = !o.no_free_run;
   eo.decode = !o.no_decode && !o.no_free_run;
   const bool show = interactive();
-  const int total_blocks = cfg.num_scales() * cfg.depth;
-  int block_count = 0;
   std::string last_phase;
   auto t_phase = Clock::now();
   if (show) {
-    // Progress: one line per scale of each run, with the share of the run's blocks done.
+    // Progress: one line per scale of each run, with the share of the run's tokens done (the work grows with them).
     eo.progress = [&](const std::string& phase, int si, int bi) {
-      if (phase != last_phase) last_phase = phase, block_count = 0, t_phase = Clock::now();
-      ++block_count;
+      if (phase != last_phase) last_phase = phase, t_phase = Clock::now();
       if (bi == cfg.depth - 1)
-        spdlog::info("{}: scale {}/{} ({}x{}) done, {:.0f}% of blocks, {:.1f} s", phase, si + 1, cfg.num_scales(),
-                     cfg.patch_nums[si], cfg.patch_nums[si], 100.0 * block_count / total_blocks,
-                     seconds_since(t_phase));
+        spdlog::info("{}: scale {}/{} ({}x{}) done, {:.0f}% of the tokens, {:.1f} s", phase, si + 1, cfg.num_scales(),
+                     cfg.patch_nums[si], cfg.patch_nums[si],
+                     100.0 * (cfg.scale_begin(si) + cfg.tokens_at(si)) / cfg.total_tokens(), seconds_since(t_phase));
     };
   }
   std::optional<models::Evaluator> evaluator;
@@ -274,13 +271,12 @@ void cmd_eval(const EvalCliOptions& o) {
                                   cfg.name));
     c.label = c.model.recipe.name;
     c.source = path;
-    c.calibrated = true;
     from_files.push_back(std::move(c));
   }
 
   const models::Fp32Reference& ref = evaluator->reference();
-  spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "FP32 reference: {:.2f} s (+ {:.2f} s decode)",
-              ref.seconds, ref.decode_seconds);
+  spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "FP32 reference: {:.2f} s{}", ref.seconds,
+              eo.decode ? fmt::format(" (+ {:.2f} s decode)", ref.decode_seconds) : "");
   const int side = cfg.image_side();
   const int batch = static_cast<int>(eo.labels.size());
   auto write_image = [&](const std::string& stem, const std::vector<float>& image) {
@@ -338,7 +334,7 @@ void cmd_eval(const EvalCliOptions& o) {
     nlohmann::json jr;
     jr["name"] = c.label;
     jr["source"] = c.source;
-    jr["calibrated"] = c.calibrated;
+    jr["uncalibrated"] = c.uncalibrated;
     jr["recipe"] = quant::recipe_to_json(c.model.recipe);
     jr["result"] = models::eval_result_to_json(r, cfg);
     out["recipes"].push_back(std::move(jr));
@@ -357,7 +353,7 @@ void cmd_eval(const EvalCliOptions& o) {
     Candidate c;
     c.label = recipes[i].name;
     c.source = o.recipes[i];
-    c.calibrated = !recipes[i].needs_calibration();
+    c.uncalibrated = recipes[i].needs_calibration();
     const auto t_q = Clock::now();
     try {
       c.model = models::build_quantized_model(cfg, var_w, recipes[i], {}, {.uncalibrated = o.uncalibrated});
@@ -365,7 +361,7 @@ void cmd_eval(const EvalCliOptions& o) {
       throw UserError(fmt::format("{}: {}", c.label, e.what()));
     }
     spdlog::debug("{}: quantized in {:.2f} s", c.label, seconds_since(t_q));
-    if (!c.calibrated) c.label += " (uncalibrated)";
+    if (c.uncalibrated) c.label += " (uncalibrated)";
     run_one(c);
   }
   for (Candidate& c : from_files) run_one(c);
