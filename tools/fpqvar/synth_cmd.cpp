@@ -11,6 +11,8 @@
 // multiplexers) are reported apart and not counted as LUTs; ff = FD* and LD* cells; carry = CARRY4 / CARRY8;
 // dsp = DSP48E1 / DSP48E2; bram = RAMB18* + RAMB36* (a RAMB36 counts as one); LUT RAMs and SRLs are reported apart.
 // The flow is out of context: -noiopad -noclkbuf, -flatten, so the counts are the unit's logic alone.
+// `--macs --json FILE` writes every MAC datapath unit (multipliers, MACs, PEs) with its per-MAC figures
+// (lut_per_mac, ff_per_mac, ...): docs/synthesis.json, which sim/'s cost model reads, is that document.
 #include <sys/wait.h>
 #include <unistd.h>
 
