@@ -410,7 +410,9 @@ SynthResult synth_one(const SynthUnit& unit, const SynthOptions& o, const std::s
                         unit.top, o.family, unit.nodsp ? " -nodsp" : "", o.no_bram ? " -nobram" : "",
                         stat.string());
   r.script = script;
-  spdlog::info("synth {}: yosys -p \"{}\"", unit.name, script);
+  // With --json - the JSON document alone goes to stdout (where the log goes too): log the script at debug level.
+  spdlog::log(o.json_path == "-" ? spdlog::level::debug : spdlog::level::info, "synth {}: yosys -p \"{}\"", unit.name,
+              script);
 
   const fs::path log = tmp.path / "yosys.log";
   const int rc = run_program({o.yosys, "-q", "-p", script}, log);
