@@ -11,6 +11,8 @@
 // multiplexers) are reported apart and not counted as LUTs; ff = FD* and LD* cells; carry = CARRY4 / CARRY8;
 // dsp = DSP48E1 / DSP48E2; bram = RAMB18* + RAMB36* (a RAMB36 counts as one); LUT RAMs and SRLs are reported apart.
 // The flow is out of context: -noiopad -noclkbuf, -flatten, so the counts are the unit's logic alone.
+// `--macs --json FILE` writes every MAC datapath unit (multipliers, MACs, PEs) with its per-MAC figures
+// (lut_per_mac, ff_per_mac, ...): docs/synthesis.json, which sim/'s cost model reads, is that document.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -408,7 +410,9 @@ SynthResult synth_one(const SynthUnit& unit, const SynthOptions& o, const std::s
                         unit.top, o.family, unit.nodsp ? " -nodsp" : "", o.no_bram ? " -nobram" : "",
                         stat.string());
   r.script = script;
-  spdlog::info("synth {}: yosys -p \"{}\"", unit.name, script);
+  // With --json - the JSON document alone goes to stdout (where the log goes too): log the script at debug level.
+  spdlog::log(o.json_path == "-" ? spdlog::level::debug : spdlog::level::info, "synth {}: yosys -p \"{}\"", unit.name,
+              script);
 
   const fs::path log = tmp.path / "yosys.log";
   const int rc = run_program({o.yosys, "-q", "-p", script}, log);
