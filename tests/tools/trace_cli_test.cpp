@@ -136,5 +136,45 @@ TEST(TraceCli, VerifyBadInput) {
   EXPECT_EQ(run_cli("trace info /nonexistent/trace.safetensors").exit_code, 2);
 }
 
+// `fpqvar trace record`: the hw mode run from a quantized model file (made by `fpqvar quantize`) with the trace
+// writer as observer; the filter keeps what it says, and the recorded trace verifies bit for bit against the model
+// (the scalar contract recomputes every y). Faults: no --quantized, a filter naming a block the model lacks.
+TEST(TraceCli, RecordThenVerify) {
+  const fs::path dir = test::temp_dir("trace_cli_record");
+  const fs::path model = dir / "d2.safetensors", trace = dir / "d2.trace", image = dir / "d2.png";
+  const auto rq = run_cli("quantize --model var-d2 --synthetic 3 --outlier-channels 4 --recipe fpqvar-w4a4 "
+                          "--uncalibrated --out " + q(model));
+  ASSERT_EQ(rq.exit_code, 0) << rq.out << rq.err;
+  const auto rr = run_cli("trace record --quantized " + q(model) + " --synthetic 3 --class 1 --seed 5 --scales 0-3,9 "
+                          "--ops qkv,fc2 --out " + q(trace));
+  ASSERT_EQ(rr.exit_code, 0) << rr.out << rr.err;
+  // 5 scales x 2 blocks x 2 ops recorded, of 10 x 2 x 4 GEMMs.
+  EXPECT_NE(rr.out.find("20 GEMM records (60 skipped by the filter)"), std::string::npos) << rr.out;
+  EXPECT_FALSE(fs::exists(image));
+
+  const auto ri = run_cli("trace info --json " + q(trace));
+  ASSERT_EQ(ri.exit_code, 0) << ri.out << ri.err;
+  const nlohmann::json j = nlohmann::json::parse(ri.out);
+  EXPECT_EQ(j.at("records"), 20);
+  EXPECT_EQ(j.at("recipe"), "fpqvar-w4a4");
+
+  const auto rv = run_cli("trace verify " + q(trace) + " --model " + q(model));
+  EXPECT_EQ(rv.exit_code, 0) << rv.out << rv.err;
+  EXPECT_NE(rv.out.find("20 bit-exact, 0 mismatch, 0 invalid"), std::string::npos) << rv.out;
+
+  // The same run with --image also writes the picture; the trace is the same size (same GEMMs, same data).
+  const fs::path trace2 = dir / "d2b.trace";
+  ASSERT_EQ(run_cli("trace record --quantized " + q(model) + " --synthetic 3 --class 1 --seed 5 --scales 0-3,9 "
+                    "--ops qkv,fc2 --out " + q(trace2) + " --image " + q(image)).exit_code, 0);
+  EXPECT_TRUE(fs::exists(image));
+  EXPECT_EQ(fs::file_size(trace), fs::file_size(trace2));
+
+  const fs::path bad = dir / "bad.trace";
+  EXPECT_NE(run_cli("trace record --synthetic 3 --out " + q(bad)).exit_code, 0);  // --quantized is required
+  const auto rb = run_cli("trace record --quantized " + q(model) + " --synthetic 3 --blocks 7 --out " + q(bad));
+  EXPECT_EQ(rb.exit_code, 2) << rb.out << rb.err;
+  EXPECT_FALSE(fs::exists(bad));
+}
+
 }  // namespace
 }  // namespace fpqvar
