@@ -38,6 +38,7 @@
 #include "models/synthetic.hpp"
 #include "models/var_model.hpp"
 #include "models/vqvae.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace {
 
@@ -45,12 +46,7 @@ using Clock = std::chrono::steady_clock;
 namespace m = fpqvar::models;
 using fpqvar::quant::LayerKind;
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using fpqvar::bench::cpu_seconds;
 
 // A /proc/self/status field in KiB (VmRSS, VmHWM), -1 when absent.
 double status_kib(const std::string& key) {
