@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -59,7 +61,8 @@ VarModel::VarModel(const VarConfig& config, const TensorFile& weights, VarWeight
 // One AdaLNSelfAttn block on x (images * rows_per_image, C) in place. `ada` holds the six modulation vectors per
 // image (images, 6C). The new K/V rows of this scale are appended to `cache` at positions kv_begin ...
 void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,
-                         int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi) const {
+                         int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi,
+                         int attention_threads) const {
   const int c = m_config.embed_dim;
   const int heads = m_config.num_heads;
   const int hd = m_config.head_dim();
@@ -129,8 +132,8 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
       }
     }
   }
-  // A backend that quantizes the KV cache works on a copy of it: the FP32 cache itself stays exact, so every scale
-  // quantizes the FP32 history afresh (as FPQVAR re-quantizes it at every scale).
+  // A backend that quantizes the KV cache works on a copy of it: the FP32 cache itself stays exact
+  // (models/linear_backend.hpp prepare_kv).
   const float* k_cache = cache.k.data();
   const float* v_cache = cache.v.data();
   std::vector<float> k_work, v_work;
@@ -142,16 +145,31 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
     k_cache = k_work.data();
     v_cache = v_work.data();
   }
-  for (int im = 0; im < images; ++im) {
-    for (int hh = 0; hh < heads; ++hh) {
+  // Attention of the (image, head) pairs [t0, t1): independent of each other, each computed the same way whatever
+  // thread runs it, so the result does not depend on attention_threads.
+  auto attend = [&](int t0, int t1, std::vector<float>& sc) {
+    for (int t = t0; t < t1; ++t) {
+      const int im = t / heads, hh = t % heads;
       const float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
       const float* kc = k_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
       const float* vc = v_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
-      ops::sgemm(false, true, l, kv_len, hd, 1.0F, q, 3 * c, kc, hd, 0.0F, scores.data(), kv_len);
-      ops::softmax_rows(scores.data(), l, kv_len);
-      ops::sgemm(false, false, l, hd, kv_len, 1.0F, scores.data(), kv_len, vc, hd, 0.0F,
+      ops::sgemm(false, true, l, kv_len, hd, 1.0F, q, 3 * c, kc, hd, 0.0F, sc.data(), kv_len);
+      ops::softmax_rows(sc.data(), l, kv_len);
+      ops::sgemm(false, false, l, hd, kv_len, 1.0F, sc.data(), kv_len, vc, hd, 0.0F,
                  attn_out.data() + static_cast<std::size_t>(im) * l * c + hh * hd, c);
     }
+  };
+  const int tasks = images * heads;
+  const int workers = std::clamp(attention_threads, 1, tasks);
+  if (workers == 1) {
+    attend(0, tasks, scores);
+  } else {
+    std::vector<std::vector<float>> buffers(static_cast<std::size_t>(workers - 1), std::vector<float>(scores.size()));
+    std::vector<std::thread> pool;
+    for (int w = 1; w < workers; ++w)
+      pool.emplace_back(attend, tasks * w / workers, tasks * (w + 1) / workers, std::ref(buffers[w - 1]));
+    attend(0, tasks / workers, scores);
+    for (auto& th : pool) th.join();
   }
   linear(quant::LayerKind::kProj, attn_out.data(), c, blk.proj_w, blk.proj_b, c, h.data());
   for (int im = 0; im < images; ++im) {
@@ -272,7 +290,8 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     const int begin = cfg.scale_begin(si);
     emit(fmt::format("block_in.{}", si), x, {images, l, c});
     for (int bi = 0; bi < cfg.depth; ++bi) {
-      run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi], options.backend, si, bi);
+      run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi], options.backend, si, bi,
+                options.attention_threads);
       emit(fmt::format("block_out.{}.{}", si, bi), x, {images, l, c});
       if (observer.block_done) observer.block_done(si, bi);
     }
