@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -240,11 +241,16 @@ CalibrationPlan plan_calibration(const VarConfig& config, const quant::Recipe& r
   return plan;
 }
 
-std::map<LayerKey, quant::LayerProblem> capture_calibration_problems(
-    const VarConfig& config, const TensorFile& weights, const Vqvae& vae, const quant::Recipe& recipe,
-    const CalibrateOptions& options, int block_begin, int block_end,
-    const std::vector<std::vector<std::vector<std::int64_t>>>& teacher_tokens,
-    std::vector<std::vector<std::vector<std::int64_t>>>* tokens_out) {
+namespace {
+
+using Tokens = std::vector<std::vector<std::vector<std::int64_t>>>;
+using ImageDoneFn = std::function<void(int image, int images, int label, double seconds)>;
+
+std::map<LayerKey, quant::LayerProblem> capture_problems(const VarConfig& config, const TensorFile& weights,
+                                                         const Vqvae& vae, const quant::Recipe& recipe,
+                                                         const CalibrateOptions& options, int block_begin,
+                                                         int block_end, const Tokens& teacher_tokens,
+                                                         Tokens* tokens_out, const ImageDoneFn& image_done) {
   CalibrateOptions unbounded = options;
   unbounded.memory_budget_bytes = ~std::uint64_t{0};
   unbounded.blocks_per_pass = 0;
@@ -285,8 +291,8 @@ std::map<LayerKey, quant::LayerProblem> capture_calibration_problems(
   ScaleMajorCapture capture(fp32, std::move(targets), plan.rows_per_image_at_scale, scale_offset, options.row_stride);
   const VarModel model(config, weights);
   if (tokens_out != nullptr) tokens_out->assign(static_cast<std::size_t>(images), {});
-  const auto t0 = Clock::now();
   for (int im = 0; im < images; ++im) {
+    const auto t0 = Clock::now();
     capture.set_image(im);
     GenerateOptions gen;
     gen.labels = {im};
@@ -298,12 +304,25 @@ std::map<LayerKey, quant::LayerProblem> capture_calibration_problems(
     if (!teacher_tokens.empty()) gen.teacher_tokens = teacher_tokens[static_cast<std::size_t>(im)];
     GenerateResult result = model.generate(vae, gen);
     if (tokens_out != nullptr) (*tokens_out)[static_cast<std::size_t>(im)] = std::move(result.tokens);
-    const double elapsed = seconds_since(t0);
-    spdlog::log(options.log_level, "capture blocks {}..{}: image {}/{} (class {}), {:.2f} s per image, {} left",
-                block_begin, block_end - 1, im + 1, images, gen.labels[0], elapsed / (im + 1),
-                format_seconds(elapsed / (im + 1) * (images - im - 1)));
+    if (image_done) image_done(im, images, gen.labels[0], seconds_since(t0));
   }
   return problems;
+}
+
+}  // namespace
+
+std::map<LayerKey, quant::LayerProblem> capture_calibration_problems(
+    const VarConfig& config, const TensorFile& weights, const Vqvae& vae, const quant::Recipe& recipe,
+    const CalibrateOptions& options, int block_begin, int block_end, const Tokens& teacher_tokens,
+    Tokens* tokens_out) {
+  double total = 0.0;
+  return capture_problems(config, weights, vae, recipe, options, block_begin, block_end, teacher_tokens, tokens_out,
+                          [&](int im, int images, int label, double seconds) {
+                            total += seconds;
+                            spdlog::log(options.log_level, "capture blocks {}..{}: image {}/{} (class {}), {} left",
+                                        block_begin, block_end - 1, im + 1, images, label,
+                                        format_seconds(total / (im + 1) * (images - im - 1)));
+                          });
 }
 
 LayerCalibration calibrate_layer(const quant::LayerProblem& problem, const quant::GaltOptions& galt,
@@ -348,22 +367,30 @@ CalibrationResult calibrate(const VarConfig& config, const TensorFile& weights, 
   double flops_total = 0.0;
   for (const auto& l : plan.layers) flops_total += l.solver_flops;
   spdlog::log(options.log_level,
-              "calibration: {} images, {} layers, row stride {}, {} model pass(es), estimated peak {:.2f} GiB",
-              plan.images, plan.layers.size(), options.row_stride, plan.passes.size(),
-              static_cast<double>(plan.peak_bytes) / kGiB);
+              "calibrating {} on {}: {} images, {} layers, {} GALT epochs, row stride {}, {} model pass(es), "
+              "estimated peak {:.2f} GiB",
+              recipe.name, config.name, plan.images, plan.layers.size(), recipe.galt.epochs, options.row_stride,
+              plan.passes.size(), static_cast<double>(plan.peak_bytes) / kGiB);
   Eta eta(static_cast<double>(plan.images) * static_cast<double>(plan.passes.size()), flops_total);
 
   CalibrationResult result;
   result.blocks.resize(static_cast<std::size_t>(config.depth));
-  std::vector<std::vector<std::vector<std::int64_t>>> tokens;
+  Tokens tokens;
+  std::size_t layers_started = 0;
   for (std::size_t pass = 0; pass < plan.passes.size(); ++pass) {
     const auto [b0, b1] = plan.passes[pass];
     const auto t_pass = Clock::now();
+    const auto image_done = [&](int im, int images, int label, double seconds) {
+      eta.image_done(seconds);
+      spdlog::log(options.log_level, "pass {}/{} (blocks {}..{}): image {}/{} (class {}) {:.1f} s, {} left", pass + 1,
+                  plan.passes.size(), b0, b1 - 1, im + 1, images, label, seconds, format_seconds(eta.left()));
+    };
+    // The first pass samples and records the tokens, the later ones replay them.
     std::map<LayerKey, quant::LayerProblem> problems =
-        capture_calibration_problems(config, weights, vae, recipe, options, b0, b1, tokens, pass == 0 ? &tokens : nullptr);
-    for (int im = 0; im < plan.images; ++im) eta.image_done(seconds_since(t_pass) / plan.images);
-    spdlog::log(options.log_level, "pass {}/{}: captured blocks {}..{} in {:.1f} s, {} left", pass + 1,
-                plan.passes.size(), b0, b1 - 1, seconds_since(t_pass), format_seconds(eta.left()));
+        pass == 0 ? capture_problems(config, weights, vae, recipe, options, b0, b1, {}, &tokens, image_done)
+                  : capture_problems(config, weights, vae, recipe, options, b0, b1, tokens, nullptr, image_done);
+    spdlog::log(options.log_level, "pass {}/{}: captured blocks {}..{} in {:.1f} s", pass + 1, plan.passes.size(), b0,
+                b1 - 1, seconds_since(t_pass));
     for (auto it = problems.begin(); it != problems.end(); it = problems.erase(it)) {
       const auto& [key, problem] = *it;
       const auto [block, kind] = key;
@@ -372,7 +399,8 @@ CalibrationResult calibrate(const VarConfig& config, const TensorFile& weights, 
       });
       if (pl_it == plan.layers.end()) throw std::logic_error("calibrate: captured a layer outside the plan");
       const CalibrationPlan::Layer& pl = *pl_it;
-      const std::string where = fmt::format("block {}/{} {}", block, config.depth, quant::to_string(kind));
+      const std::string where = fmt::format("layer {}/{} (block {} {})", ++layers_started, plan.layers.size(), block,
+                                            quant::to_string(kind));
       const auto t_layer = Clock::now();
       auto t_log = Clock::now() - std::chrono::seconds(10);
       const quant::GaltProgressFn progress = [&](const quant::GaltProgress& p) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <stdexcept>
 #include <thread>
 
@@ -17,6 +18,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 quant::RotationSpec rotation_of(const quant::LayerRecipe& r) {
   return quant::RotationSpec{r.rotation, r.rotation_block, r.rotation_seed};
@@ -147,26 +153,39 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   HwLayerStats& st = m_stats.layers[static_cast<std::size_t>(site.layer)];
   ++st.calls;
   st.macs += static_cast<double>(rows) * in * out;
+  const double cpu0 = process_cpu_s();
 
   auto t0 = Clock::now();
   m_xt.resize(x.size());
   prepare_activation(l, x, rows, m_xt);
   st.transform_s += since(t0);
 
-  // Step 3: the activation's codes and scales (or its FP16 values).
+  // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call.
   t0 = Clock::now();
-  quant::QuantizedTensor a;
+  quant::QuantizedTensor& a = m_act;
   const bool act_quantized = !q.recipe.act.fp16;
   if (act_quantized) {
     const quant::QuantSpec& spec = q.recipe.act.spec;
-    const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues ? m_options.threads : 1;
-    if (threads > 1 && rows_independent(spec) && quant::fast_path_supported(spec)) {
-      a = quant::make_quantized_shell(m_xt.size(), rows, in, spec);
-      const std::int64_t bpr = a.blocks_per_row();
+    if (quant::fast_path_supported(spec) && spec.granularity != quant::Granularity::kColumn) {
+      if (const auto e = spec.validate(in); !e.empty())
+        throw std::invalid_argument(fmt::format("HwBackend: block {} {} activation spec: {}", site.block,
+                                                quant::to_string(site.layer), e.front()));
+      a.spec = spec;
+      a.rows = rows;
+      a.cols = in;
       const bool dual = spec.format.kind == quant::FormatKind::kDual;
+      a.codes.resize(m_xt.size());
+      a.scales.resize(static_cast<std::size_t>(quant::block_count(spec, rows, in)));
+      a.scales_neg.resize(dual ? a.scales.size() : 0);
+      const std::int64_t bpr = a.blocks_per_row();
+      const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues && rows_independent(spec)
+                              ? m_options.threads
+                              : 1;
       parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
+        // One part covers the whole tensor unless rows_independent(spec) (then blocks never cross rows).
         const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
-        const std::size_t so = static_cast<std::size_t>(r0 * bpr), sn = static_cast<std::size_t>((r1 - r0) * bpr);
+        const std::size_t so = threads == 1 ? 0 : static_cast<std::size_t>(r0 * bpr);
+        const std::size_t sn = threads == 1 ? a.scales.size() : static_cast<std::size_t>((r1 - r0) * bpr);
         const std::span<const float> xs(m_xt.data() + off, n);
         const std::span<std::uint8_t> cs(a.codes.data() + off, n);
         if (dual) {
@@ -208,6 +227,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
     }
   }
   st.epilogue_s += since(t0);
+  st.cpu_s += process_cpu_s() - cpu0;
 }
 
 void HwBackend::prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,

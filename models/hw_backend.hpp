@@ -37,6 +37,10 @@
 
 namespace fpqvar::models {
 
+// Threads: the integer GEMM and the activation preparation use HwOptions::threads threads of their own. VarModel's
+// FP32 parts (attention, head) use OpenBLAS; run OpenBLAS single-threaded beside this backend (fpqvar generate and
+// var_hw_bench do): its idle workers spin in sched_yield and take the cores from the integer kernels (measured on
+// VAR-d16, 2 cores: 10.8 CPU-s per image with 2 OpenBLAS threads, 5.7 with 1).
 struct HwOptions {
   int threads = 1;                    // threads of the integer GEMM and of the activation preparation
   IGemmObserver* observer = nullptr;  // not owned; sees every integer GEMM (models/gemm_observer.hpp)
@@ -50,6 +54,7 @@ struct HwLayerStats {
   double quantize_s = 0;      // activation quantization
   double gemm_s = 0;          // integer GEMM (or the FP16 sgemm)
   double epilogue_s = 0;      // bias and the observer
+  double cpu_s = 0;           // process CPU seconds (all threads) of the whole calls: robust on a loaded machine
   [[nodiscard]] double total_s() const { return transform_s + quantize_s + gemm_s + epilogue_s; }
 };
 
@@ -101,7 +106,8 @@ class HwBackend final : public ILinearBackend {
   HwOptions m_options;
   std::vector<std::array<Layer, 4>> m_layers;  // [block][LayerKind]
   HwStats m_stats;
-  std::vector<float> m_xt;  // scratch: the transformed activation
+  std::vector<float> m_xt;       // scratch: the transformed activation
+  quant::QuantizedTensor m_act;  // scratch: the quantized activation
 };
 
 }  // namespace fpqvar::models

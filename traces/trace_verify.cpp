@@ -62,10 +62,15 @@ VerifyReport verify_trace(const TraceReader& trace, const models::QuantizedModel
   if (static_cast<int>(model.blocks.size()) != model.config.depth)
     throw VerifyError(fmt::format("{}: the model holds {} blocks, its config {}", file, model.blocks.size(), model.config.depth));
 
+  std::vector<std::size_t> chosen;
+  for (std::size_t i = 0; i < m.records.size(); ++i)
+    if (options.only.accepts(m.records[i].site)) chosen.push_back(i);
+
   VerifyReport report;
   // Weight digests, once per referenced tensor.
   std::map<std::string, std::string> digest_fault;  // tensor name -> fault
-  for (const RecordInfo& r : m.records) {
+  for (const std::size_t i : chosen) {
+    const RecordInfo& r = m.records[i];
     const models::QuantizedLayer& layer = model.blocks[static_cast<std::size_t>(r.site.block)][static_cast<std::size_t>(r.site.layer)];
     for (auto [name, fn] : {std::pair{&r.weight.codes, &weight_codes_sha256}, std::pair{&r.weight.scales, &weight_scales_sha256}}) {
       if (digest_fault.count(*name)) continue;
@@ -75,15 +80,17 @@ VerifyReport verify_trace(const TraceReader& trace, const models::QuantizedModel
     }
   }
 
-  report.records.resize(m.records.size());
+  report.weights_checked = digest_fault.size();
+  report.records.resize(chosen.size());
   std::atomic<std::size_t> next{0};
   std::mutex progress_mutex;
   std::size_t done = 0;
   std::exception_ptr error;
   const auto work = [&] {
-    for (std::size_t i; (i = next++) < m.records.size();) {
+    for (std::size_t slot; (slot = next++) < chosen.size();) {
+      const std::size_t i = chosen[slot];
       const RecordInfo& info = m.records[i];
-      RecordVerdict& v = report.records[i];
+      RecordVerdict& v = report.records[slot];
       v.index = i;
       v.site = info.site;
       v.elements = info.rows * info.out;
@@ -138,14 +145,14 @@ VerifyReport verify_trace(const TraceReader& trace, const models::QuantizedModel
       ++done;
       if (options.progress) {
         try {
-          options.progress(done, m.records.size());
+          options.progress(done, chosen.size());
         } catch (...) {
           if (!error) error = std::current_exception();
         }
       }
     }
   };
-  const int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(m.records.size())));
+  const int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(chosen.size())));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
   work();

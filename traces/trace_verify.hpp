@@ -46,14 +46,16 @@ struct RecordVerdict {
 };
 
 struct VerifyReport {
+  std::size_t weights_checked = 0;         // weight tensors whose digest was compared
   std::vector<std::string> weight_faults;  // weight tensors whose digest differs from the manifest's
-  std::vector<RecordVerdict> records;      // in record order
+  std::vector<RecordVerdict> records;      // in record order (those VerifyOptions::only selects)
   [[nodiscard]] std::size_t count(Verdict v) const;
   [[nodiscard]] bool passed() const { return count(Verdict::kPass) == records.size() && weight_faults.empty(); }
 };
 
 struct VerifyOptions {
   int threads = 1;
+  TraceFilter only;  // records outside it are skipped (absent from the report); empty = every record
   // Called after each record (from the worker that finished it, serialized): records done, total.
   std::function<void(std::size_t, std::size_t)> progress;
 };

@@ -28,6 +28,9 @@
 module pe #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
     parameter integer G = 32,  // lanes; a power of two (16, 32, 64, 128)
+    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer BEAT_BITS = 8,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
     parameter integer W_BITS = `FPQVAR_MUL_W_BITS(PAIR),
@@ -48,6 +51,11 @@ module pe #(
     output reg signed [ACC_BITS-1:0]  out_sum,      // group sum (DFQ: of the positive-side lanes), units 2^-f
     output reg signed [ACC_BITS-1:0]  out_sum_neg   // DFQ: group sum of the negative-side lanes; else 0
 );
+  // A simulation-only hint (the metacomment below): the simulator keeps each PE an instance of one C++ class instead
+  // of flattening it into its parent. Measured on a 16 x 16 pe_array (G = 32): ~120 MB of generated C++ flattened,
+  // 52 MB with the hint, 15 MB with the hint and the per-node adder tree below (Verilator 5.006 still schedules each
+  // instance's sequential code apart). Synthesis and the simulated behaviour are unchanged.
+  /* verilator no_inline_module */
   localparam integer IS_DFQ = (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? 1 : 0;
   // Valid/last bits of the stages: [0] input registers, [1] products, [1 + k] tree level k done (k = 1..LOG2G).
   localparam integer STAGES = LOG2G + 2;
@@ -78,52 +86,58 @@ module pe #(
   end
 
   // Products of the registered operands, G combinational LUT multipliers.
-  wire [G*P_BITS-1:0] products;
+  (* mem2reg *) wire signed [P_BITS-1:0] products [0:G-1];
   genvar lane;
   generate
     for (lane = 0; lane < G; lane = lane + 1) begin : g_lane
-      fp_lut_mul #(.PAIR(PAIR)) u_mul (
+      fp_lut_mul #(.PAIR(PAIR), .FORM(FORM)) u_mul (
           .a(a_q[lane*A_BITS +: A_BITS]),
           .w(w_q[lane*W_BITS +: W_BITS]),
-          .p(products[lane*P_BITS +: P_BITS]));
+          .p(products[lane]));
     end
   endgenerate
 
-  // Adder trees, heap-indexed in flat vectors: node n (1 <= n < 2G) occupies [n*SUM_BITS +: SUM_BITS]; leaves are
-  // nodes G..2G-1 (lane i = node G+i, registered products sign-extended to SUM_BITS), node n = node 2n + node 2n+1,
-  // node 1 is the root. Every node is a register, so the level of node n (floor(log2 n)) is its pipeline stage and
-  // the root holds the sum of the leaves registered LOG2G cycles earlier. Slot 0 is unused.
-  // Example G = 4: leaves 4..7; nodes 2 = 4+5 and 3 = 6+7 one cycle later; root 1 = 2+3 another cycle later.
-  reg [2*G*SUM_BITS-1:0] tree_pos;
-  reg [2*G*SUM_BITS-1:0] tree_neg;
-  integer n;
-  always @(posedge clk) begin
-    if (advance) begin
-      for (n = 0; n < G; n = n + 1) begin
-        // DFQ: the activation's top bit (sign) selects the tree; otherwise every lane goes to tree_pos.
-        if (IS_DFQ != 0 && a_q[n*A_BITS + A_BITS-1]) begin
-          tree_pos[(G+n)*SUM_BITS +: SUM_BITS] <= {SUM_BITS{1'b0}};
-          tree_neg[(G+n)*SUM_BITS +: SUM_BITS] <=
-              {{(SUM_BITS-P_BITS){products[n*P_BITS + P_BITS-1]}}, products[n*P_BITS +: P_BITS]};
-        end else begin
-          tree_pos[(G+n)*SUM_BITS +: SUM_BITS] <=
-              {{(SUM_BITS-P_BITS){products[n*P_BITS + P_BITS-1]}}, products[n*P_BITS +: P_BITS]};
-          tree_neg[(G+n)*SUM_BITS +: SUM_BITS] <= {SUM_BITS{1'b0}};
+  // Adder trees, heap-indexed: node n (1 <= n < 2G) is tree[n]; leaves are nodes G..2G-1 (lane i = node G+i,
+  // registered products sign-extended to SUM_BITS), node n = node 2n + node 2n+1, node 1 is the root. Every node is a
+  // register, so the level of node n (floor(log2 n)) is its pipeline stage and the root holds the sum of the leaves
+  // registered LOG2G cycles earlier. Example G = 4: leaves 4..7; nodes 2 = 4+5 and 3 = 6+7 one cycle later; root
+  // 1 = 2+3 another cycle later.
+  // Arrays of nodes rather than one flat vector: Verilator then keeps a node in a machine word (a flat vector's
+  // unaligned slices cost many word operations each: 3.5x the generated C++ of a 16 x 16 array), and yosys turns
+  // them into plain registers (mem2reg: every index is a constant once the generate loops elaborate).
+  (* mem2reg *) reg signed [SUM_BITS-1:0] tree_pos [1:2*G-1];
+  (* mem2reg *) reg signed [SUM_BITS-1:0] tree_neg [1:2*G-1];
+  // One always block per node (generate loops, not for loops: the simulator cannot schedule delayed assignments to
+  // array elements inside a for loop it does not unroll, and it unrolls none longer than 64).
+  genvar n;
+  generate
+    for (n = 0; n < G; n = n + 1) begin : g_leaf
+      wire [SUM_BITS-1:0] product_ext = {{(SUM_BITS-P_BITS){products[n][P_BITS-1]}}, products[n]};
+      // DFQ: the activation's top bit (sign) selects the tree; otherwise every lane goes to tree_pos.
+      wire to_neg = (IS_DFQ != 0) && a_q[n*A_BITS + A_BITS-1];
+      always @(posedge clk) begin
+        if (advance) begin
+          tree_pos[G+n] <= to_neg ? {SUM_BITS{1'b0}} : product_ext;
+          tree_neg[G+n] <= to_neg ? product_ext : {SUM_BITS{1'b0}};
         end
       end
-      for (n = 1; n < G; n = n + 1) begin
-        tree_pos[n*SUM_BITS +: SUM_BITS] <=
-            tree_pos[(2*n)*SUM_BITS +: SUM_BITS] + tree_pos[(2*n+1)*SUM_BITS +: SUM_BITS];
-        // Only DFQ needs the second tree; the constant condition removes it for the other pairs, in synthesis
-        // and in the simulation model alike (where it would cost time).
-        if (IS_DFQ != 0)
-          tree_neg[n*SUM_BITS +: SUM_BITS] <=
-              tree_neg[(2*n)*SUM_BITS +: SUM_BITS] + tree_neg[(2*n+1)*SUM_BITS +: SUM_BITS];
+    end
+    for (n = 1; n < G; n = n + 1) begin : g_node
+      always @(posedge clk) begin
+        if (advance) tree_pos[n] <= tree_pos[2*n] + tree_pos[2*n+1];
+      end
+      // Only DFQ needs the second tree; for the other pairs its nodes do not exist, in synthesis and in the
+      // simulation model alike (where they would cost time).
+      if (IS_DFQ != 0) begin : g_neg
+        always @(posedge clk) begin
+          if (advance) tree_neg[n] <= tree_neg[2*n] + tree_neg[2*n+1];
+        end
       end
     end
-  end
-  wire signed [SUM_BITS-1:0] root_pos = tree_pos[SUM_BITS +: SUM_BITS];
-  wire signed [SUM_BITS-1:0] root_neg = tree_neg[SUM_BITS +: SUM_BITS];
+  endgenerate
+
+  wire signed [SUM_BITS-1:0] root_pos = tree_pos[1];
+  wire signed [SUM_BITS-1:0] root_neg = tree_neg[1];
 
   // Group accumulator: adds the roots of a group's beats; the last beat's total goes to the outputs.
   reg signed [ACC_BITS-1:0] acc_pos;

@@ -300,6 +300,24 @@ TEST(QuantizeModel, RotationInvariance) {
   }
 }
 
+// quant::rotate_weight's FP64-input overload (added for W / s) agrees bit for bit with the FP32 one on FP32 values.
+TEST(QuantizeModel, RotateWeightFp64OverloadMatchesTheFp32One) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const quant::RotationSpec& r : {quant::RotationSpec{quant::Rotation::kNone, 128, 42},
+                                       quant::RotationSpec{quant::Rotation::kGroupHadamard, 128, 42},
+                                       quant::RotationSpec{quant::Rotation::kFullHadamard, 128, 7}}) {
+    const std::int64_t rows = 5, cols = 384;
+    std::vector<float> w(static_cast<std::size_t>(rows * cols));
+    for (float& v : w) v = nd(rng);
+    std::vector<double> wd(w.begin(), w.end());
+    std::vector<float> a = w, b(w.size());
+    quant::rotate_weight(a, rows, cols, r);
+    quant::rotate_weight(wd, rows, cols, r, b);
+    EXPECT_TRUE(same_bits(a, b)) << quant::to_string(r.kind);
+  }
+}
+
 TEST(QuantizeModel, MissingCalibrationIsAClearError) {
   const VarConfig& cfg = small().config;
   for (const char* name : {"fpqvar-w4a4", "smoothquant-w4a4", "mixedformat-w4a4"}) {

@@ -1,4 +1,5 @@
-// The verilated LUT multipliers against exact products, for every pair of codes of each supported format pair.
+// The verilated LUT multipliers against exact products, for every pair of codes of each supported format pair, in
+// both forms of rtl/mul/fp_lut_mul.v (FORM 0: magnitude table; FORM 1: significand product + shift).
 //
 // Oracle: a hand-written decoder of the OCP-style small float formats (below, independent of quant/format.cpp),
 // the exact product in double (operands have <= 4 significant bits, so the product is exact), scaled by the
@@ -13,6 +14,9 @@
 #include "Vvmul_dfq4_e2m1.h"
 #include "Vvmul_e2m1_e2m1.h"
 #include "Vvmul_e2m3_e2m3.h"
+#include "Vvmul_dfq4_e2m1_f1.h"
+#include "Vvmul_e2m1_e2m1_f1.h"
+#include "Vvmul_e2m3_e2m3_f1.h"
 #include "quant/format.hpp"
 #include "quant/product_table.hpp"
 #include "verilated.h"
@@ -84,26 +88,40 @@ double e2m3(unsigned c) { return small_float(c, 2, 3); }
 TEST(FpLutMul, E2m1TimesE2m1AllPairs) {
   // f = 1 + 1: e2m1 values are multiples of 0.5. Extremes: +-6 * 6 = +-36 = +-144 * 2^-2; 144 > 127 -> 9 bits.
   check_all_pairs<Vvmul_e2m1_e2m1>("e2m1", "e2m1", 4, 4, 9, 2, e2m1, e2m1);
+  check_all_pairs<Vvmul_e2m1_e2m1_f1>("e2m1", "e2m1", 4, 4, 9, 2, e2m1, e2m1);
 }
 
 TEST(FpLutMul, DfqTimesE2m1AllPairs) {
   // f = 2 + 1: e1m2 is in multiples of 0.25, e2m1 of 0.5. Extremes: 6 * 6 = 36 = 288 * 2^-3 -> 10 bits.
   check_all_pairs<Vvmul_dfq4_e2m1>("dfq-e1m2-e2m1", "e2m1", 4, 4, 10, 3, dfq4, e2m1);
+  check_all_pairs<Vvmul_dfq4_e2m1_f1>("dfq-e1m2-e2m1", "e2m1", 4, 4, 10, 3, dfq4, e2m1);
 }
 
 TEST(FpLutMul, E2m3TimesE2m3AllPairs) {
   // f = 3 + 3: e2m3 is in multiples of 0.125. Extremes: 7.5 * 7.5 = 56.25 = 3600 * 2^-6 -> 13 bits.
   check_all_pairs<Vvmul_e2m3_e2m3>("e2m3", "e2m3", 6, 6, 13, 6, e2m3, e2m3);
+  check_all_pairs<Vvmul_e2m3_e2m3_f1>("e2m3", "e2m3", 6, 6, 13, 6, e2m3, e2m3);
 }
 
-// A worked example, the one in fp_lut_mul.v's header: 6.0 * -1.5 = -9.0 = -36 * 2^-2.
-TEST(FpLutMul, WorkedExample) {
+// A worked example, the one in fp_lut_mul.v's header: 6.0 * -1.5 = -9.0 = -36 * 2^-2 (9'h1dc), in both forms; and
+// -0 x 6.0 = +0 (a zero magnitude with differing signs must not come out as a two's-complement pattern of -0).
+template <class Model>
+void check_worked_example() {
   auto context = std::make_unique<VerilatedContext>();
-  Vvmul_e2m1_e2m1 dut{context.get()};
+  Model dut{context.get()};
   dut.a = 0b0111;
   dut.w = 0b1011;
   dut.eval();
+  EXPECT_EQ(dut.p, 0x1dcu);
   EXPECT_EQ(sign_extend(dut.p, 9), -36);
+  dut.a = 0b1000;
+  dut.w = 0b0111;
+  dut.eval();
+  EXPECT_EQ(dut.p, 0u);
+}
+TEST(FpLutMul, WorkedExample) {
+  check_worked_example<Vvmul_e2m1_e2m1>();
+  check_worked_example<Vvmul_e2m1_e2m1_f1>();
 }
 
 }  // namespace

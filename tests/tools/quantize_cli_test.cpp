@@ -162,6 +162,18 @@ TEST(QuantizeCli, UncalibratedAndWeightFiles) {
   for (const auto& p : {var_file, vae_file, cfg, out}) std::filesystem::remove(p);
 }
 
+TEST(QuantizeCli, DryRunPrintsThePlanAndWritesNothing) {
+  // VAR-d16, 100 images at row stride 1: 136000 rows of 1024 floats per layer, 32 layers = 16.6 GiB, so the 4 GiB
+  // default budget calibrates one block per pass; 16 GiB takes blocks 0..12, then 13..15.
+  auto r = run_cli("quantize --model var-d16 --synthetic 1 --recipe fpqvar-w4a4 --calib 100 --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("136000 rows per layer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("16 model pass(es)"), std::string::npos) << r.out;
+  r = run_cli("quantize --model var-d16 --synthetic 1 --recipe fpqvar-w4a4 --calib 100 --memory-budget 16 --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("2 model pass(es) over the 100 images (blocks 0..12 13..15)"), std::string::npos) << r.out;
+}
+
 TEST(QuantizeCli, HostileInputsFailCleanly) {
   const auto out = temp_path("hostile.safetensors");
   const std::string o = " --out '" + out.string() + "'";

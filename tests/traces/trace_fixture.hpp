@@ -20,9 +20,22 @@
 
 namespace fpqvar::test {
 
+// Directories made by temp_dir(), removed when the test program exits.
+struct TempDirs {
+  std::vector<std::filesystem::path> dirs;
+  ~TempDirs() {
+    for (const auto& d : dirs) {
+      std::error_code ignored;
+      std::filesystem::remove_all(d, ignored);
+    }
+  }
+};
+
 inline std::filesystem::path temp_dir(const std::string& tag) {
+  static TempDirs made;
   const auto dir = std::filesystem::temp_directory_path() / ("fpqvar_" + tag + "_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
+  made.dirs.push_back(dir);
   return dir;
 }
 

@@ -156,6 +156,18 @@ TEST(TraceHostile, RandomMutationsThrowOrRead) {
   EXPECT_GT(rejected, 200) << rejected;
 }
 
+TEST(TraceHostile, DuplicateTensorNameInTheContainer) {
+  // The header key "s0.b0.fc1.y" renamed to "s0.b0.fc2.y" (same length, so the header length stays true): two
+  // entries under one name, which a JSON parser would silently merge.
+  std::string m = base().bytes;
+  const std::size_t at = m.find("\"s0.b0.fc1.y\":{");
+  ASSERT_NE(at, std::string::npos);
+  m.replace(at, 13, "\"s0.b0.fc2.y\"");
+  const fs::path p = base().dir / "dup_name.safetensors";
+  test::write_all(p, m);
+  expect_rejected(p, {"duplicate key \"s0.b0.fc2.y\""}, "duplicate tensor name");
+}
+
 TEST(TraceHostile, Metadata) {
   expect_rejected(variant("no_manifest", [](auto& f) { f.metadata.erase("fpqvar.manifest"); }),
                   {"metadata fpqvar.manifest: missing"}, "no manifest");

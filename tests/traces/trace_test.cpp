@@ -171,7 +171,7 @@ TEST(TraceVerify, UntouchedTracePasses) {
   for (const std::string preset : {"fpqvar-w4a4", "fpqvar-w6a6", "int8-rtn", "mixedformat-w4a4"}) {
     const TraceSetup s = make_setup(preset, "pass_" + preset);
     const TraceReader r(s.trace_path);
-    const VerifyReport rep = verify_trace(r, models::load_quantized_model(s.model_path), {.threads = 2, .progress = {}});
+    const VerifyReport rep = verify_trace(r, models::load_quantized_model(s.model_path), {.threads = 2, .only = {}, .progress = {}});
     EXPECT_TRUE(rep.passed()) << preset;
     EXPECT_EQ(rep.count(Verdict::kPass), s.gemms.size()) << preset;
     EXPECT_TRUE(rep.weight_faults.empty()) << preset;
@@ -208,6 +208,18 @@ TEST(TraceVerify, FlippedBitOfYFailsThatRecord) {
   EXPECT_EQ(v.first_col, 77);
   EXPECT_EQ(v.recomputed_bits, std::bit_cast<std::uint32_t>(s.gemms[13].y[5 * 128 + 77]));
   EXPECT_EQ(v.trace_bits, v.recomputed_bits ^ 1u);
+  // Verifying only other records passes; only that record fails alone.
+  const VerifyReport others =
+      verify_trace(TraceReader(s.trace_path), s.model, {.threads = 1, .only = TraceFilter::parse("0,2", "", ""), .progress = {}});
+  EXPECT_TRUE(others.passed());
+  EXPECT_EQ(others.records.size(), 16u);
+  EXPECT_EQ(others.weights_checked, 16u);
+  const VerifyReport one =
+      verify_trace(TraceReader(s.trace_path), s.model, {.threads = 1, .only = TraceFilter::parse("1", "1", "proj"), .progress = {}});
+  ASSERT_EQ(one.records.size(), 1u);
+  EXPECT_EQ(one.records[0].index, 13u);
+  EXPECT_EQ(one.records[0].verdict, Verdict::kMismatch);
+  EXPECT_EQ(one.weights_checked, 2u);
 }
 
 TEST(TraceVerify, FlippedBitOfACodeFailsThatRecord) {

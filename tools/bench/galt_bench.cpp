@@ -21,18 +21,14 @@
 
 #include "quant/galt.hpp"
 #include "quant/recipe.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace {
 
 namespace q = fpqvar::quant;
 using Clock = std::chrono::steady_clock;
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using fpqvar::bench::cpu_seconds;
 
 constexpr int kPatchNums[] = {1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
 

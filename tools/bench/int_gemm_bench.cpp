@@ -23,18 +23,14 @@
 #include "quant/fast_quant.hpp"
 #include "quant/int_gemm.hpp"
 #include "quant/pe_contract.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace {
 
 namespace q = fpqvar::quant;
 using Clock = std::chrono::steady_clock;
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using fpqvar::bench::cpu_seconds;
 
 // CPU seconds of the fastest run, all threads (on a loaded machine wall time counts the waits, CPU time does not).
 double g_last_cpu = 0;

@@ -22,17 +22,13 @@
 #include "models/synthetic.hpp"
 #include "models/var_model.hpp"
 #include "models/vqvae.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using fpqvar::bench::cpu_seconds;
 
 struct Timing {
   double transformer_s = 0, decoder_s = 0, cpu_s = 0;

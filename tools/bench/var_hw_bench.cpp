@@ -16,6 +16,7 @@
 // generated on the fly and dropped), a small VQ-VAE (ch 32: its decoder is not part of the transformer; the residual
 // path only needs the codebook and the Phi convolutions). Prints the peak resident set (VmHWM of /proc/self/status)
 // over the whole process and what it holds: the packed weights, the FP32 KV cache, the other weights.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <array>
@@ -37,6 +38,7 @@
 #include "models/synthetic.hpp"
 #include "models/var_model.hpp"
 #include "models/vqvae.hpp"
+#include "tools/bench/bench_util.hpp"
 
 namespace {
 
@@ -44,12 +46,7 @@ using Clock = std::chrono::steady_clock;
 namespace m = fpqvar::models;
 using fpqvar::quant::LayerKind;
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using fpqvar::bench::cpu_seconds;
 
 // A /proc/self/status field in KiB (VmRSS, VmHWM), -1 when absent.
 double status_kib(const std::string& key) {
@@ -79,22 +76,26 @@ Run timed_generate(const m::VarModel& var, const m::Vqvae& vae, const m::Generat
 
 void print_hw_breakdown(const m::HwBackend& hw, int repeats) {
   const m::HwStats& st = hw.stats();
-  fmt::print("\nhw mode, per run: quantized layers {:.3f} s of which\n", st.total_s() / repeats);
-  fmt::print("{:<6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}\n", "layer", "GMAC", "total s", "transform",
-             "quantize", "int gemm", "epilogue", "GMAC/s gemm");
+  double cpu = 0;
+  for (const m::HwLayerStats& l : st.layers) cpu += l.cpu_s;
+  fmt::print("\nhw mode, per run: quantized layers {:.3f} s wall, {:.3f} s CPU; of the wall time\n",
+             st.total_s() / repeats, cpu / repeats);
+  fmt::print("{:<6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8}\n", "layer", "GMAC", "total s", "transform",
+             "quantize", "int gemm", "epilogue", "GMAC/s gemm", "CPU s");
   for (LayerKind k : fpqvar::quant::kLayerKinds) {
     const m::HwLayerStats& l = st.layers[static_cast<std::size_t>(k)];
-    fmt::print("{:<6} {:>8.2f} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.1f}\n",
+    fmt::print("{:<6} {:>8.2f} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.1f} {:>8.3f}\n",
                fpqvar::quant::to_string(k), l.macs * 1e-9 / repeats, l.total_s() / repeats, l.transform_s / repeats,
                l.quantize_s / repeats, l.gemm_s / repeats, l.epilogue_s / repeats,
-               l.gemm_s > 0 ? l.macs * 1e-9 / l.gemm_s : 0.0);
+               l.gemm_s > 0 ? l.macs * 1e-9 / l.gemm_s : 0.0, l.cpu_s / repeats);
   }
   if (st.kv_calls > 0) fmt::print("KV cache quantization {:.3f} s\n", st.kv_s / repeats);
   fmt::print("weights held by the hw backend: {:.1f} MiB\n", mib(static_cast<double>(hw.weight_bytes())));
 }
 
 int speed(const std::string& model, const std::string& recipe_name, int threads, int repeats, int outliers,
-          std::uint64_t seed, const std::string& torch_repo, const std::string& python) {
+          std::uint64_t seed, const std::string& torch_repo, const std::string& python, bool hw_only,
+          int hw_blas_threads) {
   const m::VarConfig cfg = m::var_config_preset(model);
   m::ops::set_blas_threads(threads);
   const m::SyntheticOptions so{seed, outliers, 20.0};
@@ -117,15 +118,17 @@ int speed(const std::string& model, const std::string& recipe_name, int threads,
   std::size_t agree = 0, total = 0;
   for (int r = 0; r < repeats; ++r) {
     opt.backend = nullptr;
-    const Run f = timed_generate(var, vae, opt);
+    m::ops::set_blas_threads(threads);
+    const Run f = hw_only ? Run{1, 1, {}} : timed_generate(var, vae, opt);
     opt.backend = &hw;
+    m::ops::set_blas_threads(hw_blas_threads > 0 ? hw_blas_threads : threads);
     const Run h = timed_generate(var, vae, opt);
     fmt::print("run {}: FP32 {:.2f} s wall ({:.2f} s CPU), hw {:.2f} s wall ({:.2f} s CPU), FP32 / hw {:.2f}\n", r + 1,
                f.wall_s, f.cpu_s, h.wall_s, h.cpu_s, f.wall_s / h.wall_s);
     std::fflush(stdout);
     if (r == 0 || f.wall_s < best_fp32.wall_s) best_fp32 = f;
     if (r == 0 || h.wall_s < best_hw.wall_s) best_hw = h;
-    if (r == 0)
+    if (r == 0 && !hw_only)
       for (std::size_t si = 0; si < f.tokens.size(); ++si)
         for (std::size_t i = 0; i < f.tokens[si].size(); ++i, ++total) agree += f.tokens[si][i] == h.tokens[si][i];
   }
@@ -170,7 +173,7 @@ int memory(const std::string& model, const std::string& recipe_name, int threads
   m::VarConfig cfg = m::var_config_preset(model);
   cfg.vae.ch = 32;  // the decoder is not the transformer's: a small one (the residual path does not depend on ch)
   cfg.vae.ch_mult = {1, 1, 2, 2, 4};
-  m::ops::set_blas_threads(threads);
+  m::ops::set_blas_threads(1);  // the hw mode's FP32 parts single-threaded (models/hw_backend.hpp)
   const m::SyntheticOptions so{seed, outliers, 20.0};
   const fpqvar::quant::Recipe recipe = fpqvar::quant::resolve_recipe(recipe_name);
 
@@ -224,6 +227,7 @@ int memory(const std::string& model, const std::string& recipe_name, int threads
           m::quantize_layer(qm.recipe.layer(k), w, out, in, bias, {});
     }
   m::HwBackend hw(std::move(qm), m::HwOptions{threads, nullptr});
+  malloc_trim(0);  // hand the building's freed temporaries (heap holes) back to the OS
   const double build_s = std::chrono::duration<double>(Clock::now() - tq).count();
   const double rss_built = status_kib("VmRSS"), hwm_built = status_kib("VmHWM");
 
@@ -266,7 +270,8 @@ int main(int argc, char** argv) {
   std::string model, recipe = "fpqvar-w4a4", torch_repo, python = "/usr/bin/python3";
   int threads = 2, repeats = 1, outliers = 8;
   std::uint64_t seed = 0;
-  bool mem = false;
+  bool mem = false, hw_only = false;
+  int hw_blas_threads = 1;
   app.add_option("--model", model, "default var-d16 (speed) / var-d30 (--memory)");
   app.add_option("--recipe", recipe, "recipe preset or JSON file (built uncalibrated)")->capture_default_str();
   app.add_option("--threads", threads, "threads for both modes")->capture_default_str();
@@ -275,6 +280,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "synthetic weight and sampler seed")->capture_default_str();
   app.add_option("--torch-repo", torch_repo, "checkout of FoundationVision/VAR: also time the official FP32 code");
   app.add_option("--python", python, "python with torch")->capture_default_str();
+  app.add_option("--hw-blas-threads", hw_blas_threads,
+                 "OpenBLAS threads during the hw runs (its FP32 attention and head; idle OpenBLAS workers spin and take the cores from the integer kernels); 0 = --threads")
+      ->capture_default_str();
+  app.add_flag("--hw-only", hw_only, "skip the FP32 runs (for profiling)");
   app.add_flag("--memory", mem, "peak resident memory of VAR-d30 under the recipe instead");
   CLI11_PARSE(app, argc, argv);
   if (threads < 1 || repeats < 1) {
@@ -283,7 +292,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (mem) return memory(model.empty() ? "var-d30" : model, recipe, threads, seed, outliers);
-    return speed(model.empty() ? "var-d16" : model, recipe, threads, repeats, outliers, seed, torch_repo, python);
+    return speed(model.empty() ? "var-d16" : model, recipe, threads, repeats, outliers, seed, torch_repo, python, hw_only, hw_blas_threads);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -16,6 +16,12 @@ struct UserError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A check that ran to the end and found a difference (`fpqvar trace verify`: a record not bit-exact): printed as one
+// line, exit code 3, so scripts can tell "the inputs disagree" (3) from "the inputs are bad" (2).
+struct CheckFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // Reads a whole file of raw little-endian float32 values. Throws UserError naming the file when it is missing,
 // unreadable, or its size is not a multiple of 4.
 [[nodiscard]] std::vector<float> read_f32_file(const std::filesystem::path& path);

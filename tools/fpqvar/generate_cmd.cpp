@@ -8,6 +8,10 @@
 // that needs calibration, with s = ones and no format search), or read from --quantized FILE (`fpqvar quantize`),
 // which then also holds the transformer's other weights. --summary prints the hw mode's time and MACs per layer;
 // --emulate-precision fp16-autocast (default) | fp32 selects the emulate mode's precision (models/emulate_backend.hpp).
+//
+// `fpqvar trace record` is the same run in hw mode from a --quantized file, with traces::TraceWriter as the hw
+// backend's GEMM observer: --out is then the trace file (docs/traces.md), --image an optional PNG, and
+// --scales/--blocks/--ops keep only some GEMMs ("0,2,5-7", "qkv,fc2").
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -33,6 +37,7 @@
 #include "models/vqvae.hpp"
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/commands.hpp"
+#include "traces/trace_writer.hpp"
 
 namespace fpqvar::cli {
 namespace {
@@ -54,6 +59,8 @@ struct GenerateCliOptions {
   std::string mode = "fp32", recipe, quantized;
   std::string emulate_precision = "fp16-autocast";  // --mode emulate: fp16-autocast | fp32 (models/emulate_backend.hpp)
   bool uncalibrated = false, summary = false, model_given = false;
+  // trace record: the trace file and its filter (empty = every GEMM)
+  std::string trace, trace_scales, trace_blocks, trace_ops;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -101,6 +108,16 @@ void cmd_generate(const GenerateCliOptions& o) {
   if (!o.quantized.empty() && !o.weights.empty())
     throw UserError("--quantized FILE holds the transformer's weights: give only --vae-weights (or --synthetic)");
   if (o.summary && mode != models::ExecutionMode::kHw) throw UserError("--summary reports the hw mode (--mode hw)");
+  traces::TraceFilter trace_filter;
+  if (!o.trace.empty()) {
+    if (mode != models::ExecutionMode::kHw || o.quantized.empty())
+      throw UserError("trace record runs the hw mode from a quantized model file: give --quantized FILE");
+    try {
+      trace_filter = traces::TraceFilter::parse(o.trace_scales, o.trace_blocks, o.trace_ops);
+    } catch (const std::invalid_argument& e) {
+      throw UserError(e.what());
+    }
+  }
   if (o.emulate_precision != "fp16-autocast" && o.emulate_precision != "fp32")
     throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", o.emulate_precision));
 
@@ -135,7 +152,8 @@ void cmd_generate(const GenerateCliOptions& o) {
   if (!o.synthetic && o.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
   if (o.outlier_channels < 0 || o.outlier_channels > cfg.embed_dim)
     throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
-  if (o.out.empty() && o.dump.empty()) throw UserError("nothing to write: give --out img.png and/or --dump FILE");
+  if (o.out.empty() && o.dump.empty() && o.trace.empty())
+    throw UserError("nothing to write: give --out img.png and/or --dump FILE");
   if (o.top_k < 0 || o.top_p < 0.0 || o.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
   models::ops::set_blas_threads(o.threads);
 
@@ -177,6 +195,7 @@ void cmd_generate(const GenerateCliOptions& o) {
 
   // The execution backend (nullptr for fp32).
   const int mode_threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::unique_ptr<traces::TraceWriter> trace_writer;  // outlives the backend that reports to it
   std::unique_ptr<models::ILinearBackend> backend;
   if (quantized_mode) {
     std::optional<models::QuantizedModel> qm = std::move(qfile);
@@ -197,8 +216,25 @@ void cmd_generate(const GenerateCliOptions& o) {
       spdlog::log(interactive() ? spdlog::level::info : spdlog::level::debug, "quantized the model under {} in {:.2f} s",
                   qm->recipe.name, seconds_since(t_q));
     }
+    // The hw mode's integer kernels take the threads; its FP32 parts (attention, head) run OpenBLAS single-threaded,
+    // since idle OpenBLAS workers spin (sched_yield) and take the cores from the integer kernels.
+    if (mode == models::ExecutionMode::kHw) models::ops::set_blas_threads(1);
+    if (!o.trace.empty()) {
+      traces::TraceRun run;
+      run.labels = gen.labels;
+      run.cfg = o.cfg;
+      run.top_k = o.top_k;
+      run.top_p = o.top_p;
+      run.seed = o.seed;
+      try {
+        trace_writer = std::make_unique<traces::TraceWriter>(o.trace, qm->config, qm->recipe, run, o.quantized,
+                                                             trace_filter);
+      } catch (const traces::TraceError& e) {
+        throw UserError(e.what());
+      }
+    }
     try {
-      models::ExecutionOptions eo{mode_threads, nullptr};
+      models::ExecutionOptions eo{mode_threads, trace_writer.get()};
       eo.emulate_precision = o.emulate_precision == "fp32" ? quant::ActivationPrecision::kFp32
                                                            : quant::ActivationPrecision::kFp16Autocast;
       backend = models::make_backend(mode, std::move(*qm), eo);
@@ -259,13 +295,25 @@ void cmd_generate(const GenerateCliOptions& o) {
   }
   const double transformer_s = seconds_since(t_gen);
   const auto t_dec = Clock::now();
-  const std::vector<float> image = vae->decode(result.f_hat, batch);
+  // trace record without --image writes no picture: no decode.
+  const std::vector<float> image =
+      o.out.empty() && o.dump.empty() ? std::vector<float>{} : vae->decode(result.f_hat, batch);
   const double decoder_s = seconds_since(t_dec);
   spdlog::log(show ? spdlog::level::info : spdlog::level::debug,
               "{} image(s): transformer + residual path {:.2f} s, VQ-VAE decoder {:.2f} s", batch, transformer_s,
               decoder_s);
   if (o.summary)
     if (const auto* hw = dynamic_cast<const models::HwBackend*>(backend.get())) print_hw_summary(*hw, transformer_s);
+  if (trace_writer) {
+    try {
+      trace_writer->finish();
+    } catch (const traces::TraceError& e) {
+      throw UserError(e.what());
+    }
+    fmt::print("{}: {} GEMM records ({} skipped by the filter), {:.1f} MiB of tensor data\n", o.trace,
+               trace_writer->records(), trace_writer->skipped(),
+               static_cast<double>(trace_writer->data_bytes()) / (1 << 20));
+  }
 
   const int side = cfg.image_side();
   if (!o.dump.empty()) {
@@ -317,9 +365,8 @@ void cmd_generate(const GenerateCliOptions& o) {
   }
 }
 
-void register_generate(CLI::App& app) {
-  auto* g = app.add_subcommand("generate", "Generate images with the VAR reference model (fp32, hw or emulate mode)");
-  auto o = std::make_shared<GenerateCliOptions>();
+// The options `generate` and `trace record` share: the model, its weights and the sampler.
+void add_model_options(CLI::App* g, const std::shared_ptr<GenerateCliOptions>& o) {
   g->add_option("--model,-m", o->model, "var-d16 | var-d20 | var-d24 | var-d30 | var-d36 | var-d<N>")->capture_default_str();
   g->add_option("--weights", o->weights, "VAR weights (safetensors, official key names)");
   g->add_option("--vae-weights", o->vae_weights, "VQ-VAE weights (safetensors, official key names)");
@@ -335,17 +382,25 @@ void register_generate(CLI::App& app) {
   g->add_option("--cfg", o->cfg, "Classifier-free guidance ratio (t = cfg * k / (S - 1))")->capture_default_str();
   g->add_option("--top-k", o->top_k, "Top-k filter (0 = off)")->capture_default_str();
   g->add_option("--top-p", o->top_p, "Top-p filter (0 = off)")->capture_default_str();
-  g->add_option("--out,-o", o->out, "PNG output (the batch side by side)");
   g->add_option("--teacher-tokens", o->teacher_tokens, "safetensors with I64 tokens.K (B, pn_K^2): no sampling");
+  g->add_option("--threads", o->threads,
+                "Threads: OpenBLAS's in fp32 mode (0 = its default), the integer kernels' in hw mode (0 = all cores)")
+      ->capture_default_str();
+  g->add_option("--quantized", o->quantized, "Quantized model file (fpqvar quantize) for --mode hw/emulate");
+}
+
+void register_generate(CLI::App& app) {
+  auto* g = app.add_subcommand("generate", "Generate images with the VAR reference model (fp32, hw or emulate mode)");
+  auto o = std::make_shared<GenerateCliOptions>();
+  add_model_options(g, o);
+  g->add_option("--out,-o", o->out, "PNG output (the batch side by side)");
   g->add_option("--dump", o->dump, "safetensors with logits.K (2B, pn^2, V), tokens.K, fhat and image (B, 3, H, W)");
-  g->add_option("--threads", o->threads, "OpenBLAS threads (0 = OpenBLAS default)")->capture_default_str();
   g->add_option("--patch-nums", o->patch_nums, "Override the scales (custom small models), e.g. 1,2,3,4")->delimiter(',');
   g->add_option("--vae-ch", o->vae_ch, "Override the VQ-VAE base width (custom small models)");
   g->add_option("--mode", o->mode, "Execution mode: fp32 | hw | emulate")->capture_default_str();
   g->add_option("--recipe", o->recipe, "Quantization recipe (preset name or JSON file) for --mode hw/emulate");
   g->add_flag("--uncalibrated", o->uncalibrated,
               "With --recipe: build without calibration data (GALT/SmoothQuant s = ones, no format search)");
-  g->add_option("--quantized", o->quantized, "Quantized model file (fpqvar quantize) for --mode hw/emulate");
   g->add_flag("--summary", o->summary, "Print the hw mode's time and MACs per layer kind");
   g->add_option("--emulate-precision", o->emulate_precision,
                 "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
@@ -356,8 +411,28 @@ void register_generate(CLI::App& app) {
   });
 }
 
+// `fpqvar trace record`, a subcommand of trace_cmd.cpp's `trace` (registered before this, order 70).
+void register_trace_record(CLI::App& app) {
+  auto* trace = app.get_subcommand("trace");
+  auto* r = trace->add_subcommand("record", "Run the hw mode from a quantized model and record every integer GEMM");
+  auto o = std::make_shared<GenerateCliOptions>();
+  o->mode = "hw";
+  add_model_options(r, o);
+  r->get_option("--quantized")->required();
+  r->add_option("--out,-o", o->trace, "Trace file to write (safetensors + manifest, docs/traces.md)")->required();
+  r->add_option("--image", o->out, "Also write the generated image (PNG)");
+  r->add_option("--scales", o->trace_scales, "Record only these scales, e.g. 0,2,5-7 (default: all)");
+  r->add_option("--blocks", o->trace_blocks, "Record only these blocks, e.g. 0-3 (default: all)");
+  r->add_option("--ops", o->trace_ops, "Record only these GEMMs: qkv,proj,fc1,fc2 (default: all)");
+  r->callback([o, r] {
+    o->model_given = r->count("--model") > 0;
+    cmd_generate(*o);
+  });
+}
+
 }  // namespace
 
 static const Registrar kRegisterGenerate{"generate", 40, &register_generate};
+static const Registrar kRegisterTraceRecord{"trace record", 71, &register_trace_record};
 
 }  // namespace fpqvar::cli

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   } catch (const fpqvar::cli::UserError& e) {
     spdlog::error("{}", e.what());
     return 2;
+  } catch (const fpqvar::cli::CheckFailed& e) {
+    spdlog::error("{}", e.what());
+    return 3;
   } catch (const std::invalid_argument& e) {
     spdlog::error("{}", e.what());
     return 2;

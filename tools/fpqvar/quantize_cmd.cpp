@@ -49,6 +49,7 @@ struct QuantizeCliOptions {
   double memory_budget_gib = 4.0;
   int blocks_per_pass = 0;
   bool uncalibrated = false;
+  bool dry_run = false;
   std::string out, report;
   std::string model = "var-d16", model_config;
   std::string weights, vae_weights;
@@ -97,6 +98,34 @@ std::uint64_t max_rss_bytes() {
   return static_cast<std::uint64_t>(u.ru_maxrss) * 1024;  // Linux: KiB
 }
 
+void print_plan(const models::VarConfig& cfg, const quant::Recipe& recipe, const models::CalibrateOptions& copt,
+                const std::optional<models::CalibrationPlan>& plan) {
+  if (!plan) {
+    fmt::print("{} on {}: no calibration{}\n", recipe.name, cfg.name, recipe.needs_calibration() ? " (--uncalibrated)" : " needed");
+    return;
+  }
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  std::uint64_t capture = 0, solver = 0;
+  double flops = 0.0;
+  for (const auto& l : plan->layers) {
+    capture += l.capture_bytes;
+    solver = std::max(solver, l.solver_bytes);
+    flops += l.solver_flops;
+  }
+  fmt::print("{} on {}: {} images, {} GALT epochs, {} layers, row stride {}, {} rows per layer\n", recipe.name, cfg.name,
+             plan->images, recipe.galt.epochs, plan->layers.size(), copt.row_stride,
+             plan->layers.empty() ? 0 : plan->layers.front().rows);
+  fmt::print("captured activations {:.2f} GiB in all; largest solver working set {:.2f} GiB\n",
+             static_cast<double>(capture) / kGiB, static_cast<double>(solver) / kGiB);
+  std::string passes;
+  for (const auto& [b0, b1] : plan->passes) passes += fmt::format(" {}..{}", b0, b1 - 1);
+  fmt::print("{} model pass(es) over the {} images (blocks{}); estimated peak {:.2f} GiB of a {:.2f} GiB budget\n",
+             plan->passes.size(), plan->images, passes, static_cast<double>(plan->peak_bytes) / kGiB,
+             static_cast<double>(copt.memory_budget_bytes) / kGiB);
+  fmt::print("solver GEMM work {:.1f} TFLOP; plus {} FP32 forward(s) of one image with CFG\n", flops / 1e12,
+             static_cast<std::size_t>(plan->images) * plan->passes.size());
+}
+
 void cmd_quantize(const QuantizeCliOptions& o) {
   const auto t_total = Clock::now();
   // ---- inputs ----
@@ -112,7 +141,7 @@ void cmd_quantize(const QuantizeCliOptions& o) {
   }
   if (const auto errors = cfg.validate(); !errors.empty()) throw UserError(fmt::format("model config: {}", errors.front()));
   if (o.recipe.empty()) throw UserError("give --recipe PRESET|FILE (fpqvar recipe list shows the presets)");
-  if (o.out.empty()) throw UserError("give --out FILE for the quantized model");
+  if (o.out.empty() && !o.dry_run) throw UserError("give --out FILE for the quantized model");
   quant::Recipe recipe;
   try {
     recipe = quant::resolve_recipe(o.recipe);
@@ -161,6 +190,10 @@ void cmd_quantize(const QuantizeCliOptions& o) {
       throw UserError(e.what());
     }
   }
+  if (o.dry_run) {
+    print_plan(cfg, recipe, copt, plan);
+    return;
+  }
   models::ops::set_blas_threads(o.threads);
 
   // ---- weights ----
@@ -185,9 +218,6 @@ void cmd_quantize(const QuantizeCliOptions& o) {
     } catch (const models::ModelError& e) {
       throw UserError(fmt::format("{}: {}", o.synthetic ? source : o.vae_weights, e.what()));
     }
-    spdlog::log(copt.log_level, "calibrating {} on {} ({} images, {} epochs, row stride {}): {} pass(es), ~{:.2f} GiB",
-                recipe.name, cfg.name, recipe.galt.calib_images, recipe.galt.epochs, o.row_stride, plan->passes.size(),
-                static_cast<double>(plan->peak_bytes) / (1024.0 * 1024.0 * 1024.0));
     const auto t_cal = Clock::now();
     try {
       cal = models::calibrate(cfg, var_w, *vae, recipe, copt);
@@ -308,6 +338,7 @@ void register_quantize(CLI::App& app) {
   q->add_option("--blocks-per-pass", o->blocks_per_pass, "At most this many blocks per model pass (0 = budget decides)")
       ->capture_default_str();
   q->add_flag("--uncalibrated", o->uncalibrated, "Skip calibration: s = ones, the recipe's own formats");
+  q->add_flag("--dry-run", o->dry_run, "Print the calibration plan (passes, memory, work) and stop");
   q->add_option("--out,-o", o->out, "Quantized model (safetensors), written atomically (required)");
   q->add_option("--report", o->report, "Per-layer calibration report (JSON)");
   q->add_option("--model,-m", o->model, "var-d16 | var-d20 | var-d24 | var-d30 | var-d36 | var-d<N>")->capture_default_str();

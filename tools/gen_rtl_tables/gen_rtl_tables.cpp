@@ -5,18 +5,26 @@
 // Output, in --out DIR:
 //   fp_lut_mul_params.svh     `define constants (pair ids, code widths, product widths, fixed-point units), guarded;
 //                             safe to include anywhere, including at file scope.
-//   fp_lut_mul_tables.svh     one constant ROM per pair, FPQVAR_ROM_<pair>, entry {a, w} = the product; include
-//                             it inside a module body (rtl/mul/fp_lut_mul.v does).
+//   fp_lut_mul_tables.svh     per pair, the sign-magnitude multiplier's tables (|product| by magnitude indices,
+//                             and each operand's {shift, significand} decode), as one truth-table constant per
+//                             output bit with a lookup macro; include it inside a module body (fp_lut_mul.v does).
+// Before writing, every entry of quant's whole-code product table is checked against the split (sign = XOR of the
+// sign bits, magnitude from the table and from the significand form): a pair the split does not hold for fails.
 // Each file is written to a temporary name and renamed into place, so an interrupted run never leaves a file that
 // looks complete.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "quant/format.hpp"
 #include "quant/product_table.hpp"
@@ -37,12 +45,114 @@ constexpr Pair kPairs[] = {
     {"E2M3_E2M3", "e2m3", "e2m3"},           // 2: W6A6
 };
 
-// Bits per ROM entry: the product width rounded up to a power of two, so that the entry select {a, w} * stride is
-// a plain shift of the index. With a stride of 10 (the DFQ pair's width) yosys builds a multiplier and a barrel
-// shifter for the select (~250 LUTs); with 16 the same table maps to ~33 LUTs.
-int rom_stride(int width_bits) {
-  int s = 1;
-  while (s < width_bits) s *= 2;
+// The sign-magnitude split of a pair, derived from and checked against quant's product table. Every code is a sign
+// bit over a magnitude index (quant/format.hpp), and value(a) * value(w) = (-1)^(sa ^ sw) * |product|, so the
+// multiplier looks up (or computes) the unsigned magnitude from the two magnitude indices only and negates it when
+// the signs differ: a table of 2^(A_BITS-1+W_BITS-1) entries, 4x fewer than over whole codes. A DFQ activation's
+// top bit is its sign *and* its side (which magnitude format the other bits use), so it stays in the index too.
+//
+// Form 1 (significand x significand, exponents added) uses the operands' decodes: magnitude index i of an operand
+// of format F has |value| * 2^F.frac_bits() = sig << sh with sig < 2^SIG_BITS, and the product magnitude is
+// (sig_a * sig_w) << (sh_a + sh_w). Example, e2m3 (frac 3): index 0b11111 = 7.5 -> 60 = 15 << 2 (sig 1.111b, the
+// exponent field 3 -> shift 2); index 0b00001 = 0.125 -> 1 = 1 << 0 (a subnormal).
+struct OperandDecode {
+  int idx_bits = 0;
+  int sig_bits = 0, sh_bits = 0;
+  std::vector<std::uint32_t> sig, sh;  // per magnitude index
+};
+
+struct PairSplit {
+  q::ProductTable table;
+  int a_idx_bits = 0, w_idx_bits = 0, mag_bits = 0;
+  std::vector<std::uint32_t> mag;  // [a_idx << w_idx_bits | w_idx]
+  OperandDecode da, dw;
+};
+
+int bit_length(std::uint64_t v) {
+  int n = 0;
+  while (v != 0) {
+    ++n;
+    v >>= 1;
+  }
+  return n;
+}
+
+// The decode of every magnitude index of operand format f (idx_bits wide: for a DFQ format the side bit included).
+OperandDecode make_decode(const q::Format& f, int idx_bits) {
+  OperandDecode d;
+  d.idx_bits = idx_bits;
+  std::vector<std::uint64_t> scaled;
+  for (std::uint32_t i = 0; i < (1u << idx_bits); ++i) {
+    const double v = std::ldexp(std::fabs(f.decode(std::uint8_t(i))), f.frac_bits());
+    if (!(v == std::trunc(v)) || v > 65535.0)
+      throw std::runtime_error(fmt::format("{}: code {} is not an integer multiple of 2^-{}", f.name, i, f.frac_bits()));
+    scaled.push_back(std::uint64_t(v));
+  }
+  // The narrowest significand with which every scaled magnitude is sig << sh.
+  for (d.sig_bits = 1;; ++d.sig_bits) {
+    bool fits = true;
+    for (std::uint64_t n : scaled) {
+      const int sh = std::max(0, bit_length(n) - d.sig_bits);
+      if ((n & ((1ull << sh) - 1)) != 0) fits = false;
+    }
+    if (fits) break;
+  }
+  std::uint32_t max_sh = 0;
+  for (std::uint64_t n : scaled) {
+    const int sh = std::max(0, bit_length(n) - d.sig_bits);
+    d.sig.push_back(std::uint32_t(n >> sh));
+    d.sh.push_back(std::uint32_t(sh));
+    max_sh = std::max(max_sh, std::uint32_t(sh));
+  }
+  d.sh_bits = std::max(1, bit_length(max_sh));
+  return d;
+}
+
+PairSplit make_split(const Pair& p) {
+  const q::Format& fa = q::format_by_name(p.activation);
+  const q::Format& fw = q::format_by_name(p.weight);
+  PairSplit s{q::make_product_table(fa, fw), 0, 0, 0, {}, {}, {}};
+  const q::ProductTable& t = s.table;
+  if (!fa.is_signed() || !fw.is_signed() || fw.kind == q::FormatKind::kDual)
+    throw std::runtime_error(fmt::format("pair {}: operands must be signed, the weight not DFQ", p.id));
+  s.a_idx_bits = fa.kind == q::FormatKind::kDual ? fa.bits : fa.bits - 1;
+  s.w_idx_bits = fw.bits - 1;
+  s.mag_bits = t.width_bits - 1;
+  s.da = make_decode(fa, s.a_idx_bits);
+  s.dw = make_decode(fw, s.w_idx_bits);
+  if (fa.frac_bits() + fw.frac_bits() != t.frac_bits)
+    throw std::runtime_error(fmt::format("pair {}: operand units 2^-{} x 2^-{} are not the table's 2^-{}", p.id,
+                                         fa.frac_bits(), fw.frac_bits(), t.frac_bits));
+  s.mag.assign(std::size_t(1) << (s.a_idx_bits + s.w_idx_bits), 0);
+  // Every entry of the whole-code table must be the signed magnitude of its indices' entry, and both forms must
+  // give that magnitude: otherwise the split does not hold for this pair and nothing is written.
+  for (std::uint32_t a = 0; a < (1u << fa.bits); ++a) {
+    for (std::uint32_t w = 0; w < (1u << fw.bits); ++w) {
+      const std::size_t e = (std::size_t(a) << fw.bits) | w;
+      if (!t.valid[e]) throw std::runtime_error(fmt::format("pair {}: code pair ({}, {}) has no product", p.id, a, w));
+      const std::uint32_t ai = a & ((1u << s.a_idx_bits) - 1u), wi = w & ((1u << s.w_idx_bits) - 1u);
+      const bool negative = ((a >> (fa.bits - 1)) ^ (w >> (fw.bits - 1))) & 1u;
+      const std::int64_t prod = t.products[e];
+      const std::uint64_t mag = std::uint64_t(prod < 0 ? -prod : prod);
+      if (prod != 0 && (prod < 0) != negative)
+        throw std::runtime_error(fmt::format("pair {}: sign of ({}, {}) is not the XOR of the sign bits", p.id, a, w));
+      if (bit_length(mag) > s.mag_bits)
+        throw std::runtime_error(fmt::format("pair {}: |product| {} exceeds {} bits", p.id, mag, s.mag_bits));
+      const std::size_t m = (std::size_t(ai) << s.w_idx_bits) | wi;
+      s.mag[m] = std::uint32_t(mag);  // the same for every sign: checked below
+      const std::uint64_t form1 = (std::uint64_t(s.da.sig[ai]) * s.dw.sig[wi]) << (s.da.sh[ai] + s.dw.sh[wi]);
+      if (form1 != mag)
+        throw std::runtime_error(fmt::format("pair {}: significand form gives {} for ({}, {}), the table {}", p.id,
+                                             form1, a, w, mag));
+    }
+  }
+  for (std::uint32_t a = 0; a < (1u << fa.bits); ++a)
+    for (std::uint32_t w = 0; w < (1u << fw.bits); ++w) {
+      const std::uint32_t ai = a & ((1u << s.a_idx_bits) - 1u), wi = w & ((1u << s.w_idx_bits) - 1u);
+      const std::int64_t prod = s.table.at(std::uint8_t(a), std::uint8_t(w));
+      if (std::uint64_t(prod < 0 ? -prod : prod) != s.mag[(std::size_t(ai) << s.w_idx_bits) | wi])
+        throw std::runtime_error(fmt::format("pair {}: |product| of ({}, {}) differs from its magnitude entry", p.id, a, w));
+    }
   return s;
 }
 
@@ -60,10 +170,13 @@ std::string params_text() {
   std::string s = banner("fp_lut_mul_params.svh");
   s += "`ifndef FPQVAR_FP_LUT_MUL_PARAMS_SVH\n`define FPQVAR_FP_LUT_MUL_PARAMS_SVH\n";
   s += "// Per pair: activation code bits, weight code bits, product bits (two's complement), f (product unit 2^-f),\n"
-       "// and whether the activation is a DFQ code whose top bit selects the negative side (1) or the positive one (0).\n";
+       "// whether the activation is a DFQ code whose top bit selects the negative side (1) or the positive one (0);\n"
+       "// the sign-magnitude split (fp_lut_mul.v): magnitude index bits of a and w (a DFQ activation keeps its side\n"
+       "// bit), |product| bits; form 1: significand and shift bits of each operand's decode.\n";
   for (std::size_t i = 0; i < std::size(kPairs); ++i) {
     const Pair& p = kPairs[i];
-    const q::ProductTable t = q::make_product_table(q::format_by_name(p.activation), q::format_by_name(p.weight));
+    const PairSplit sp = make_split(p);
+    const q::ProductTable& t = sp.table;
     s += fmt::format("\n// pair {}: {} x {}, products {} .. {}\n", i, t.a.name, t.b.name, t.min_product,
                      t.max_product);
     s += fmt::format("`define FPQVAR_PAIR_{} {}\n", p.id, i);
@@ -72,7 +185,13 @@ std::string params_text() {
     s += fmt::format("`define FPQVAR_MUL_{}_P_BITS {}\n", p.id, t.width_bits);
     s += fmt::format("`define FPQVAR_MUL_{}_FRAC_BITS {}\n", p.id, t.frac_bits);
     s += fmt::format("`define FPQVAR_MUL_{}_DFQ {}\n", p.id, t.a.kind == q::FormatKind::kDual ? 1 : 0);
-    s += fmt::format("`define FPQVAR_MUL_{}_ROM_STRIDE {}\n", p.id, rom_stride(t.width_bits));
+    s += fmt::format("`define FPQVAR_MUL_{}_A_IDX_BITS {}\n", p.id, sp.a_idx_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_W_IDX_BITS {}\n", p.id, sp.w_idx_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_MAG_BITS {}\n", p.id, sp.mag_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_A_SIG_BITS {}\n", p.id, sp.da.sig_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_A_SH_BITS {}\n", p.id, sp.da.sh_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_W_SIG_BITS {}\n", p.id, sp.dw.sig_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_W_SH_BITS {}\n", p.id, sp.dw.sh_bits);
   }
   // Selectors by pair id, so that every module derives its port widths from PAIR the same way:
   // `FPQVAR_MUL_A_BITS(PAIR) is the activation code width of pair PAIR (pair 0 for an unknown id).
@@ -87,34 +206,62 @@ std::string params_text() {
   return s;
 }
 
+// A table of `values` (index -> value of `width` bits) as one truth-table constant per output bit,
+// NAME_B<k> = bit k of every entry (entry i at bit i), and a macro NAME(idx) = {NAME_B<width-1>[idx], ..., NAME_B0[idx]}
+// that looks the table up. Example, the e2m1 x e2m1 magnitudes (index {a_idx, w_idx}, 6 bits): entry {111, 011}
+// = 6.0 * 1.5 = 9.0 = 36 * 2^-2 = 8'b00100100, so bit 2 and bit 5 of entry 59 are set: bit 59 of NAME_B2 and NAME_B5.
+std::string bit_sliced_table(const std::string& name, const std::vector<std::uint32_t>& values, int width) {
+  const std::size_t n = values.size();
+  std::string s;
+  // A wide constant is a concatenation of 256-bit hex literals (a literal cannot span lines), top entries first.
+  constexpr std::size_t kChunk = 256;
+  for (int k = 0; k < width; ++k) {
+    std::vector<std::string> chunks;
+    for (std::size_t hi = n; hi > 0;) {
+      const std::size_t lo = hi > kChunk ? hi - kChunk : 0;
+      std::string hex;
+      for (std::size_t j = (hi - lo + 3) / 4; j > 0; --j) {  // nibbles from the top: entries lo+4j-1 .. lo+4j-4
+        unsigned nib = 0;
+        for (int b = 3; b >= 0; --b) {
+          const std::size_t e = lo + (j - 1) * 4 + std::size_t(b);
+          nib = nib << 1 | (e < hi ? (values[e] >> k) & 1u : 0u);
+        }
+        hex += fmt::format("{:x}", nib);
+      }
+      chunks.push_back(fmt::format("{}'h{}", hi - lo, hex));
+      hi = lo;
+    }
+    s += fmt::format("localparam [{}:0] {}_B{} = {}{}{};\n", n - 1, name, k, chunks.size() > 1 ? "{\n    " : "",
+                     fmt::join(chunks, ",\n    "), chunks.size() > 1 ? "}" : "");
+  }
+  std::string sel;
+  for (int k = width - 1; k >= 0; --k) sel += fmt::format("{}_B{}[idx]{}", name, k, k == 0 ? "" : ", ");
+  s += fmt::format("`define {}(idx) {{{}}}\n", name, sel);
+  return s;
+}
+
 std::string tables_text() {
   std::string s = banner("fp_lut_mul_tables.svh");
-  s += "// One ROM per pair: entry {a, w} (activation code a, weight code w) holds the exact product as a signed\n"
-       "// integer in units of 2^-FRAC_BITS, sign-extended to ROM_STRIDE bits (P_BITS rounded up to a power of two),\n"
-       "// at bits [{a, w} * ROM_STRIDE +: ROM_STRIDE] of the constant. Codes that\n"
-       "// are not finite numbers in either format (none in these all-finite formats) hold 0. A constant indexed by the\n"
-       "// codes, not a case statement: the simulation model stays small (a 4096-way case inlined into every lane of\n"
-       "// a PE takes Verilator's C++ many minutes to compile), and synthesis sees the same truth table.\n"
-       "// Include inside a module body (rtl/mul/fp_lut_mul.v does).\n";
+  s += "// Per pair, the sign-magnitude multiplier's tables (rtl/mul/fp_lut_mul.v):\n"
+       "//   FPQVAR_MAG_<pair>(idx): |product| for idx = {a magnitude index, w magnitude index} (form 0), units 2^-f;\n"
+       "//   FPQVAR_DEC_<pair>_A(idx), _W(idx): {shift, significand} of an operand's magnitude index (form 1).\n"
+       "// Each table is stored as one truth-table constant per output bit (NAME_B<k>, entry i at bit i) and looked up\n"
+       "// bit by bit: a 1-bit select from a constant is a plain multiplexer tree to synthesis (yosys maps it in\n"
+       "// seconds, where a select of a whole entry from one wide ROM constant took it more than 30 minutes for\n"
+       "// e2m3) and a constant bit test to Verilator. Include inside a module body (rtl/mul/fp_lut_mul.v does).\n";
   for (const Pair& p : kPairs) {
-    const q::ProductTable t = q::make_product_table(q::format_by_name(p.activation), q::format_by_name(p.weight));
-    const std::size_t n = t.products.size();
-    s += fmt::format("\n// {} x {}: {} entries, products {} .. {} in units of 2^-{}\n", t.a.name, t.b.name, n,
-                     t.min_product, t.max_product, t.frac_bits);
-    const int stride = rom_stride(t.width_bits);
-    s += fmt::format("localparam [{}*{}-1:0] FPQVAR_ROM_{} = {{\n", n, stride, p.id);
-    // Highest entry first, as a Verilog concatenation puts its first element in the top bits. Two's-complement
-    // bits of each product: e2m1 x e2m1 entry {0111, 1011} = 6.0 * -1.5 = -9.0 = -36 * 2^-2 -> 16'hffdc.
-    for (std::size_t row = n; row > 0; row -= 16) {
-      s += fmt::format("    // entries {} .. {}\n    ", row - 1, row - 16);
-      for (std::size_t i = row; i > row - 16; --i) {
-        const std::size_t e = i - 1;
-        const std::int32_t v = t.valid[e] ? t.products[e] : 0;
-        const std::uint32_t bits = static_cast<std::uint32_t>(v) & ((1u << stride) - 1u);
-        s += fmt::format("{}'h{:x}{}", stride, bits, e == 0 ? "\n" : (i == row - 15 ? ",\n" : ", "));
-      }
+    const PairSplit sp = make_split(p);
+    const q::ProductTable& t = sp.table;
+    s += fmt::format("\n// {} x {}: {} magnitude entries of {} bits (|products| up to {}, units 2^-{})\n", t.a.name,
+                     t.b.name, sp.mag.size(), sp.mag_bits, std::max(-t.min_product, t.max_product), t.frac_bits);
+    s += bit_sliced_table(fmt::format("FPQVAR_MAG_{}", p.id), sp.mag, sp.mag_bits);
+    for (const auto& [side, d] : {std::pair{"A", &sp.da}, std::pair{"W", &sp.dw}}) {
+      std::vector<std::uint32_t> packed;
+      for (std::size_t i = 0; i < d->sig.size(); ++i) packed.push_back(d->sh[i] << d->sig_bits | d->sig[i]);
+      s += fmt::format("// {} decode: {{shift ({} bits), significand ({} bits)}} per magnitude index\n",
+                       side == std::string("A") ? t.a.name : t.b.name, d->sh_bits, d->sig_bits);
+      s += bit_sliced_table(fmt::format("FPQVAR_DEC_{}_{}", p.id, side), packed, d->sh_bits + d->sig_bits);
     }
-    s += "};\n";
   }
   return s;
 }
