@@ -191,6 +191,9 @@ TEST(EvalCli, UserFaultsExitTwoWithAClearMessage) {
 
   const auto mode = run_cli("eval --recipe int8-rtn --mode turbo " + kModel);
   EXPECT_EQ(mode.exit_code, 2);
+  const auto fp32 = run_cli("eval --recipe int8-rtn --mode fp32 " + kModel);
+  EXPECT_EQ(fp32.exit_code, 2);
+  EXPECT_NE((fp32.out + fp32.err).find("the FP32 model is the reference"), std::string::npos) << fp32.out << fp32.err;
 
   // var-d3: C = 192, which groups of 128 do not divide: refused before any work.
   const auto shape = run_cli("eval --recipe fp4-baseline --model var-d3 --synthetic 1");

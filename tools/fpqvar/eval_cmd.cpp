@@ -23,10 +23,9 @@
 #include <spdlog/spdlog.h>
 
 #include "models/config.hpp"
-#include "models/emulate_backend.hpp"
 #include "models/evaluate.hpp"
+#include "models/execution_mode.hpp"
 #include "models/fp32_ops.hpp"
-#include "models/hw_backend.hpp"
 #include "models/png.hpp"
 #include "models/quantize_model.hpp"
 #include "models/quantized_model.hpp"
@@ -99,14 +98,15 @@ std::string file_stem(const std::string& label) {
   return s.empty() ? "recipe" : s;
 }
 
-// The execution mode's backend over a quantized model (which must outlive it).
-std::unique_ptr<models::ILinearBackend> make_backend(const std::string& mode, const models::QuantizedModel& qm,
+// The execution mode's backend (models/execution_mode.hpp), taking the quantized model over (hw then keeps only its
+// packed codes).
+std::unique_ptr<models::ILinearBackend> make_backend(models::ExecutionMode mode, models::QuantizedModel&& qm,
                                                      int threads) {
-  if (mode == "hw") return std::make_unique<models::HwBackend>(qm, models::HwOptions{.threads = std::max(threads, 1)});
+  const std::string name = qm.recipe.name;
   try {
-    return std::make_unique<models::EmulateBackend>(qm);
-  } catch (const std::invalid_argument& e) {  // a recipe FPQVAR's code cannot run (INT formats, RNE, ...)
-    throw UserError(fmt::format("--mode emulate, recipe {}: {}", qm.recipe.name, e.what()));
+    return models::make_backend(mode, std::move(qm), {.threads = std::max(threads, 1)});
+  } catch (const std::invalid_argument& e) {  // emulate: a recipe FPQVAR's code cannot run (INT formats, RNE, ...)
+    throw UserError(fmt::format("--mode {}, recipe {}: {}", models::to_string(mode), name, e.what()));
   }
 }
 
@@ -173,7 +173,14 @@ std::string csv_num(double v) {
 
 void cmd_eval(const EvalCliOptions& o) {
   if (o.recipes.empty() && o.quantized.empty()) throw UserError("give --recipe R (repeatable) or --quantized FILE");
-  if (o.mode != "hw" && o.mode != "emulate") throw UserError(fmt::format("--mode {}: expected hw or emulate", o.mode));
+  models::ExecutionMode mode{};
+  try {
+    mode = models::parse_execution_mode(o.mode);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(e.what());
+  }
+  if (!models::needs_quantized_model(mode))
+    throw UserError(fmt::format("--mode {}: the FP32 model is the reference; evaluate hw or emulate", o.mode));
   models::VarConfig cfg;
   try {
     cfg = models::var_config_preset(o.model);
@@ -323,7 +330,8 @@ void cmd_eval(const EvalCliOptions& o) {
 
   auto run_one = [&](Candidate& c) {
     spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "evaluating {} ({} mode)", c.label, o.mode);
-    const std::unique_ptr<models::ILinearBackend> backend = make_backend(o.mode, c.model, o.threads);
+    nlohmann::json recipe_json = quant::recipe_to_json(c.model.recipe);
+    const std::unique_ptr<models::ILinearBackend> backend = make_backend(mode, std::move(c.model), o.threads);
     models::EvalResult r;
     try {
       r = evaluator->evaluate(*backend);
@@ -335,7 +343,7 @@ void cmd_eval(const EvalCliOptions& o) {
     jr["name"] = c.label;
     jr["source"] = c.source;
     jr["uncalibrated"] = c.uncalibrated;
-    jr["recipe"] = quant::recipe_to_json(c.model.recipe);
+    jr["recipe"] = std::move(recipe_json);
     jr["result"] = models::eval_result_to_json(r, cfg);
     out["recipes"].push_back(std::move(jr));
     auto add_csv = [&](int si, int bi, std::string_view layer, const models::ErrorStats& s) {
