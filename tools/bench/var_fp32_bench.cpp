@@ -85,23 +85,9 @@ int main(int argc, char** argv) {
              best.decoder_s, best.total(), best.cpu_s);
   if (torch_repo.empty()) return 0;
 
-  const std::string script = std::string(FPQVAR_SOURCE_DIR) + "/tools/bench/var_fp32_torch.py";
-  const std::string cmd = fmt::format("'{}' '{}' --var-repo '{}' --depth {} --threads {} --seed {} 2>/dev/null", python,
-                                      script, torch_repo, cfg.depth, threads, seed);
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) {
-    fmt::print(stderr, "cannot run {}\n", cmd);
-    return 1;
-  }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), pipe.get())) out += buf.data();
-  const auto brace = out.rfind('{');
-  if (brace == std::string::npos) {
-    fmt::print(stderr, "the torch script printed no result:\n{}\n", out);
-    return 1;
-  }
-  const auto j = nlohmann::json::parse(out.substr(brace));
+  const auto torch = fpqvar::bench::run_torch_reference(FPQVAR_SOURCE_DIR, python, torch_repo, cfg.depth, threads, seed);
+  if (!torch) return 1;
+  const nlohmann::json& j = *torch;
   const double tt = j.at("transformer_s"), td = j.at("decoder_s"), tc = j.at("cpu_s");
   fmt::print("{:<28} {:>14.2f} {:>10.2f} {:>10.2f} {:>10.2f}\n",
              fmt::format("official PyTorch {}", j.at("torch").get<std::string>()), tt, td, tt + td, tc);

@@ -145,23 +145,9 @@ int speed(const std::string& model, const std::string& recipe_name, int threads,
   print_hw_breakdown(hw, repeats);
   if (torch_repo.empty()) return 0;
 
-  const std::string script = std::string(FPQVAR_SOURCE_DIR) + "/tools/bench/var_fp32_torch.py";
-  const std::string cmd = fmt::format("'{}' '{}' --var-repo '{}' --depth {} --threads {} --seed {} 2>/dev/null", python,
-                                      script, torch_repo, cfg.depth, threads, seed);
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  if (!pipe) {
-    fmt::print(stderr, "cannot run {}\n", cmd);
-    return 1;
-  }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), pipe.get())) out += buf.data();
-  const auto brace = out.rfind('{');
-  if (brace == std::string::npos) {
-    fmt::print(stderr, "the torch script printed no result:\n{}\n", out);
-    return 1;
-  }
-  const auto j = nlohmann::json::parse(out.substr(brace));
+  const auto torch = fpqvar::bench::run_torch_reference(FPQVAR_SOURCE_DIR, python, torch_repo, cfg.depth, threads, seed);
+  if (!torch) return 1;
+  const nlohmann::json& j = *torch;
   const double tt = j.at("transformer_s"), tc = j.at("cpu_s");
   fmt::print("\n{:<34} {:>14.2f} {:>10}\n", fmt::format("official PyTorch FP32 {}", j.at("torch").get<std::string>()),
              tt, fmt::format("{:.2f}*", tc));
