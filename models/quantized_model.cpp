@@ -254,7 +254,7 @@ class Loader {
     const auto it = m_file.tensors.find(name);
     if (it == m_file.tensors.end()) fail(fmt::format("tensor {}", name), fmt::format("missing ({})", why));
     if (it->second.dtype != dtype)
-      fail(fmt::format("tensor {}", name), fmt::format("dtype {}, expected {}", dtype_text(it->second.dtype), dtype_text(dtype)));
+      fail(fmt::format("tensor {}", name), fmt::format("dtype {}, expected {}", dtype_name(it->second.dtype), dtype_name(dtype)));
     if (it->second.shape != shape)
       fail(fmt::format("tensor {}", name),
            fmt::format("shape [{}], expected [{}] ({})", fmt::join(it->second.shape, ", "), fmt::join(shape, ", "), why));
@@ -265,17 +265,6 @@ class Loader {
 
   TensorFile& file() { return m_file; }
   const std::filesystem::path& path() const { return m_path; }
-
-  static std::string_view dtype_text(DType d) {
-    switch (d) {
-      case DType::kF32: return "F32";
-      case DType::kF16: return "F16";
-      case DType::kBF16: return "BF16";
-      case DType::kI64: return "I64";
-      case DType::kU8: return "U8";
-    }
-    return "?";
-  }
 
  private:
   std::filesystem::path m_path;

@@ -33,15 +33,6 @@
 #include "quant/fp_bits.hpp"
 
 namespace fpqvar::models {
-namespace {
-
-using nlohmann::json;
-
-constexpr std::uint64_t kMaxHeaderBytes = 100ull << 20;  // 100 MiB, the reference implementation's limit
-constexpr int kMaxJsonDepth = 8;                          // real headers nest 3 deep: {name: {shape: [..]}}
-constexpr std::size_t kMaxRank = 16;
-
-static_assert(std::endian::native == std::endian::little, "the byte copies below assume a little-endian host");
 
 std::string_view dtype_name(DType d) {
   switch (d) {
@@ -53,6 +44,16 @@ std::string_view dtype_name(DType d) {
   }
   return "?";
 }
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::uint64_t kMaxHeaderBytes = 100ull << 20;  // 100 MiB, the reference implementation's limit
+constexpr int kMaxJsonDepth = 8;                          // real headers nest 3 deep: {name: {shape: [..]}}
+constexpr std::size_t kMaxRank = 16;
+
+static_assert(std::endian::native == std::endian::little, "the byte copies below assume a little-endian host");
 
 std::uint64_t dtype_bytes(DType d) {
   switch (d) {

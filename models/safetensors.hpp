@@ -21,6 +21,9 @@
 
 namespace fpqvar::models {
 
+// The safetensors name of a dtype: F32, F16, BF16, I64, U8.
+[[nodiscard]] std::string_view dtype_name(DType d);
+
 struct SafetensorsError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "models/quantized_model.hpp"
+#include "models/safetensors.hpp"
 #include "quant/fp_bits.hpp"
 #include "quant/pe_contract.hpp"
 #include "traces/sha256.hpp"
@@ -112,17 +113,6 @@ const json& array_at(const Obj& o, std::string_view key) {
   const json& v = o.get(key);
   if (!v.is_array()) throw Fault(o.at(key), "expected an array, got " + describe(v));
   return v;
-}
-
-std::string_view dtype_text(models::DType d) {
-  switch (d) {
-    case models::DType::kF32: return "F32";
-    case models::DType::kF16: return "F16";
-    case models::DType::kBF16: return "BF16";
-    case models::DType::kI64: return "I64";
-    case models::DType::kU8: return "U8";
-  }
-  return "?";
 }
 
 std::vector<std::string> config_bounds(const models::VarConfig& c) {
@@ -414,7 +404,7 @@ json manifest_to_json(const TraceManifest& m) {
                        {"y", r.y}});
   json tensors = json::object();
   for (const auto& [name, d] : m.source_tensors)
-    tensors[name] = {{"dtype", dtype_text(d.dtype)}, {"shape", d.shape}, {"sha256", d.sha256}};
+    tensors[name] = {{"dtype", models::dtype_name(d.dtype)}, {"shape", d.shape}, {"sha256", d.sha256}};
   json ops = json::array();
   for (LayerKind k : m.filter.ops) ops.push_back(quant::to_string(k));
   return {{"format", kTraceFormatName},
@@ -547,7 +537,7 @@ TraceManifest manifest_from_json_impl(const json& j) {
         throw Fault(path, fmt::format("weight tensor \"{}\" is not listed in source_model.tensors", *name));
       if (t->second.dtype != dtype || t->second.shape != std::vector<std::int64_t>{count})
         throw Fault(path, fmt::format("weight tensor \"{}\" is listed as {} [{}], the record needs {} [{}]", *name,
-                                      dtype_text(t->second.dtype), fmt::join(t->second.shape, ", "), dtype_text(dtype),
+                                      models::dtype_name(t->second.dtype), fmt::join(t->second.shape, ", "), models::dtype_name(dtype),
                                       count));
       used_source.insert(*name);
     }

@@ -18,17 +18,6 @@ models::SafetensorsReader open_container(const std::filesystem::path& path) {
   }
 }
 
-std::string_view dtype_text(models::DType d) {
-  switch (d) {
-    case models::DType::kF32: return "F32";
-    case models::DType::kF16: return "F16";
-    case models::DType::kBF16: return "BF16";
-    case models::DType::kI64: return "I64";
-    case models::DType::kU8: return "U8";
-  }
-  return "?";
-}
-
 }  // namespace
 
 TraceError TraceReader::fail(const std::string& where, const std::string& what) const {
@@ -59,8 +48,8 @@ TraceReader::TraceReader(const std::filesystem::path& path) : m_file(open_contai
       const std::string where = fmt::format("{}: tensor {}", r.label(i), name);
       if (!e) throw fail(where, fmt::format("missing ({})", why));
       if (e->dtype != dtype || e->shape != shape)
-        throw fail(where, fmt::format("{} [{}], expected {} [{}] ({})", dtype_text(e->dtype), fmt::join(e->shape, ", "),
-                                      dtype_text(dtype), fmt::join(shape, ", "), why));
+        throw fail(where, fmt::format("{} [{}], expected {} [{}] ({})", models::dtype_name(e->dtype), fmt::join(e->shape, ", "),
+                                      models::dtype_name(dtype), fmt::join(shape, ", "), why));
       owned.insert(name);
     };
     expect(r.act.codes, models::DType::kU8, {n_codes},

@@ -62,6 +62,18 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
   write_file_atomic(path, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
 }
 
+std::string spec_text(const quant::QuantSpec& s) {
+  std::string where;
+  switch (s.granularity) {
+    case quant::Granularity::kGroup: where = fmt::format("g{}", s.group_size); break;
+    case quant::Granularity::kChannel: where = "ch"; break;
+    case quant::Granularity::kToken: where = "tok"; break;
+    case quant::Granularity::kTensor: where = "tensor"; break;
+    case quant::Granularity::kColumn: where = "col"; break;
+  }
+  return fmt::format("{} {} {}", s.format.name, where, quant::to_string(s.scale_type));
+}
+
 bool interactive() {
   const char* ci = std::getenv("CI");
   return ::isatty(STDERR_FILENO) && !(ci && *ci && std::strcmp(ci, "false") != 0);

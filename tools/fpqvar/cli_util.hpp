@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "quant/tensor_quant.hpp"
+
 namespace fpqvar::cli {
 
 // An error the user caused (bad file, bad option): printed as one line, exit code 2.
@@ -31,6 +33,9 @@ struct CheckFailed : std::runtime_error {
 void write_file_atomic(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
 void write_f32_file(const std::filesystem::path& path, std::span<const float> values);
 void write_text_file(const std::filesystem::path& path, const std::string& text);
+
+// A quantization spec in a table cell: "e2m1 g128 fp16", "e2m3 ch fp32", "int8 tok fp16".
+[[nodiscard]] std::string spec_text(const quant::QuantSpec& s);
 
 // True when stderr is a terminal and CI is not set: progress bars and colour only then.
 [[nodiscard]] bool interactive();

@@ -26,17 +26,7 @@ using quant::Recipe;
 
 // "e2m1 g128 fp32", "e2m3 ch fp32", "int8 tok fp16", "fp16".
 std::string operand_text(const OperandRecipe& op) {
-  if (op.fp16) return "fp16";
-  const quant::QuantSpec& s = op.spec;
-  std::string where;
-  switch (s.granularity) {
-    case quant::Granularity::kGroup: where = fmt::format("g{}", s.group_size); break;
-    case quant::Granularity::kChannel: where = "ch"; break;
-    case quant::Granularity::kToken: where = "tok"; break;
-    case quant::Granularity::kTensor: where = "tensor"; break;
-    case quant::Granularity::kColumn: where = "col"; break;
-  }
-  return fmt::format("{} {} {}", s.format.name, where, quant::to_string(s.scale_type));
+  return op.fp16 ? "fp16" : spec_text(op.spec);
 }
 
 // What the recipe does to one layer beyond quantizing it: "ght128+galt", "full-had", "sq0.5", "search(3)", "-".

@@ -43,19 +43,6 @@ std::unique_ptr<TraceReader> open_trace(const std::string& file) {
   }
 }
 
-// "e2m1 g128 fp16", "e2m3 tok fp16".
-std::string spec_text(const quant::QuantSpec& s) {
-  std::string where;
-  switch (s.granularity) {
-    case quant::Granularity::kGroup: where = fmt::format("g{}", s.group_size); break;
-    case quant::Granularity::kChannel: where = "ch"; break;
-    case quant::Granularity::kToken: where = "tok"; break;
-    case quant::Granularity::kTensor: where = "tensor"; break;
-    case quant::Granularity::kColumn: where = "col"; break;
-  }
-  return fmt::format("{} {} {}", s.format.name, where, quant::to_string(s.scale_type));
-}
-
 std::string index_text(const std::vector<int>& v) { return v.empty() ? "all" : fmt::format("{}", fmt::join(v, ",")); }
 
 std::string mb(std::uint64_t bytes) { return fmt::format("{:.2f}", static_cast<double>(bytes) / 1e6); }
