@@ -204,15 +204,19 @@ PackedWeight pack_impl(std::int64_t rows, std::int64_t cols, std::span<const flo
 
 struct Plan {
   GemmPath path = GemmPath::kScalar;
+  GemmKernel isa = GemmKernel::kScalar;  // what runs the path: kScalar, kAvx2 or kAvx512
   std::int64_t glen = 0, groups = 0, steps_per_group = 0;
+  // Row stride of the prepared activations: k_pad rounded up to 64 bytes, plus 64, so that the rows a tile reads at
+  // once do not share L1 sets (at K = 4096 a stride of k_pad puts all 16 DFQ row streams of an 8-row tile in one set).
+  std::int64_t lda = 0;
   int chunk_steps = 1;
   bool dual = false;
   bool small_sums = false;  // glen * max|a| * max|w| <= 2^24: every group sum is exact in FP32
   CodeValues a;
 };
 
-// Validates the pair as gemm_contract does and picks the kernel (the bounds are in int_gemm.hpp).
-Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols, const PackedWeight& w,
+// Validates the pair as gemm_contract does and picks the path (the bounds are in int_gemm.hpp).
+Plan choose_path(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols, const PackedWeight& w,
                const GemmOptions& opt) {
   Plan plan;
   plan.glen = contract_group_length(shape_shell(a_spec, a_rows, a_cols), shape_shell(w.spec, w.rows, w.cols));
@@ -232,7 +236,12 @@ Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols
   plan.groups = w.cols / plan.glen;
   plan.small_sums = pmax == 0 || plan.glen <= (std::int64_t(1) << 24) / pmax;
   plan.steps_per_group = plan.groups == 1 ? w.k_pad / 4 : plan.glen / 4;
+  plan.lda = (w.k_pad + 63) / 64 * 64 + 64;
 
+  if (opt.kernel == GemmKernel::kAvx2 && !int_gemm_has_avx2())
+    throw std::invalid_argument("gemm_int: the AVX2 kernels were asked for; this CPU has no AVX2");
+  if (opt.kernel == GemmKernel::kAvx512 && !int_gemm_has_avx512_vnni())
+    throw std::invalid_argument("gemm_int: the AVX-512 VNNI kernels were asked for; this CPU lacks AVX-512 VNNI");
   if (opt.kernel == GemmKernel::kScalar || !int_gemm_has_avx2()) return plan;
   if (w.layout == PackedWeight::Layout::kCodes) return plan;
   if (plan.groups > 1 && plan.glen % 4 != 0) return plan;  // a 4-column step would straddle two groups
@@ -261,6 +270,17 @@ Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols
   } else if (plan.a.min_value >= -32768 && plan.a.max_value <= 32767) {
     plan.path = GemmPath::kMaddwd;
   }
+  return plan;
+}
+
+// choose_path, then the instruction set that runs it (GemmKernel's rules).
+Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols, const PackedWeight& w,
+               const GemmOptions& opt) {
+  Plan plan = choose_path(a_spec, a_rows, a_cols, w, opt);
+  if (plan.path == GemmPath::kScalar) return plan;
+  const bool vnni_path = plan.path == GemmPath::kMaddubsOffset || plan.path == GemmPath::kMaddubsDual;
+  const bool want_512 = opt.kernel == GemmKernel::kAvx512 || (opt.kernel == GemmKernel::kAuto && int_gemm_has_avx512_vnni());
+  plan.isa = vnni_path && want_512 ? GemmKernel::kAvx512 : GemmKernel::kAvx2;
   return plan;
 }
 
@@ -304,7 +324,7 @@ void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight
     pj.rows = std::min(r1, a.rows) - r0;
     pj.codes = a.codes.data() + r0 * k;
     pj.k = k;
-    pj.k_pad = kp;
+    pj.lda = plan.lda;
     pj.glen = plan.glen;
     pj.groups = groups;
     pj.dual = plan.dual;
@@ -316,10 +336,10 @@ void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight
       pj.lut_neg[c] = pj.lut_neg[c + 16] = static_cast<std::int8_t>(negative_side ? -v : 0);
     }
     if (plan.dual) {
-      pj.a8_neg = s.a8_neg.data() + r0 * kp;
-      pj.a8_pos = s.a8_pos.data() + r0 * kp;
+      pj.a8_neg = s.a8_neg.data() + r0 * plan.lda;
+      pj.a8_pos = s.a8_pos.data() + r0 * plan.lda;
     } else {
-      pj.a8 = s.a8.data() + r0 * kp;
+      pj.a8 = s.a8.data() + r0 * plan.lda;
       pj.correction = s.correction.data() + r0 * groups;
     }
     if (detail::prepare_avx2(pj)) vector_end = r0 + pj.rows;
@@ -342,7 +362,7 @@ void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight
           v = plan.a.value[c];
           negative_side = plan.dual && (c & sign);
         }
-        const auto i = static_cast<std::size_t>(m * kp + kk);
+        const auto i = static_cast<std::size_t>(m * plan.lda + kk);
         sum += v;
         switch (plan.path) {
           case GemmPath::kMaddubsOffset: s.a8[i] = static_cast<std::int8_t>(v); break;
@@ -397,8 +417,8 @@ void scalar_job(const QuantizedTensor& a, const PackedWeight& w, const Plan& pla
         wbuf[static_cast<std::size_t>(r * kp + k)] =
             static_cast<std::int32_t>(weight_value(w, p * kPanelRows + r, k));
     for (std::int64_t m = m_begin; m < std::min(m_end, a.rows); ++m) {
-      const std::int32_t* ap = s.a32.data() + m * kp;
-      const std::int32_t* an = plan.dual ? s.a32_neg.data() + m * kp : nullptr;
+      const std::int32_t* ap = s.a32.data() + m * plan.lda;
+      const std::int32_t* an = plan.dual ? s.a32_neg.data() + m * plan.lda : nullptr;
       for (std::int64_t r = 0; r < rows_here; ++r) {
         const std::int32_t* wp = wbuf.data() + r * kp;
         const std::int64_t n = p * kPanelRows + r;
@@ -435,8 +455,25 @@ std::string_view to_string(GemmPath p) {
   return "?";
 }
 
+std::string_view to_string(GemmKernel k) {
+  switch (k) {
+    case GemmKernel::kAuto: return "auto";
+    case GemmKernel::kScalar: return "scalar";
+    case GemmKernel::kAvx2: return "avx2";
+    case GemmKernel::kAvx512: return "avx512-vnni";
+  }
+  return "?";
+}
+
 bool int_gemm_has_avx2() {
   static const bool has = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") != 0);
+  return has;
+}
+
+bool int_gemm_has_avx512_vnni() {
+  static const bool has = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                                                     __builtin_cpu_supports("avx512vnni"));
   return has;
 }
 
@@ -496,6 +533,10 @@ GemmPath gemm_int_path(const QuantSpec& a_spec, const PackedWeight& w, const Gem
   return make_plan(a_spec, 1, w.cols, w, opt).path;
 }
 
+GemmKernel gemm_int_isa(const QuantSpec& a_spec, const PackedWeight& w, const GemmOptions& opt) {
+  return make_plan(a_spec, 1, w.cols, w, opt).isa;
+}
+
 void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> y, const GemmOptions& opt) {
   const Plan plan = make_plan(a.spec, a.rows, a.cols, w, opt);
   if (a.rows < 0 || static_cast<std::int64_t>(a.codes.size()) != a.rows * a.cols)
@@ -513,7 +554,7 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
   thread_local Scratch tls_scratch;
   Scratch& s = tls_scratch;  // a named reference: the worker threads' lambdas must see this thread's buffers
   const std::int64_t m_pad = (a.rows + kRowPad - 1) / kRowPad * kRowPad, kp = w.k_pad;
-  const std::int64_t cells = m_pad * kp;
+  const std::int64_t cells = m_pad * plan.lda;
   switch (plan.path) {
     case GemmPath::kMaddubsOffset: resize(s.a8, cells); resize(s.correction, m_pad * plan.groups); break;
     case GemmPath::kMaddubsDual: resize(s.a8_neg, cells); resize(s.a8_pos, cells); break;
@@ -533,7 +574,7 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
     auto zero_tail = [&](auto& v) {
       if (v.empty()) return;
       for (std::int64_t m = 0; m < m_pad; ++m)
-        std::fill(v.begin() + m * kp + a.cols, v.begin() + (m + 1) * kp, 0);
+        std::fill(v.begin() + m * plan.lda + a.cols, v.begin() + m * plan.lda + kp, 0);
     };
     switch (plan.path) {
       case GemmPath::kMaddubsOffset: zero_tail(s.a8); break;
@@ -581,6 +622,7 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
   job.dual = plan.dual;
   job.m = a.rows;
   job.k_pad = kp;
+  job.lda = plan.lda;
   job.groups = plan.groups;
   job.steps_per_group = plan.steps_per_group;
   job.chunk_steps = plan.chunk_steps;
@@ -615,7 +657,8 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
       mine.panel_begin = 0;
       mine.panel_end = w.panels;
     }
-    detail::gemm_avx2(mine);
+    if (plan.isa == GemmKernel::kAvx512) detail::gemm_avx512(mine);
+    else detail::gemm_avx2(mine);
   });
 }
 

@@ -57,9 +57,14 @@
 
 namespace fpqvar::quant {
 
-// Which kernel family runs. kAuto: the AVX2 kernels when the CPU has AVX2 (__builtin_cpu_supports) and the pair
-// fits one of them (gemm_int_path), else the scalar kernel. kScalar: the portable scalar kernel.
-enum class GemmKernel : std::uint8_t { kAuto, kScalar };
+// Which kernel family runs. kAuto: the fastest this CPU has (__builtin_cpu_supports) for the pair's path
+// (gemm_int_path): AVX-512 VNNI for kMaddubsOffset / kMaddubsDual, else AVX2, else the scalar kernel. kScalar: the
+// portable scalar kernel. kAvx2: the AVX2 kernels even on an AVX-512 CPU (the scalar kernel where the pair fits no
+// SIMD path). kAvx512: the AVX-512 VNNI kernels for kMaddubsOffset / kMaddubsDual, AVX2 for kMaddwd. Every kernel
+// gives the same bits; asking for one the CPU lacks throws std::invalid_argument (tests check
+// int_gemm_has_avx2() / int_gemm_has_avx512_vnni() first).
+enum class GemmKernel : std::uint8_t { kAuto, kScalar, kAvx2, kAvx512 };
+[[nodiscard]] std::string_view to_string(GemmKernel k);
 
 struct GemmOptions {
   int threads = 1;  // std::threads splitting the output (weight panels, or rows when there are few panels)
@@ -71,6 +76,8 @@ enum class GemmPath : std::uint8_t { kScalar, kMaddubsOffset, kMaddubsDual, kMad
 
 // True when this CPU can run the AVX2 kernels.
 [[nodiscard]] bool int_gemm_has_avx2();
+// True when this CPU can run the AVX-512 VNNI kernels (AVX-512 F, BW, DQ, VL and VNNI).
+[[nodiscard]] bool int_gemm_has_avx512_vnni();
 
 // W (N x K, a non-DFQ format) prepared once for gemm_int. Weight rows are grouped in panels of 16 (the last one
 // padded with zero codes), K is padded with zero codes to a multiple of 4.
@@ -116,6 +123,8 @@ struct PackedWeight {
 // The kernel gemm_int will run for activations of spec a_spec (cols = w.cols) against w. Throws what gemm_int throws
 // for a pair or shape the contract rejects.
 [[nodiscard]] GemmPath gemm_int_path(const QuantSpec& a_spec, const PackedWeight& w, const GemmOptions& opt = {});
+// The instruction set that kernel runs on: kScalar, kAvx2 or kAvx512 (never kAuto).
+[[nodiscard]] GemmKernel gemm_int_isa(const QuantSpec& a_spec, const PackedWeight& w, const GemmOptions& opt = {});
 
 // y (a.rows x w.rows, row-major; y.size() must match) = the contract's A * W^T.
 void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> y, const GemmOptions& opt = {});
@@ -124,14 +133,14 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
 namespace detail {
 
 inline constexpr int kPanelRows = 16;
-inline constexpr int kRowPad = 4;  // activation rows are padded to a multiple of the largest MR
+inline constexpr int kRowPad = 8;  // activation rows are padded to a multiple of the largest MR
 
 // One AVX2 job: output rows [m_begin, m_end) (multiples of kRowPad apart from the padding) x panels
 // [panel_begin, panel_end). Everything is prepared by int_gemm.cpp; the AVX2 translation unit only reads it.
 struct GemmJob {
   GemmPath path = GemmPath::kScalar;
-  // Activations, [m_pad][k_pad], zero-padded: kMaddubsOffset a8 (s8); kMaddubsDual a8_neg/a8_pos (u8 magnitudes);
-  // kMaddwd a16 (or a16_neg/a16_pos for DFQ).
+  // Activations, [m_pad][lda] (columns K..k_pad zero, lda >= k_pad): kMaddubsOffset a8 (s8); kMaddubsDual
+  // a8_neg/a8_pos (u8 magnitudes); kMaddwd a16 (or a16_neg/a16_pos for DFQ).
   const std::int8_t* a8 = nullptr;
   const std::uint8_t* a8_neg = nullptr;
   const std::uint8_t* a8_pos = nullptr;
@@ -142,7 +151,7 @@ struct GemmJob {
   const float* sa = nullptr;                 // activation (positive-side) scale per [m_pad][groups]
   const float* sa_neg = nullptr;             // DFQ negative-side scale per [m_pad][groups]
   bool dual = false;
-  std::int64_t m = 0, k_pad = 0, groups = 0, steps_per_group = 0;
+  std::int64_t m = 0, k_pad = 0, lda = 0, groups = 0, steps_per_group = 0;
   int chunk_steps = 1;  // L: steps of 4 columns accumulated in int16 before widening (vpmaddubsw paths)
   // Weights (PackedWeight's data and scales; raw pointers: the AVX2 unit instantiates no std:: inline function).
   const std::uint8_t* w_data = nullptr;
@@ -165,12 +174,12 @@ struct GemmJob {
 // kMaddubsOffset, offset * sum(a) per group.
 struct PrepJob {
   const std::uint8_t* codes = nullptr;
-  std::int64_t rows = 0, k = 0, k_pad = 0, glen = 0, groups = 0;
+  std::int64_t rows = 0, k = 0, lda = 0, glen = 0, groups = 0;  // lda: row stride of the outputs
   alignas(32) std::int8_t lut[32] = {};      // kMaddubsOffset: value; DFQ: positive-side value (0 for negative codes)
   alignas(32) std::int8_t lut_neg[32] = {};  // DFQ: negative-side magnitude (0 for positive codes)
   bool dual = false;
   std::int32_t offset = 0;
-  std::int8_t* a8 = nullptr;  // first row of the job, rows k_pad apart
+  std::int8_t* a8 = nullptr;  // first row of the job, rows lda apart
   std::uint8_t* a8_neg = nullptr;
   std::uint8_t* a8_pos = nullptr;
   std::int32_t* correction = nullptr;  // [rows][groups]
@@ -178,6 +187,11 @@ struct PrepJob {
 
 // quant/int_gemm_avx2.cpp (compiled with -mavx2; call only when int_gemm_has_avx2()).
 void gemm_avx2(const GemmJob& job);
+// Writes panel p of the job's weight into job.panel_buffer as the kernels' bytes (64 per step of 4 columns).
+void unpack_panel_avx2(const GemmJob& job, std::int64_t p);
+// quant/int_gemm_avx512.cpp (AVX-512 VNNI; call only when int_gemm_has_avx512_vnni()): kMaddubsOffset and
+// kMaddubsDual jobs.
+void gemm_avx512(const GemmJob& job);
 // False when a code has bits above the low 4 (the caller reports it); the outputs are then unspecified.
 bool prepare_avx2(const PrepJob& job);
 

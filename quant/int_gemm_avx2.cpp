@@ -218,8 +218,8 @@ __attribute__((noinline)) void chunk_offset(const std::int8_t* wp, const std::in
 void tile_offset(const GemmJob& j, i64 p, i64 m0) {
   constexpr int MR = 4;
   const std::int8_t* wp = j.panel_buffer;
-  const std::int8_t* a0 = j.a8 + m0 * j.k_pad;
-  const i64 lda = j.k_pad;
+  const std::int8_t* a0 = j.a8 + m0 * j.lda;
+  const i64 lda = j.lda;
   const __m256d unit = _mm256_set1_pd(j.unit);
   const __m256 unit_f = _mm256_set1_ps(static_cast<float>(j.unit));
   __m256 acc[MR][2];
@@ -269,9 +269,9 @@ __attribute__((noinline)) void chunk_dual(const std::int8_t* wp, const std::uint
 void tile_dual(const GemmJob& j, i64 p, i64 m0) {
   constexpr int MR = 2;
   const std::int8_t* wp = j.panel_buffer;
-  const std::uint8_t* neg0 = j.a8_neg + m0 * j.k_pad;
-  const std::uint8_t* pos0 = j.a8_pos + m0 * j.k_pad;
-  const i64 lda = j.k_pad;
+  const std::uint8_t* neg0 = j.a8_neg + m0 * j.lda;
+  const std::uint8_t* pos0 = j.a8_pos + m0 * j.lda;
+  const i64 lda = j.lda;
   const __m256d unit = _mm256_set1_pd(j.unit);
   __m256 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -310,8 +310,8 @@ void tile_wide(const GemmJob& j, i64 p, i64 m0) {
   constexpr int kSides = kDual ? 2 : 1;
   const std::int16_t* rows[MR][kSides];
   for (int r = 0; r < MR; ++r) {
-    rows[r][0] = (kDual ? j.a16_pos : j.a16) + (m0 + r) * j.k_pad;
-    if constexpr (kDual) rows[r][1] = j.a16_neg + (m0 + r) * j.k_pad;
+    rows[r][0] = (kDual ? j.a16_pos : j.a16) + (m0 + r) * j.lda;
+    if constexpr (kDual) rows[r][1] = j.a16_neg + (m0 + r) * j.lda;
   }
   const __m256d unit = _mm256_set1_pd(j.unit);
   const __m256 unit_f = _mm256_set1_ps(static_cast<float>(j.unit));
@@ -376,8 +376,7 @@ void run_tiles(const GemmJob& j, void (*tile)(const GemmJob&, i64, i64)) {
   for (i64 mb = j.m_begin; mb < j.m_end; mb += kRowBlock) {
     const i64 mb_end = smaller(mb + kRowBlock, j.m_end);
     for (i64 p = j.panel_begin; p < j.panel_end; ++p) {
-      if (j.nibble) unpack_panel<true>(j, p);
-      else unpack_panel<false>(j, p);
+      unpack_panel_avx2(j, p);
       for (i64 m0 = mb; m0 < mb_end; m0 += MR) tile(j, p, m0);
     }
   }
@@ -405,10 +404,10 @@ bool prepare_avx2(const PrepJob& j) {
         wide = _mm256_or_si256(wide, codes);
         const __m256i v = _mm256_shuffle_epi8(lut, codes);
         if (j.dual) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8_pos + m * j.k_pad + k), v);
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8_neg + m * j.k_pad + k), _mm256_shuffle_epi8(lut_neg, codes));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8_pos + m * j.lda + k), v);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8_neg + m * j.lda + k), _mm256_shuffle_epi8(lut_neg, codes));
         } else {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8 + m * j.k_pad + k), v);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.a8 + m * j.lda + k), v);
           // sum(a): 1 * a0 + 1 * a1 in int16 (|.| <= 256), then pairs into int32.
           sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
         }
@@ -417,6 +416,11 @@ bool prepare_avx2(const PrepJob& j) {
     }
   }
   return _mm256_testz_si256(wide, _mm256_set1_epi8(static_cast<char>(0xF0))) != 0;
+}
+
+void unpack_panel_avx2(const GemmJob& j, std::int64_t p) {
+  if (j.nibble) unpack_panel<true>(j, p);
+  else unpack_panel<false>(j, p);
 }
 
 void gemm_avx2(const GemmJob& j) {

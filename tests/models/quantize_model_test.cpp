@@ -238,12 +238,12 @@ void expect_round_trip(const QuantizedModel& m, const std::string& name) {
       EXPECT_TRUE(same_bits(x.bias, y.bias));
     }
   ASSERT_EQ(r.rest.tensors.size(), m.rest.tensors.size());
-  for (const auto& [name, t] : m.rest.tensors) {
-    ASSERT_TRUE(r.rest.tensors.count(name)) << name;
-    const Tensor& u = r.rest.tensors.at(name);
-    EXPECT_EQ(u.shape, t.shape) << name;
-    EXPECT_TRUE(same_bits(u.f32, t.f32)) << name;
-    EXPECT_TRUE(same_bits(u.i64, t.i64)) << name;
+  for (const auto& [tensor_name, t] : m.rest.tensors) {
+    ASSERT_TRUE(r.rest.tensors.count(tensor_name)) << tensor_name;
+    const Tensor& u = r.rest.tensors.at(tensor_name);
+    EXPECT_EQ(u.shape, t.shape) << tensor_name;
+    EXPECT_TRUE(same_bits(u.f32, t.f32)) << tensor_name;
+    EXPECT_TRUE(same_bits(u.i64, t.i64)) << tensor_name;
   }
 }
 

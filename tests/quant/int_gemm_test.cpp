@@ -1,5 +1,6 @@
 // quant/int_gemm against quant::gemm_contract (itself proved against an exact GMP oracle in pe_contract_test.cpp):
-// every output's FP32 bit pattern, tolerance 0, for the scalar kernel and the AVX2 kernels, threads 1, 2 and 3.
+// every output's FP32 bit pattern, tolerance 0, for the scalar kernel, the AVX2 kernels and (on a CPU that has it)
+// the AVX-512 VNNI kernels, threads 1, 2 and 3.
 // Random codes are drawn over every finite code of the format (the int8 corner code -128 included), scales over
 // whole FP32 binades (random 24-bit significands), and the cases cover the format pairs, granularities, shapes off the
 // tile sizes, extreme codes and scales that the kernels' bounds and conversions have to survive. Each case also
@@ -104,7 +105,16 @@ void expect_same_bits(const std::vector<float>& got, const std::vector<float>& w
     ASSERT_EQ(bits(got[i]), bits(want[i])) << what << ": element " << i << ": " << got[i] << " vs " << want[i];
 }
 
-// gemm_int with the scalar kernel and with kAuto, threads 1..3, against the contract.
+// The kernels this CPU can run: scalar always, auto, and each SIMD family it has (so an AVX-512 machine still tests
+// the AVX2 kernels).
+std::vector<q::GemmKernel> kernels_here() {
+  std::vector<q::GemmKernel> k{q::GemmKernel::kScalar, q::GemmKernel::kAuto};
+  if (q::int_gemm_has_avx2()) k.push_back(q::GemmKernel::kAvx2);
+  if (q::int_gemm_has_avx512_vnni()) k.push_back(q::GemmKernel::kAvx512);
+  return k;
+}
+
+// gemm_int with every kernel this CPU has, threads 1..3, against the contract.
 void check_all_kernels(const q::QuantizedTensor& a, const q::QuantizedTensor& w, GemmPath expected_auto,
                        const std::string& what) {
   const std::vector<float> want = q::gemm_contract(a, w);
@@ -113,10 +123,9 @@ void check_all_kernels(const q::QuantizedTensor& a, const q::QuantizedTensor& w,
     ASSERT_EQ(q::gemm_int_path(a.spec, pw), expected_auto) << what;
   }
   ASSERT_EQ(q::gemm_int_path(a.spec, pw, {1, q::GemmKernel::kScalar}), GemmPath::kScalar);
-  for (q::GemmKernel kernel : {q::GemmKernel::kScalar, q::GemmKernel::kAuto})
+  for (q::GemmKernel kernel : kernels_here())
     for (int threads : {1, 2, 3}) {
-      const std::string where = what + (kernel == q::GemmKernel::kScalar ? " [scalar" : " [auto") + " x" +
-                                std::to_string(threads) + "]";
+      const std::string where = what + " [" + std::string(q::to_string(kernel)) + " x" + std::to_string(threads) + "]";
       expect_same_bits(q::gemm_int(a, pw, {threads, kernel}), want, where);
     }
 }
@@ -244,7 +253,7 @@ INSTANTIATE_TEST_SUITE_P(Pairs, IntGemmPairs, ::testing::ValuesIn(pair_cases()),
 TEST(IntGemm, ShapesAndGroupSizes) {
   std::mt19937_64 rng(99);
   for (int group : {16, 32, 64, 128})
-    for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{1, 16}, {3, 15}, {4, 17}, {9, 33}, {16, 32}}) {
+    for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{1, 16}, {3, 15}, {4, 17}, {9, 33}, {16, 32}, {70, 40}}) {
       const std::int64_t k = 2 * 128;
       const auto a = random_tensor("e2m1", kGroup, group, m, k, Codes::kRandom, Scales::kMixed, rng);
       const auto w = random_tensor("e2m1", kGroup, group, n, k, Codes::kRandom, Scales::kMixed, rng);
@@ -331,8 +340,8 @@ TEST(IntGemm, DfqTieBrokenByTheOtherSide) {
     if (q::int_gemm_has_avx2()) {
       ASSERT_EQ(q::gemm_int_path(a.spec, pw), kDual);
     }
-    for (q::GemmKernel kernel : {q::GemmKernel::kScalar, q::GemmKernel::kAuto})
-      EXPECT_EQ(bits(q::gemm_int(a, pw, {1, kernel})[0]), bits(want)) << w1;
+    for (q::GemmKernel kernel : kernels_here())
+      EXPECT_EQ(bits(q::gemm_int(a, pw, {1, kernel})[0]), bits(want)) << w1 << " " << q::to_string(kernel);
   }
 }
 
@@ -418,6 +427,32 @@ TEST(IntGemm, W4WeightIsResidentAtFourBits) {
   const auto pw = q::pack_weight(w);
   EXPECT_EQ(pw.layout, q::PackedWeight::Layout::kNibble);
   EXPECT_EQ(pw.resident_bytes(), std::size_t(1024) * 4096 / 2 + std::size_t(1024) * 32 * 4);
+}
+
+// Which instruction set runs each path: kAuto takes AVX-512 VNNI for the vpmaddubsw paths where the CPU has it,
+// AVX2 otherwise; a forced family is honoured (kMaddwd has no AVX-512 kernel: AVX2 runs it); the scalar kernel
+// reports kScalar.
+TEST(IntGemm, InstructionSetChoice) {
+  if (!q::int_gemm_has_avx2()) GTEST_SKIP() << "no AVX2 on this CPU: only the scalar kernel runs";
+  std::mt19937_64 rng(8);
+  const auto w4 = q::pack_weight(random_tensor("e2m1", kGroup, 32, 16, 64, Codes::kRandom, Scales::kNormal, rng));
+  const auto w8 = q::pack_weight(random_tensor("int8", kChannel, 32, 16, 64, Codes::kRandom, Scales::kNormal, rng));
+  q::QuantSpec a4;
+  a4.group_size = 32;
+  q::QuantSpec a8 = a4;
+  a8.format = q::format_by_name("int8");
+  a8.granularity = kToken;
+  const bool vnni = q::int_gemm_has_avx512_vnni();
+  EXPECT_EQ(q::gemm_int_isa(a4, w4), vnni ? q::GemmKernel::kAvx512 : q::GemmKernel::kAvx2);
+  EXPECT_EQ(q::gemm_int_isa(a4, w4, {1, q::GemmKernel::kAvx2}), q::GemmKernel::kAvx2);
+  EXPECT_EQ(q::gemm_int_isa(a4, w4, {1, q::GemmKernel::kScalar}), q::GemmKernel::kScalar);
+  EXPECT_EQ(q::gemm_int_path(a8, w8), kWide);
+  EXPECT_EQ(q::gemm_int_isa(a8, w8), q::GemmKernel::kAvx2);
+  if (vnni) {
+    EXPECT_EQ(q::gemm_int_isa(a8, w8, {1, q::GemmKernel::kAvx512}), q::GemmKernel::kAvx2);
+  } else {
+    EXPECT_THROW((void)q::gemm_int_isa(a4, w4, {1, q::GemmKernel::kAvx512}), std::invalid_argument);
+  }
 }
 
 }  // namespace
