@@ -11,6 +11,25 @@
 #include "models/sampler.hpp"
 
 namespace fpqvar::models {
+namespace {
+
+// Runs fn(part) for part = 0 .. parts - 1, part 0 on the caller's thread and each other on a thread of its own.
+template <typename Fn>
+void run_parts(int parts, Fn&& fn) {
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(std::max(parts - 1, 0)));
+  for (int p = 1; p < parts; ++p) pool.emplace_back([&fn, p] { fn(p); });
+  fn(0);
+  for (auto& th : pool) th.join();
+}
+
+// [begin, end) of part p of n items split in `parts` nearly equal contiguous ranges.
+std::pair<std::size_t, std::size_t> part_range(std::size_t n, int parts, int p) {
+  const auto np = static_cast<std::size_t>(parts), pp = static_cast<std::size_t>(p);
+  return {n * pp / np, n * (pp + 1) / np};
+}
+
+}  // namespace
 
 VarModel::VarModel(const VarConfig& config, const TensorFile& weights, VarWeightNeeds needs)
     : m_config(config), m_needs(needs) {
@@ -62,7 +81,7 @@ VarModel::VarModel(const VarConfig& config, const TensorFile& weights, VarWeight
 // image (images, 6C). The new K/V rows of this scale are appended to `cache` at positions kv_begin ...
 void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,
                          int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi,
-                         int attention_threads) const {
+                         int fp32_threads) const {
   const int c = m_config.embed_dim;
   const int heads = m_config.num_heads;
   const int hd = m_config.head_dim();
@@ -146,10 +165,10 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
     v_cache = v_work.data();
   }
   // Attention of the (image, head) pairs [t0, t1): independent of each other, each computed the same way whatever
-  // thread runs it, so the result does not depend on attention_threads.
-  auto attend = [&](int t0, int t1, std::vector<float>& sc) {
-    for (int t = t0; t < t1; ++t) {
-      const int im = t / heads, hh = t % heads;
+  // thread runs it, so the result does not depend on fp32_threads.
+  auto attend = [&](std::size_t t0, std::size_t t1, std::vector<float>& sc) {
+    for (std::size_t t = t0; t < t1; ++t) {
+      const int im = static_cast<int>(t) / heads, hh = static_cast<int>(t) % heads;
       const float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
       const float* kc = k_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
       const float* vc = v_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
@@ -160,17 +179,12 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
     }
   };
   const int tasks = images * heads;
-  const int workers = std::clamp(attention_threads, 1, tasks);
-  if (workers == 1) {
-    attend(0, tasks, scores);
-  } else {
-    std::vector<std::vector<float>> buffers(static_cast<std::size_t>(workers - 1), std::vector<float>(scores.size()));
-    std::vector<std::thread> pool;
-    for (int w = 1; w < workers; ++w)
-      pool.emplace_back(attend, tasks * w / workers, tasks * (w + 1) / workers, std::ref(buffers[w - 1]));
-    attend(0, tasks / workers, scores);
-    for (auto& th : pool) th.join();
-  }
+  const int workers = std::clamp(fp32_threads, 1, tasks);
+  std::vector<std::vector<float>> buffers(static_cast<std::size_t>(workers - 1), std::vector<float>(scores.size()));
+  run_parts(workers, [&](int part) {
+    const auto [t0, t1] = part_range(static_cast<std::size_t>(tasks), workers, part);
+    attend(t0, t1, part == 0 ? scores : buffers[static_cast<std::size_t>(part - 1)]);
+  });
   linear(quant::LayerKind::kProj, attn_out.data(), c, blk.proj_w, blk.proj_b, c, h.data());
   for (int im = 0; im < images; ++im) {
     const float* gamma1 = ada_part(im, 0);
@@ -186,7 +200,13 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   const int hidden = m_config.ffn_hidden();
   std::vector<float> mid(static_cast<std::size_t>(rows) * hidden);
   linear(quant::LayerKind::kFc1, h.data(), c, blk.fc1_w, blk.fc1_b, hidden, mid.data());
-  ops::gelu_tanh(mid);
+  // GELU in slices of at least 16 Ki values per thread (~0.1 ms of expf: below that a thread costs more than it saves).
+  const int gelu_parts = static_cast<int>(
+      std::clamp<std::size_t>(mid.size() >> 14, 1, static_cast<std::size_t>(std::max(fp32_threads, 1))));
+  run_parts(gelu_parts, [&](int part) {
+    const auto [b, e] = part_range(mid.size(), gelu_parts, part);
+    ops::gelu_tanh(std::span<float>(mid).subspan(b, e - b));
+  });
   linear(quant::LayerKind::kFc2, mid.data(), hidden, blk.fc2_w, blk.fc2_b, c, h.data());
   for (int im = 0; im < images; ++im) {
     const float* gamma2 = ada_part(im, 1);
@@ -291,7 +311,7 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     emit(fmt::format("block_in.{}", si), x, {images, l, c});
     for (int bi = 0; bi < cfg.depth; ++bi) {
       run_block(m_blocks[bi], ada[bi], x, l, images, begin, caches[bi], options.backend, si, bi,
-                options.attention_threads);
+                options.fp32_threads);
       emit(fmt::format("block_out.{}.{}", si, bi), x, {images, l, c});
       if (observer.block_done) observer.block_done(si, bi);
     }

@@ -43,10 +43,11 @@ struct GenerateOptions {
   // The execution mode of the four quantizable GEMMs of every block and of the KV cache (models/linear_backend.hpp):
   // nullptr = FP32 sgemm on the checkpoint weights (the reference). Not owned; it must outlive generate().
   ILinearBackend* backend = nullptr;
-  // Threads for attention (the (image, head) pairs of a block run in parallel, each an OpenBLAS call of its own).
-  // The result is the same for any count. Worth it when OpenBLAS itself runs single-threaded (the hw mode: its
-  // integer kernels own the cores); 1 = the caller's thread only.
-  int attention_threads = 1;
+  // Threads for VarModel's own FP32 work between the GEMMs: attention (the (image, head) pairs of a block run in
+  // parallel, each an OpenBLAS call of its own) and the GELU (contiguous slices). Every value is computed the same
+  // way whatever thread runs it, so the result is the same for any count. Worth it when OpenBLAS itself runs
+  // single-threaded (the hw mode: its integer kernels own the cores); 1 = the caller's thread only.
+  int fp32_threads = 1;
 };
 
 // Optional observer of intermediate tensors (row-major, with their shape), named as in the golden fixture
@@ -104,7 +105,7 @@ class VarModel {
 
   void run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,
                  int images, int kv_begin, KvCache& cache, ILinearBackend* backend, int si, int bi,
-                 int attention_threads) const;
+                 int fp32_threads) const;
 
   VarConfig m_config;
   VarWeightNeeds m_needs;

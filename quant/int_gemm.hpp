@@ -152,6 +152,7 @@ struct GemmJob {
   const float* sa_neg = nullptr;             // DFQ negative-side scale per [m_pad][groups]
   bool dual = false;
   std::int64_t m = 0, k_pad = 0, lda = 0, groups = 0, steps_per_group = 0;
+  std::int64_t row_block = 64;  // rows whose activations stay in L2 while every panel of the job passes (multiple of 8)
   int chunk_steps = 1;  // L: steps of 4 columns accumulated in int16 before widening (vpmaddubsw paths)
   // Weights (PackedWeight's data and scales; raw pointers: the AVX2 unit instantiates no std:: inline function).
   const std::uint8_t* w_data = nullptr;

@@ -367,14 +367,13 @@ void unpack_panel(const GemmJob& j, i64 p) {
   }
 }
 
-// Rows in blocks of kRowBlock (64 rows x K bytes of activations: 64 KiB at K = 1024, kept in L2 while every panel
-// of the job passes over them); each panel is unpacked once per row block (1/64 of the block's work per row).
-constexpr i64 kRowBlock = 64;
+// Rows in blocks of job.row_block (their activations stay in L2 while every panel of the job passes over them); each
+// panel is unpacked once per row block.
 
 template <int MR>
 void run_tiles(const GemmJob& j, void (*tile)(const GemmJob&, i64, i64)) {
-  for (i64 mb = j.m_begin; mb < j.m_end; mb += kRowBlock) {
-    const i64 mb_end = smaller(mb + kRowBlock, j.m_end);
+  for (i64 mb = j.m_begin; mb < j.m_end; mb += j.row_block) {
+    const i64 mb_end = smaller(mb + j.row_block, j.m_end);
     for (i64 p = j.panel_begin; p < j.panel_end; ++p) {
       unpack_panel_avx2(j, p);
       for (i64 m0 = mb; m0 < mb_end; m0 += MR) tile(j, p, m0);

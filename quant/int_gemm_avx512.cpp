@@ -190,14 +190,13 @@ void tile_dual(const GemmJob& j, i64 p, i64 m0) {
   store_tile<MR>(j, p, m0, acc);
 }
 
-// Rows in blocks of 64 (64 x K activation bytes stay in L2 while the job's panels pass over them); each panel is
-// unpacked once per row block (unpack_panel_avx2).
-constexpr i64 kRowBlock = 64;
+// Rows in blocks of job.row_block (their activations stay in L2 while every panel of the job passes over them); each
+// panel is unpacked once per row block.
 
 template <int MR>
 void run_tiles(const GemmJob& j, void (*tile)(const GemmJob&, i64, i64)) {
-  for (i64 mb = j.m_begin; mb < j.m_end; mb += kRowBlock) {
-    const i64 mb_end = smaller(mb + kRowBlock, j.m_end);
+  for (i64 mb = j.m_begin; mb < j.m_end; mb += j.row_block) {
+    const i64 mb_end = smaller(mb + j.row_block, j.m_end);
     for (i64 p = j.panel_begin; p < j.panel_end; ++p) {
       unpack_panel_avx2(j, p);
       for (i64 m0 = mb; m0 < mb_end; m0 += MR) tile(j, p, m0);

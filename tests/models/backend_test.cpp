@@ -142,8 +142,8 @@ TEST(Backend, TheBackendsResultIsWhatTheModelUses) {
   EXPECT_FALSE(bits_equal(a.tensors.at("block_out.1.0"), b.tensors.at("block_out.1.0")));  // scale 1 lost it
 }
 
-// Attention on several threads computes each (image, head) pair exactly as one thread does: bit-identical results.
-TEST(Backend, AttentionThreadsDoNotChangeTheResult) {
+// Attention and GELU on several threads compute each value exactly as one thread does: bit-identical results.
+TEST(Backend, Fp32ThreadsDoNotChangeTheResult) {
   const auto m = small_model();
   const VarModel model(m.config, m.var_weights);
   const Vqvae vae(m.config, m.vae_weights);
@@ -152,7 +152,7 @@ TEST(Backend, AttentionThreadsDoNotChangeTheResult) {
   opt.seed = 3;
   const GenerateResult one = model.generate(vae, opt);
   for (int threads : {2, 3, 64}) {
-    opt.attention_threads = threads;
+    opt.fp32_threads = threads;
     const GenerateResult many = model.generate(vae, opt);
     EXPECT_EQ(one.tokens, many.tokens) << threads;
     EXPECT_TRUE(bits_equal(one.f_hat, many.f_hat)) << threads;

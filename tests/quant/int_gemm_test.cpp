@@ -271,6 +271,12 @@ TEST(IntGemm, ShapesAndGroupSizes) {
     const auto d = random_tensor("dfq-int6-e2m3", kToken, 32, 5, k, Codes::kRandom, Scales::kNormal, rng);
     check_all_kernels(d, w, kDual, "dfq6 K=" + std::to_string(k));
   }
+  // Enough rows for several row blocks (DFQ at K = 4096: about 56 rows per block) and thread splits by rows.
+  {
+    const auto d = random_tensor("dfq-e1m2-e2m1", kGroup, 128, 130, 4096, Codes::kRandom, Scales::kMixed, rng);
+    const auto w = random_tensor("e2m1", kGroup, 128, 20, 4096, Codes::kRandom, Scales::kMixed, rng);
+    check_all_kernels(d, w, kDual, "dfq K=4096 M=130");
+  }
   // A group length that is not a multiple of 4 with several groups: the scalar kernel.
   const auto a = random_tensor("e2m1", kGroup, 6, 5, 36, Codes::kRandom, Scales::kNormal, rng);
   const auto w = random_tensor("e2m1", kGroup, 6, 7, 36, Codes::kRandom, Scales::kNormal, rng);

@@ -118,13 +118,13 @@ int speed(const std::string& model, const std::string& recipe_name, int threads,
   std::size_t agree = 0, total = 0;
   for (int r = 0; r < repeats; ++r) {
     opt.backend = nullptr;
-    opt.attention_threads = 1;
+    opt.fp32_threads = 1;
     m::ops::set_blas_threads(threads);
     const Run f = hw_only ? Run{1, 1, {}} : timed_generate(var, vae, opt);
     opt.backend = &hw;
     m::ops::set_blas_threads(hw_blas_threads > 0 ? hw_blas_threads : threads);
     // With OpenBLAS single-threaded the attention's (image, head) pairs run on the threads instead (VarModel).
-    opt.attention_threads = hw_blas_threads == 1 ? threads : 1;
+    opt.fp32_threads = hw_blas_threads == 1 ? threads : 1;
     const Run h = timed_generate(var, vae, opt);
     fmt::print("run {}: FP32 {:.2f} s wall ({:.2f} s CPU), hw {:.2f} s wall ({:.2f} s CPU), FP32 / hw {:.2f}\n", r + 1,
                f.wall_s, f.cpu_s, h.wall_s, h.cpu_s, f.wall_s / h.wall_s);

@@ -287,7 +287,7 @@ void cmd_generate(const GenerateCliOptions& o) {
   }
   gen.backend = backend.get();
   // hw mode: OpenBLAS runs single-threaded (above), so attention's (image, head) pairs take the threads instead.
-  if (mode == models::ExecutionMode::kHw) gen.attention_threads = mode_threads;
+  if (mode == models::ExecutionMode::kHw) gen.fp32_threads = mode_threads;
   const auto t_gen = Clock::now();
   models::GenerateResult result;
   try {
