@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
 #include <thread>
@@ -66,6 +67,71 @@ double HwStats::total_macs() const {
   return m;
 }
 
+bool HwKvCodec::supports(const quant::QuantSpec& spec) { return rows_independent(spec); }
+
+HwKvCodec::HwKvCodec(const quant::QuantSpec& spec, int head_dim)
+    : m_spec(spec), m_head_dim(head_dim), m_bits(spec.format.bits), m_dual(spec.format.kind == quant::FormatKind::kDual) {
+  if (!supports(spec))
+    throw std::invalid_argument(fmt::format("HwKvCodec: {} granularity{} does not quantize rows alone",
+                                            quant::to_string(spec.granularity),
+                                            spec.mode.rounding == quant::Rounding::kStochastic ? " with stochastic rounding" : ""));
+  if (head_dim < 1 || m_bits < 1 || m_bits > 8)
+    throw std::invalid_argument(fmt::format("HwKvCodec: head_dim {}, {} bits", head_dim, m_bits));
+  if (const auto e = spec.validate(head_dim); !e.empty())
+    throw std::invalid_argument(fmt::format("HwKvCodec: {}", e.front()));
+  m_blocks = quant::block_count(spec, 1, head_dim);
+  m_code_bytes = (static_cast<std::size_t>(head_dim) * static_cast<std::size_t>(m_bits) + 7) / 8;
+  m_row_bytes = m_code_bytes + static_cast<std::size_t>(m_blocks) * sizeof(float) * (m_dual ? 2 : 1);
+}
+
+void HwKvCodec::encode(std::span<const float> x, int rows, std::span<std::uint8_t> out) const {
+  const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(m_head_dim);
+  if (rows < 0 || x.size() != n || out.size() != static_cast<std::size_t>(rows) * m_row_bytes)
+    throw std::invalid_argument(fmt::format("HwKvCodec::encode: {} values into {} bytes for {} rows", x.size(), out.size(), rows));
+  if (rows == 0) return;
+  const quant::QuantizedTensor q = quant::quantize_fast(x, rows, m_head_dim, m_spec);
+  const auto blocks = static_cast<std::size_t>(m_blocks);
+  for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) {
+    std::uint8_t* dst = out.data() + r * m_row_bytes;
+    std::fill_n(dst, m_code_bytes, std::uint8_t{0});
+    const std::uint8_t* codes = q.codes.data() + r * static_cast<std::size_t>(m_head_dim);
+    std::size_t bit = 0;
+    for (int i = 0; i < m_head_dim; ++i, bit += static_cast<std::size_t>(m_bits)) {
+      const unsigned v = codes[i];
+      dst[bit / 8] = static_cast<std::uint8_t>(dst[bit / 8] | (v << (bit % 8)));
+      if (bit % 8 + static_cast<std::size_t>(m_bits) > 8) dst[bit / 8 + 1] = static_cast<std::uint8_t>(v >> (8 - bit % 8));
+    }
+    std::memcpy(dst + m_code_bytes, q.scales.data() + r * blocks, blocks * sizeof(float));
+    if (m_dual) std::memcpy(dst + m_code_bytes + blocks * sizeof(float), q.scales_neg.data() + r * blocks, blocks * sizeof(float));
+  }
+  m_encoded.fetch_add(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+}
+
+void HwKvCodec::decode(std::span<const std::uint8_t> in, int rows, std::span<float> x) const {
+  const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(m_head_dim);
+  if (rows < 0 || x.size() != n || in.size() != static_cast<std::size_t>(rows) * m_row_bytes)
+    throw std::invalid_argument(fmt::format("HwKvCodec::decode: {} bytes into {} values for {} rows", in.size(), x.size(), rows));
+  if (rows == 0) return;
+  quant::QuantizedTensor q = quant::make_quantized_shell(n, rows, m_head_dim, m_spec);
+  const auto blocks = static_cast<std::size_t>(m_blocks);
+  const unsigned mask = (1U << m_bits) - 1U;
+  for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) {
+    const std::uint8_t* src = in.data() + r * m_row_bytes;
+    std::uint8_t* codes = q.codes.data() + r * static_cast<std::size_t>(m_head_dim);
+    std::size_t bit = 0;
+    for (int i = 0; i < m_head_dim; ++i, bit += static_cast<std::size_t>(m_bits)) {
+      unsigned v = static_cast<unsigned>(src[bit / 8]) >> (bit % 8);
+      if (bit % 8 + static_cast<std::size_t>(m_bits) > 8) v |= static_cast<unsigned>(src[bit / 8 + 1]) << (8 - bit % 8);
+      codes[i] = static_cast<std::uint8_t>(v & mask);
+    }
+    std::memcpy(q.scales.data() + r * blocks, src + m_code_bytes, blocks * sizeof(float));
+    if (m_dual) std::memcpy(q.scales_neg.data() + r * blocks, src + m_code_bytes + blocks * sizeof(float), blocks * sizeof(float));
+  }
+  const std::vector<float> values = quant::dequantize(q);
+  std::copy(values.begin(), values.end(), x.begin());
+  m_decoded.fetch_add(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+}
+
 HwBackend::HwBackend(const QuantizedModel& model, HwOptions options) : m_model(&model), m_options(options) {
   init(false);
 }
@@ -101,6 +167,29 @@ void HwBackend::init(bool release_codes) {
         std::vector<float>().swap(own.weight_fp16);
       }
     }
+  if (m_options.kv_codes && model.recipe.kv_cache && HwKvCodec::supports(model.recipe.kv_cache->spec))
+    m_kv_codec = std::make_unique<HwKvCodec>(model.recipe.kv_cache->spec, model.config.head_dim());
+}
+
+const IKvCodec* HwBackend::kv_codec(int head_dim) const {
+  return m_kv_codec && head_dim == m_model->config.head_dim() ? m_kv_codec.get() : nullptr;
+}
+
+HwStats HwBackend::stats() const {
+  HwStats s = m_stats;
+  if (m_kv_codec) {
+    s.kv_encoded = m_kv_codec->encoded() - m_kv_encoded0;
+    s.kv_decoded = m_kv_codec->decoded() - m_kv_decoded0;
+  }
+  return s;
+}
+
+void HwBackend::reset_stats() {
+  m_stats = {};
+  if (m_kv_codec) {
+    m_kv_encoded0 = m_kv_codec->encoded();
+    m_kv_decoded0 = m_kv_codec->decoded();
+  }
 }
 
 std::size_t HwBackend::weight_bytes() const {

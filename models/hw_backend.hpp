@@ -19,6 +19,11 @@
 // quant::dequantize) the K and V of the earlier scales, positions [0, kv_begin), of every (image, head) as a
 // kv_begin x head_dim tensor under the kv_cache spec (granularity token = per token per head); the current scale's
 // K/V stay FP32. Attention then runs in FP32 on the decoded values, as in FPQVAR.
+// When the spec quantizes each row alone (token or group granularity, no stochastic rounding), quantizing the
+// history afresh at every scale gives every row the same codes each time, so the backend offers VarModel a codec
+// (HwKvCodec, HwOptions::kv_codes): each row is quantized once, stored as its codes packed at the format's width
+// plus its FP32 scales, and decoded for attention, giving exactly the values above (tests/models prove it on whole
+// generations). VAR-d30 under fpqvar-w4a4-kv6: 52 bytes per (token, head) row instead of 256.
 //
 // Memory: weights are held only packed: a W4 weight at 4 bits per code (PackedWeight kNibble: 0.5 byte per weight,
 // + one FP32 scale per group of 128 = 0.03125 byte per weight), 5..8-bit weights at one byte per code; FP16 weights
@@ -26,7 +31,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -44,6 +51,35 @@ namespace fpqvar::models {
 struct HwOptions {
   int threads = 1;                    // threads of the integer GEMM and of the activation preparation
   IGemmObserver* observer = nullptr;  // not owned; sees every integer GEMM (models/gemm_observer.hpp)
+  // Offer VarModel the KV codec when the recipe's kv_cache allows it (above). false: VarModel keeps the history in
+  // FP32 and calls prepare_kv every scale (the same results; for tests and memory comparisons).
+  bool kv_codes = true;
+};
+
+// The hw mode's KV rows as codes: a row of head_dim values is quant::quantize_fast(row, 1, head_dim, spec); its
+// bytes are the codes packed LSB-first at spec.format.bits bits each (ceil(head_dim * bits / 8) bytes), then its
+// scales as FP32 bit patterns, then (DFQ formats) its negative-side scales. decode is quant::dequantize of the same.
+class HwKvCodec final : public IKvCodec {
+ public:
+  // Throws std::invalid_argument when the spec does not quantize rows alone or does not fit head_dim.
+  HwKvCodec(const quant::QuantSpec& spec, int head_dim);
+  [[nodiscard]] std::size_t row_bytes() const override { return m_row_bytes; }
+  void encode(std::span<const float> x, int rows, std::span<std::uint8_t> out) const override;
+  void decode(std::span<const std::uint8_t> in, int rows, std::span<float> x) const override;
+  // True when rows of spec quantize alone (what the constructor requires).
+  [[nodiscard]] static bool supports(const quant::QuantSpec& spec);
+  // Values encoded and decoded since construction (relaxed atomic counters).
+  [[nodiscard]] double encoded() const { return static_cast<double>(m_encoded.load(std::memory_order_relaxed)); }
+  [[nodiscard]] double decoded() const { return static_cast<double>(m_decoded.load(std::memory_order_relaxed)); }
+
+ private:
+  quant::QuantSpec m_spec;
+  int m_head_dim;
+  std::int64_t m_blocks;  // scales per row
+  int m_bits;
+  bool m_dual;
+  std::size_t m_code_bytes, m_row_bytes;
+  mutable std::atomic<std::int64_t> m_encoded{0}, m_decoded{0};
 };
 
 // Time and work per layer kind, summed over the calls since construction or reset_stats().
@@ -60,9 +96,10 @@ struct HwLayerStats {
 
 struct HwStats {
   std::array<HwLayerStats, 4> layers{};  // by quant::LayerKind
-  std::int64_t kv_calls = 0;
-  double kv_values = 0;  // K and V values quantized and decoded
+  std::int64_t kv_calls = 0;  // prepare_kv calls (the FP32 history)
+  double kv_values = 0;       // K and V values quantized and decoded by prepare_kv
   double kv_s = 0;
+  double kv_encoded = 0, kv_decoded = 0;  // K and V values through the codec (the history as codes)
   [[nodiscard]] double total_s() const;
   [[nodiscard]] double total_macs() const;
 };
@@ -84,8 +121,10 @@ class HwBackend final : public ILinearBackend {
   void prepare_kv(const LinearSite& site, std::span<float> k, std::span<float> v, int images, int heads,
                   int stride_tokens, int kv_begin, int kv_end, int head_dim) override;
 
-  [[nodiscard]] const HwStats& stats() const { return m_stats; }
-  void reset_stats() { m_stats = {}; }
+  [[nodiscard]] const IKvCodec* kv_codec(int head_dim) const override;
+
+  [[nodiscard]] HwStats stats() const;
+  void reset_stats();
   // Bytes of the weights held for the GEMMs (packed codes + scales, FP16 weights), the biases and the vectors s.
   [[nodiscard]] std::size_t weight_bytes() const;
 
@@ -106,6 +145,8 @@ class HwBackend final : public ILinearBackend {
   HwOptions m_options;
   std::vector<std::array<Layer, 4>> m_layers;  // [block][LayerKind]
   HwStats m_stats;
+  std::unique_ptr<HwKvCodec> m_kv_codec;  // when the recipe's kv_cache allows it and HwOptions::kv_codes
+  double m_kv_encoded0 = 0, m_kv_decoded0 = 0;  // the codec's counts at the last reset_stats()
   std::vector<float> m_xt;       // scratch: the transformed activation
   quant::QuantizedTensor m_act;  // scratch: the quantized activation
 };

@@ -9,6 +9,8 @@
 // A backend sees each call with its site, so it can record traces or per-layer statistics.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "quant/recipe.hpp"
@@ -20,6 +22,22 @@ struct LinearSite {
   int scale = 0;
   int block = 0;
   quant::LayerKind layer = quant::LayerKind::kQkv;
+};
+
+// The quantized KV history stored as codes instead of FP32 (ILinearBackend::kv_codec). A row is one (token, head)
+// vector of head_dim values. decode(encode(rows)) must give exactly the values prepare_kv writes for those rows at
+// every later scale; a backend offers a codec only when that holds (its KV quantization acts on each row alone and
+// is idempotent from the FP32 values). Both functions are called concurrently from attention threads: they must not
+// touch shared mutable state (counters excepted, atomically).
+class IKvCodec {
+ public:
+  virtual ~IKvCodec() = default;
+  // Bytes of one encoded row.
+  [[nodiscard]] virtual std::size_t row_bytes() const = 0;
+  // x: rows x head_dim values, row-major -> out: rows * row_bytes() bytes.
+  virtual void encode(std::span<const float> x, int rows, std::span<std::uint8_t> out) const = 0;
+  // in: rows * row_bytes() bytes -> x: rows x head_dim values.
+  virtual void decode(std::span<const std::uint8_t> in, int rows, std::span<float> x) const = 0;
 };
 
 class ILinearBackend {
@@ -48,6 +66,15 @@ class ILinearBackend {
                           int stride_tokens, int kv_begin, int kv_end, int head_dim) {
     (void)site, (void)k, (void)v, (void)images, (void)heads, (void)stride_tokens, (void)kv_begin, (void)kv_end,
         (void)head_dim;
+  }
+
+  // A codec for the KV history of rows of head_dim values, or nullptr (the default). With one, VarModel stores the
+  // earlier scales' K and V as codes (each row encoded once, when its scale's attention ran), decodes them for
+  // attention and never calls prepare_kv: the same attention inputs, bit for bit, in a fraction of the memory
+  // (VAR-d30 under a 6-bit cache: 52 bytes per row instead of 256). Owned by the backend; valid while it lives.
+  [[nodiscard]] virtual const IKvCodec* kv_codec(int head_dim) const {
+    (void)head_dim;
+    return nullptr;
   }
 };
 

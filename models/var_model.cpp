@@ -129,7 +129,9 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   std::vector<float> scores(static_cast<std::size_t>(l) * kv_len);
   std::vector<float> attn_out(rc);
   const std::size_t head_stride = static_cast<std::size_t>(total_l) * hd;
-  // Normalise q and k, and append this scale's K/V to the cache.
+  const IKvCodec* codec = backend != nullptr ? backend->kv_codec(hd) : nullptr;
+  // Normalise q and k, and (FP32 history) append this scale's K/V to the cache; with a codec the attention tasks
+  // below encode them.
   for (int im = 0; im < images; ++im) {
     for (int hh = 0; hh < heads; ++hh) {
       float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
@@ -143,6 +145,7 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
         for (int i = 0; i < l; ++i)
           for (int j = 0; j < hd; ++j) q[static_cast<std::size_t>(i) * 3 * c + j] *= scale;
       }
+      if (codec != nullptr) continue;
       float* kc = cache.k.data() + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
       float* vc = cache.v.data() + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
       for (int i = 0; i < l; ++i) {
@@ -156,7 +159,7 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   const float* k_cache = cache.k.data();
   const float* v_cache = cache.v.data();
   std::vector<float> k_work, v_work;
-  if (backend != nullptr && backend->quantizes_kv()) {
+  if (codec == nullptr && backend != nullptr && backend->quantizes_kv()) {
     k_work = cache.k;
     v_work = cache.v;
     backend->prepare_kv(LinearSite{si, bi, quant::LayerKind::kQkv}, k_work, v_work, images, heads, total_l, kv_begin,
@@ -166,12 +169,44 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   }
   // Attention of the (image, head) pairs [t0, t1): independent of each other, each computed the same way whatever
   // thread runs it, so the result does not depend on fp32_threads.
-  auto attend = [&](std::size_t t0, std::size_t t1, std::vector<float>& sc) {
+  // With a codec each task assembles its pair's K and V (the earlier scales decoded, this scale's rows as computed)
+  // in kv_buf, and encodes this scale's rows into the cache for the later scales (positions [kv_begin, kv_len): no
+  // task reads them at this scale).
+  const std::size_t row_bytes = codec != nullptr ? codec->row_bytes() : 0;
+  const std::size_t code_stride = static_cast<std::size_t>(total_l) * row_bytes;
+  const bool encode_now = kv_len < total_l;  // the last scale's K/V are never read again
+  auto attend = [&](std::size_t t0, std::size_t t1, std::vector<float>& sc, std::vector<float>& kv_buf) {
     for (std::size_t t = t0; t < t1; ++t) {
       const int im = static_cast<int>(t) / heads, hh = static_cast<int>(t) % heads;
       const float* q = qkv.data() + static_cast<std::size_t>(im) * l * 3 * c + hh * hd;
-      const float* kc = k_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
-      const float* vc = v_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
+      const float* kc = nullptr;
+      const float* vc = nullptr;
+      if (codec == nullptr) {
+        kc = k_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
+        vc = v_cache + (static_cast<std::size_t>(im) * heads + hh) * head_stride;
+      } else {
+        const std::size_t len = static_cast<std::size_t>(kv_len) * hd, hist = static_cast<std::size_t>(kv_begin) * hd;
+        kv_buf.resize(2 * len);
+        const std::span<float> kb(kv_buf.data(), len), vb(kv_buf.data() + len, len);
+        const std::size_t pair = static_cast<std::size_t>(im) * heads + hh;
+        std::uint8_t* k_codes = cache.k_codes.data() + pair * code_stride;
+        std::uint8_t* v_codes = cache.v_codes.data() + pair * code_stride;
+        const std::size_t hist_bytes = static_cast<std::size_t>(kv_begin) * row_bytes;
+        codec->decode(std::span<const std::uint8_t>(k_codes, hist_bytes), kv_begin, kb.first(hist));
+        codec->decode(std::span<const std::uint8_t>(v_codes, hist_bytes), kv_begin, vb.first(hist));
+        for (int i = 0; i < l; ++i) {
+          const float* row = q + static_cast<std::size_t>(i) * 3 * c;
+          std::copy_n(row + c, hd, kb.data() + hist + static_cast<std::size_t>(i) * hd);
+          std::copy_n(row + 2 * c, hd, vb.data() + hist + static_cast<std::size_t>(i) * hd);
+        }
+        if (encode_now) {
+          const std::size_t new_bytes = static_cast<std::size_t>(l) * row_bytes;
+          codec->encode(kb.subspan(hist), l, std::span<std::uint8_t>(k_codes + hist_bytes, new_bytes));
+          codec->encode(vb.subspan(hist), l, std::span<std::uint8_t>(v_codes + hist_bytes, new_bytes));
+        }
+        kc = kb.data();
+        vc = vb.data();
+      }
       ops::sgemm(false, true, l, kv_len, hd, 1.0F, q, 3 * c, kc, hd, 0.0F, sc.data(), kv_len);
       ops::softmax_rows(sc.data(), l, kv_len);
       ops::sgemm(false, false, l, hd, kv_len, 1.0F, sc.data(), kv_len, vc, hd, 0.0F,
@@ -181,9 +216,11 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   const int tasks = images * heads;
   const int workers = std::clamp(fp32_threads, 1, tasks);
   std::vector<std::vector<float>> buffers(static_cast<std::size_t>(workers - 1), std::vector<float>(scores.size()));
+  std::vector<std::vector<float>> kv_buffers(static_cast<std::size_t>(workers));
   run_parts(workers, [&](int part) {
     const auto [t0, t1] = part_range(static_cast<std::size_t>(tasks), workers, part);
-    attend(t0, t1, part == 0 ? scores : buffers[static_cast<std::size_t>(part - 1)]);
+    attend(t0, t1, part == 0 ? scores : buffers[static_cast<std::size_t>(part - 1)],
+           kv_buffers[static_cast<std::size_t>(part)]);
   });
   linear(quant::LayerKind::kProj, attn_out.data(), c, blk.proj_w, blk.proj_b, c, h.data());
   for (int im = 0; im < images; ++im) {
@@ -293,10 +330,16 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
             lvl_pos[static_cast<std::size_t>(i) * c + j];
 
   std::vector<KvCache> caches(cfg.depth);
-  const std::size_t cache_size = static_cast<std::size_t>(images) * cfg.num_heads * total_l * cfg.head_dim();
+  const std::size_t cache_rows = static_cast<std::size_t>(images) * cfg.num_heads * total_l;
+  const IKvCodec* codec = options.backend != nullptr ? options.backend->kv_codec(cfg.head_dim()) : nullptr;
   for (auto& kc : caches) {
-    kc.k.assign(cache_size, 0.0F);
-    kc.v.assign(cache_size, 0.0F);
+    if (codec != nullptr) {
+      kc.k_codes.assign(cache_rows * codec->row_bytes(), 0);
+      kc.v_codes.assign(cache_rows * codec->row_bytes(), 0);
+    } else {
+      kc.k.assign(cache_rows * cfg.head_dim(), 0.0F);
+      kc.v.assign(cache_rows * cfg.head_dim(), 0.0F);
+    }
   }
 
   GenerateResult result;

@@ -99,8 +99,11 @@ class VarModel {
     std::span<const float> scale_mul;     // (1, H, 1, 1), log-domain
     std::span<const float> q_bias, v_bias, qkv_w, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
+  // One block's K/V history of every (row image, head): FP32 values [2B][H][L][head_dim], or, when the backend
+  // offers a codec (ILinearBackend::kv_codec), its encoded rows [2B][H][L][row_bytes].
   struct KvCache {
-    std::vector<float> k, v;  // [2B][H][L][head_dim]
+    std::vector<float> k, v;
+    std::vector<std::uint8_t> k_codes, v_codes;
   };
 
   void run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,

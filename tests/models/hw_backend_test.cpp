@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include <fmt/format.h>
@@ -225,6 +226,105 @@ TEST(HwBackend, KvCacheQuantizedPerTokenPerHead) {
   EXPECT_EQ(check.kv_calls, cfg.num_scales() * cfg.depth);
   EXPECT_GT(hw.stats().kv_values, 0.0);
   EXPECT_FALSE(HwBackend(quantized("fpqvar-w4a4")).quantizes_kv());
+}
+
+// The codec's rows decode to exactly quant::dequantize(quant::quantize(rows)) (the reference quantizer, not the
+// quantize_fast the codec calls), for widths that pack into whole bytes and ones that straddle them, per token, per
+// group and DFQ, on rows no generation produces: zeros, grid ties, huge and subnormal values.
+TEST(HwKvCodec, DecodesToTheReferenceQuantizer) {
+  struct Case {
+    const char* format;
+    quant::Granularity gran;
+    int group;
+  };
+  const int hd = 64, rows = 9;
+  std::vector<float> x(static_cast<std::size_t>(rows) * hd);
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(rng) * (rng() % 20 == 0 ? 40.0f : 1.0f);
+  std::fill_n(x.begin(), hd, 0.0f);
+  for (int j = 0; j < hd; ++j) x[static_cast<std::size_t>(hd + j)] = 0.25f * static_cast<float>(j % 25 - 12);
+  for (int j = 0; j < hd; ++j) x[static_cast<std::size_t>(2 * hd + j)] = (j % 2 ? 1e30f : -3e29f);
+  for (int j = 0; j < hd; ++j) x[static_cast<std::size_t>(3 * hd + j)] = std::ldexp(static_cast<float>(j % 7), -140);
+  for (const Case& c : {Case{"e2m3", quant::Granularity::kToken, 0}, Case{"e2m1", quant::Granularity::kGroup, 32},
+                        Case{"int8", quant::Granularity::kToken, 0}, Case{"int5", quant::Granularity::kGroup, 16},
+                        Case{"e3m2", quant::Granularity::kToken, 0}, Case{"int3", quant::Granularity::kToken, 0},
+                        Case{"dfq-e1m2-e2m1", quant::Granularity::kGroup, 64}}) {
+    quant::QuantSpec spec;
+    spec.format = quant::format_by_name(c.format);
+    spec.granularity = c.gran;
+    if (c.group > 0) spec.group_size = c.group;
+    const HwKvCodec codec(spec, hd);
+    const std::size_t blocks = c.gran == quant::Granularity::kGroup ? static_cast<std::size_t>(hd / c.group) : 1;
+    const std::size_t sides = spec.format.kind == quant::FormatKind::kDual ? 2 : 1;
+    EXPECT_EQ(codec.row_bytes(), (static_cast<std::size_t>(hd) * spec.format.bits + 7) / 8 + 4 * blocks * sides) << c.format;
+    std::vector<std::uint8_t> bytes(rows * codec.row_bytes());
+    codec.encode(x, rows, bytes);
+    std::vector<float> got(x.size());
+    codec.decode(bytes, rows, got);
+    const std::vector<float> want = quant::dequantize(quant::quantize(x, rows, hd, spec));
+    EXPECT_TRUE(same_bits(got, want)) << c.format;
+    // A row decodes alone to what it decodes to among others (the codec's premise).
+    std::vector<float> one(hd);
+    codec.decode(std::span<const std::uint8_t>(bytes).subspan(5 * codec.row_bytes(), codec.row_bytes()), 1, one);
+    EXPECT_TRUE(same_bits(std::span<const float>(one), std::span<const float>(got).subspan(5 * hd, hd))) << c.format;
+  }
+  quant::QuantSpec whole;
+  whole.format = quant::format_by_name("e2m3");
+  whole.granularity = quant::Granularity::kTensor;
+  EXPECT_FALSE(HwKvCodec::supports(whole));
+  EXPECT_THROW(HwKvCodec(whole, hd), std::invalid_argument);
+  quant::QuantSpec stochastic;
+  stochastic.format = quant::format_by_name("e2m3");
+  stochastic.granularity = quant::Granularity::kToken;
+  stochastic.mode.rounding = quant::Rounding::kStochastic;
+  EXPECT_THROW(HwKvCodec(stochastic, hd), std::invalid_argument);
+  quant::QuantSpec wide;
+  wide.format = quant::format_by_name("e2m1");
+  wide.group_size = 128;  // a group longer than the row
+  EXPECT_THROW(HwKvCodec(wide, hd), std::invalid_argument);
+}
+
+// The history stored as codes gives the same generation as the FP32 history re-quantized by prepare_kv every scale
+// (which KvCacheQuantizedPerTokenPerHead checks against the reference quantizer): every block output at every
+// scale, the tokens and f_hat, bit for bit, with 1 and 3 FP32 threads.
+TEST(HwBackend, KvCodesGiveTheSameGenerationAsTheFp32History) {
+  const QuantizedModel m = quantized("fpqvar-w4a4-kv6");
+  HwBackend fp32_history(m, HwOptions{1, nullptr, /*kv_codes=*/false});
+  ASSERT_EQ(fp32_history.kv_codec(m.config.head_dim()), nullptr);
+  const VarModel var(small().config, small().var_weights);
+  const Vqvae vae(small().config, small().vae_weights);
+  auto run = [&](ILinearBackend& backend, int threads, std::map<std::string, std::vector<float>>& blocks) {
+    GenerateOptions opt;
+    opt.labels = {3, 8};
+    opt.seed = 11;
+    opt.top_k = 20;
+    opt.backend = &backend;
+    opt.fp32_threads = threads;
+    GenerateObserver obs;
+    obs.tensor = [&](const std::string& name, std::span<const float> data, const std::vector<std::int64_t>&) {
+      if (name.rfind("block_out.", 0) == 0) blocks[name].assign(data.begin(), data.end());
+    };
+    return var.generate(vae, opt, obs);
+  };
+  std::map<std::string, std::vector<float>> want_blocks;
+  const GenerateResult want = run(fp32_history, 1, want_blocks);
+  EXPECT_GT(fp32_history.stats().kv_calls, 0);
+  for (int threads : {1, 3}) {
+    HwBackend codes(m, HwOptions{1, nullptr});
+    ASSERT_NE(codes.kv_codec(m.config.head_dim()), nullptr);
+    std::map<std::string, std::vector<float>> got_blocks;
+    const GenerateResult got = run(codes, threads, got_blocks);
+    EXPECT_EQ(codes.stats().kv_calls, 0);
+    EXPECT_GT(codes.stats().kv_encoded, 0.0);
+    EXPECT_GT(codes.stats().kv_decoded, 0.0);
+    ASSERT_EQ(got_blocks.size(), want_blocks.size());
+    for (const auto& [name, values] : want_blocks) EXPECT_TRUE(same_bits(got_blocks.at(name), values)) << name;
+    EXPECT_EQ(got.tokens, want.tokens);
+    EXPECT_TRUE(same_bits(got.f_hat, want.f_hat));
+  }
+  // No codec where the recipe keeps the cache in FP32.
+  EXPECT_EQ(HwBackend(quantized("fpqvar-w4a4")).kv_codec(m.config.head_dim()), nullptr);
 }
 
 // Inputs no generation produces: all-zero rows, exact ties of the activation grid, huge and subnormal values, many

@@ -15,7 +15,9 @@
 // ada_lin weights never resident (their AdaLN outputs are computed once per generate, block by block, from weights
 // generated on the fly and dropped), a small VQ-VAE (ch 32: its decoder is not part of the transformer; the residual
 // path only needs the codebook and the Phi convolutions). Prints the peak resident set (VmHWM of /proc/self/status)
-// over the whole process and what it holds: the packed weights, the FP32 KV cache, the other weights.
+// over the whole process and what it holds: the packed weights, the KV cache (FP32, or the recipe's codes when it
+// quantizes the cache: fpqvar-w4a4-kv6), the other weights.
+//   ./var_hw_bench --memory [--recipe fpqvar-w4a4-kv6]
 #include <malloc.h>
 #include <sys/resource.h>
 
@@ -236,7 +238,11 @@ int memory(const std::string& model, const std::string& recipe_name, int threads
   const Run r = timed_generate(var, vae, opt);
   const double hwm = status_kib("VmHWM"), rss_end = status_kib("VmRSS");
 
-  const double kv_bytes = 2.0 * cfg.depth * 2 /*images*/ * cfg.total_tokens() * cfg.embed_dim * sizeof(float);
+  // VarModel's KV history: FP32 values, or the backend's encoded rows (HwKvCodec) when the recipe quantizes the cache.
+  const m::IKvCodec* codec = hw.kv_codec(cfg.head_dim());
+  const double kv_rows = 2.0 * cfg.depth * 2 /*images*/ * cfg.total_tokens() * cfg.num_heads;
+  const double kv_bytes = kv_rows * (codec != nullptr ? static_cast<double>(codec->row_bytes())
+                                                      : static_cast<double>(cfg.head_dim()) * sizeof(float));
   fmt::print("{} under {} (uncalibrated), {} threads: built in {:.1f} s, transformer {:.2f} s\n", model, recipe_name,
              threads, build_s, r.wall_s);
   fmt::print("resident (VmRSS/VmHWM of the whole process, MiB):\n");
@@ -246,7 +252,11 @@ int memory(const std::string& model, const std::string& recipe_name, int threads
   fmt::print("  PEAK (VmHWM)                              {:>8.1f}\n", hwm / 1024.0);
   fmt::print("of which (computed sizes, MiB):\n");
   fmt::print("  packed weights + scales + biases (hw)     {:>8.1f}\n", mib(static_cast<double>(hw.weight_bytes())));
-  fmt::print("  FP32 KV cache (VarModel, 2 x 2B x L x C x depth) {:>8.1f}\n", mib(kv_bytes));
+  if (codec != nullptr)
+    fmt::print("  KV cache as {}-byte codes per (token, head) row (2 x 2B x L x H x depth) {:>8.1f}\n", codec->row_bytes(),
+               mib(kv_bytes));
+  else
+    fmt::print("  FP32 KV cache (VarModel, 2 x 2B x L x C x depth) {:>8.1f}\n", mib(kv_bytes));
   fmt::print("  other FP32 weights (embeddings, head, ...) {:>8.1f}\n", mib(rest_bytes));
   fmt::print("target: the transformer under 1024 MiB resident\n");
   return 0;
