@@ -244,15 +244,21 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   st.macs += static_cast<double>(rows) * in * out;
   const double cpu0 = process_cpu_s();
 
+  // Steps 1-2 into m_xt, unless both are the identity and the activation is quantized: then the quantizer reads x
+  // itself (VAR-d30 fc2: no 15 MiB copy of the GELU output).
   auto t0 = Clock::now();
-  m_xt.resize(x.size());
-  prepare_activation(l, x, rows, m_xt);
+  const bool act_quantized = !q.recipe.act.fp16;
+  std::span<const float> xq = x;
+  if (!q.smooth.empty() || q.recipe.rotation != quant::Rotation::kNone || !act_quantized) {
+    m_xt.resize(x.size());
+    prepare_activation(l, x, rows, m_xt);
+    xq = m_xt;
+  }
   st.transform_s += since(t0);
 
   // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call.
   t0 = Clock::now();
   quant::QuantizedTensor& a = m_act;
-  const bool act_quantized = !q.recipe.act.fp16;
   if (act_quantized) {
     const quant::QuantSpec& spec = q.recipe.act.spec;
     if (quant::fast_path_supported(spec) && spec.granularity != quant::Granularity::kColumn) {
@@ -263,7 +269,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
       a.rows = rows;
       a.cols = in;
       const bool dual = spec.format.kind == quant::FormatKind::kDual;
-      a.codes.resize(m_xt.size());
+      a.codes.resize(xq.size());
       a.scales.resize(static_cast<std::size_t>(quant::block_count(spec, rows, in)));
       a.scales_neg.resize(dual ? a.scales.size() : 0);
       const std::int64_t bpr = a.blocks_per_row();
@@ -275,7 +281,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
         const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
         const std::size_t so = threads == 1 ? 0 : static_cast<std::size_t>(r0 * bpr);
         const std::size_t sn = threads == 1 ? a.scales.size() : static_cast<std::size_t>((r1 - r0) * bpr);
-        const std::span<const float> xs(m_xt.data() + off, n);
+        const std::span<const float> xs(xq.data() + off, n);
         const std::span<std::uint8_t> cs(a.codes.data() + off, n);
         if (dual) {
           quant::quantize_groups_dual(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales_neg.data() + so, sn),
@@ -285,7 +291,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
         }
       });
     } else {
-      a = quant::quantize_fast(m_xt, rows, in, spec);
+      a = quant::quantize_fast(xq, rows, in, spec);
     }
   } else {
     for (float& v : m_xt) v = quant::round_to_half(v);

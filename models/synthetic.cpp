@@ -192,20 +192,30 @@ SyntheticRule synthetic_rule(const std::string& name, const std::vector<std::int
   return {11, -(floor_log2 / 2), 0.0};
 }
 
-std::vector<float> synthetic_values(std::uint64_t seed, const std::string& name, const std::vector<std::int64_t>& shape) {
+void synthetic_values(std::uint64_t seed, const std::string& name, const std::vector<std::int64_t>& shape,
+                      std::int64_t first, std::span<float> out) {
   const SyntheticRule rule = synthetic_rule(name, shape);
   const std::int64_t n = std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
+  if (first < 0 || first > n || static_cast<std::int64_t>(out.size()) > n - first)
+    throw std::invalid_argument(fmt::format("synthetic weights: elements [{}, {}) of {} ({} values)", first,
+                                            first + static_cast<std::int64_t>(out.size()), name, n));
   const std::uint64_t key = splitmix64(seed ^ fnv1a64(name));
-  std::vector<float> out(static_cast<std::size_t>(n));
   const double full = std::ldexp(1.0, rule.bits);                 // 2^bits
   const double step = std::ldexp(1.0, rule.amp_log2 - rule.bits);  // 2^amp / 2^bits
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint64_t u = splitmix64(key + static_cast<std::uint64_t>(i)) >> (64 - rule.bits);
+  for (std::size_t j = 0; j < out.size(); ++j) {
+    const auto i = static_cast<std::uint64_t>(first) + j;
+    const std::uint64_t u = splitmix64(key + i) >> (64 - rule.bits);
     // 2u + 1 - 2^bits is an odd integer below 2^12 in magnitude; times a power of two and plus a small-integer
     // offset it stays exact in double, and the result has <= 11 significant bits, so the float conversion is exact.
     const double odd = 2.0 * static_cast<double>(u) + 1.0 - full;
-    out[static_cast<std::size_t>(i)] = static_cast<float>(rule.offset + odd * step);
+    out[j] = static_cast<float>(rule.offset + odd * step);
   }
+}
+
+std::vector<float> synthetic_values(std::uint64_t seed, const std::string& name, const std::vector<std::int64_t>& shape) {
+  const std::int64_t n = std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
+  std::vector<float> out(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)));
+  synthetic_values(seed, name, shape, 0, out);
   return out;
 }
 

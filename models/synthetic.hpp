@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ struct SyntheticRule {
 // The FP32 values of parameter `name` under the contract above (no outliers).
 [[nodiscard]] std::vector<float> synthetic_values(std::uint64_t seed, const std::string& name,
                                                   const std::vector<std::int64_t>& shape);
+// Elements [first, first + out.size()) of synthetic_values(seed, name, shape) (flat, row-major), without the rest:
+// a large parameter can be generated in slices (var_hw_bench --memory: VAR-d30's ada_lin, 88 MB per block).
+// Throws std::invalid_argument when the range leaves the tensor.
+void synthetic_values(std::uint64_t seed, const std::string& name, const std::vector<std::int64_t>& shape,
+                      std::int64_t first, std::span<float> out);
 
 // Full state_dicts (parameters synthesised, buffers defined), as F32 tensors. Throws std::invalid_argument if the
 // config does not validate() or outlier_channels exceeds C.

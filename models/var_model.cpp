@@ -173,8 +173,9 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   // in kv_buf, and encodes this scale's rows into the cache for the later scales (positions [kv_begin, kv_len): no
   // task reads them at this scale).
   const std::size_t row_bytes = codec != nullptr ? codec->row_bytes() : 0;
-  const std::size_t code_stride = static_cast<std::size_t>(total_l) * row_bytes;
-  const bool encode_now = kv_len < total_l;  // the last scale's K/V are never read again
+  const int code_rows = m_config.scale_begin(m_config.num_scales() - 1);  // the history any scale reads
+  const std::size_t code_stride = static_cast<std::size_t>(code_rows) * row_bytes;
+  const bool encode_now = kv_len <= code_rows;  // the last scale's K/V are never read again
   auto attend = [&](std::size_t t0, std::size_t t1, std::vector<float>& sc, std::vector<float>& kv_buf) {
     for (std::size_t t = t0; t < t1; ++t) {
       const int im = static_cast<int>(t) / heads, hh = static_cast<int>(t) % heads;
@@ -189,8 +190,8 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
         kv_buf.resize(2 * len);
         const std::span<float> kb(kv_buf.data(), len), vb(kv_buf.data() + len, len);
         const std::size_t pair = static_cast<std::size_t>(im) * heads + hh;
-        std::uint8_t* k_codes = cache.k_codes.data() + pair * code_stride;
-        std::uint8_t* v_codes = cache.v_codes.data() + pair * code_stride;
+        std::uint8_t* k_codes = cache.k_codes.get() + pair * code_stride;
+        std::uint8_t* v_codes = cache.v_codes.get() + pair * code_stride;
         const std::size_t hist_bytes = static_cast<std::size_t>(kv_begin) * row_bytes;
         codec->decode(std::span<const std::uint8_t>(k_codes, hist_bytes), kv_begin, kb.first(hist));
         codec->decode(std::span<const std::uint8_t>(v_codes, hist_bytes), kv_begin, vb.first(hist));
@@ -334,8 +335,10 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
   const IKvCodec* codec = options.backend != nullptr ? options.backend->kv_codec(cfg.head_dim()) : nullptr;
   for (auto& kc : caches) {
     if (codec != nullptr) {
-      kc.k_codes.assign(cache_rows * codec->row_bytes(), 0);
-      kc.v_codes.assign(cache_rows * codec->row_bytes(), 0);
+      const std::size_t bytes = static_cast<std::size_t>(images) * cfg.num_heads *
+                                static_cast<std::size_t>(cfg.scale_begin(scales - 1)) * codec->row_bytes();
+      kc.k_codes.reset(new std::uint8_t[bytes]);  // default-initialised: untouched until encoded (KvCache)
+      kc.v_codes.reset(new std::uint8_t[bytes]);
     } else {
       kc.k.assign(cache_rows * cfg.head_dim(), 0.0F);
       kc.v.assign(cache_rows * cfg.head_dim(), 0.0F);

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -100,10 +101,12 @@ class VarModel {
     std::span<const float> q_bias, v_bias, qkv_w, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
   // One block's K/V history of every (row image, head): FP32 values [2B][H][L][head_dim], or, when the backend
-  // offers a codec (ILinearBackend::kv_codec), its encoded rows [2B][H][L][row_bytes].
+  // offers a codec (ILinearBackend::kv_codec), its encoded rows [2B][H][L'][row_bytes] with L' = L minus the last
+  // scale's tokens (never read again, never stored). The code buffers are left uninitialised, so their pages become
+  // resident only as the scales fill them (every row is written before any later scale reads it).
   struct KvCache {
     std::vector<float> k, v;
-    std::vector<std::uint8_t> k_codes, v_codes;
+    std::unique_ptr<std::uint8_t[]> k_codes, v_codes;
   };
 
   void run_block(const Block& blk, const std::vector<float>& ada, std::vector<float>& x, int rows_per_image,

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <bit>
 #include <cmath>
 #include <filesystem>
@@ -119,6 +121,20 @@ TEST(Synthetic, SeedsDifferAndRepeat) {
   EXPECT_EQ(a, synthetic_values(1, "head.weight", {16, 8}));
   EXPECT_NE(a, synthetic_values(2, "head.weight", {16, 8}));
   EXPECT_NE(a, synthetic_values(1, "head.bias", {16, 8}));
+}
+
+// Slices are the whole tensor's elements (the whole is pinned to the Python generator by the manifests above).
+TEST(Synthetic, SlicesAreTheWholeTensorsElements) {
+  const std::vector<std::int64_t> shape{96, 40};
+  const auto whole = synthetic_values(3, "blocks.1.ada_lin.1.weight", shape);
+  for (auto [first, count] : {std::pair<std::int64_t, std::int64_t>{0, 3840}, {0, 1}, {40, 400}, {3839, 1}, {3840, 0}}) {
+    std::vector<float> part(static_cast<std::size_t>(count));
+    synthetic_values(3, "blocks.1.ada_lin.1.weight", shape, first, part);
+    EXPECT_TRUE(std::equal(part.begin(), part.end(), whole.begin() + first)) << first;
+  }
+  std::vector<float> over(2);
+  EXPECT_THROW(synthetic_values(3, "blocks.1.ada_lin.1.weight", shape, 3839, over), std::invalid_argument);
+  EXPECT_THROW(synthetic_values(3, "blocks.1.ada_lin.1.weight", shape, -1, over), std::invalid_argument);
 }
 
 TEST(Synthetic, OutlierChannelsGrowAcrossScales) {
