@@ -1,6 +1,7 @@
 #include "quant/int_gemm.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -212,6 +213,7 @@ struct Plan {
   int chunk_steps = 1;
   bool dual = false;
   bool small_sums = false;  // glen * max|a| * max|w| <= 2^24: every group sum is exact in FP32
+  int dual_exact_span = -1;  // DFQ: dual_exact's bound 27 - B (-1: never)
   CodeValues a;
 };
 
@@ -235,6 +237,11 @@ Plan choose_path(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_co
                                             a_spec.format.name, w.spec.format.name, f));
   plan.groups = w.cols / plan.glen;
   plan.small_sums = pmax == 0 || plan.glen <= (std::int64_t(1) << 24) / pmax;
+  if (plan.dual) {  // every |group sum| of either side is below 2^B, B the bit length of glen * pmax (dual_exact)
+    int b = 0;
+    while (b < 62 && (std::int64_t(1) << b) <= plan.glen * pmax) ++b;
+    plan.dual_exact_span = std::max(-1, 27 - b);
+  }
   plan.steps_per_group = plan.groups == 1 ? w.k_pad / 4 : plan.glen / 4;
   plan.lda = (w.k_pad + 63) / 64 * 64 + 64;
 
@@ -284,6 +291,24 @@ Plan make_plan(const QuantSpec& a_spec, std::int64_t a_rows, std::int64_t a_cols
   return plan;
 }
 
+// DFQ: true when the kernels' double sum x + y of a (row, group)'s two terms is exact in every lane, judged from the
+// row's two activation scales alone (per lane the weight scale s_w is common to both terms), so the epilogue may
+// convert it without TwoSum. Proof: let E = floor(log2 sa) + floor(log2 s_w) for a side, so sa * s_w lies in
+// [2^E, 2^(E+2)); its FP32 rounding c (the combined scale) is a multiple of 2^(E-23) (normal: ulp(c) >= 2^(E-23);
+// subnormal: 2^-149 >= 2^(E-23) as E < -126) with |c| <= 2^(E+2). With every |group sum| below 2^B, the terms
+// x = sum_neg * c_neg and y = sum_pos * c_pos are multiples of 2^(min E - 23) and |x + y| < 2^(B + max E + 3), so
+// x + y is an integer multiple of 2^(min E - 23) below 2^(B + |D| + 26), D = E_neg - E_pos = floor(log2 sa_neg) -
+// floor(log2 sa_pos) (s_w cancels): exact in double when B + |D| <= 27, i.e. |D| <= span = 27 - B. Example,
+// dfq-e1m2-e2m1 x e2m1, group 128: B = 16 (sums below 36864), so the sides' scales may be up to 11 binades apart.
+// A zero scale makes its term 0 (exact); subnormal, infinite and NaN scales are left to TwoSum.
+bool dual_exact(float sa_neg, float sa_pos, int span) {
+  const std::uint32_t n = std::bit_cast<std::uint32_t>(sa_neg), p = std::bit_cast<std::uint32_t>(sa_pos);
+  if ((n & 0x7fffffffU) == 0 || (p & 0x7fffffffU) == 0) return true;
+  const int en = static_cast<int>((n >> 23) & 0xff), ep = static_cast<int>((p >> 23) & 0xff);
+  if (en == 0 || ep == 0 || en == 255 || ep == 255) return false;
+  return std::abs(en - ep) <= span;
+}
+
 // Prepared activations of one call (thread_local and reused: the model calls this thousands of times).
 struct Scratch {
   std::vector<std::int8_t> a8;
@@ -292,6 +317,7 @@ struct Scratch {
   std::vector<std::int32_t> a32, a32_neg;  // scalar kernel: value (non-DFQ: all; DFQ: positive side), negative side
   std::vector<std::int32_t> correction;
   std::vector<float> sa, sa_neg;
+  std::vector<std::uint8_t> dual_exact;  // DFQ: dual_exact per [m_pad][groups]
   std::vector<std::int32_t> weight_block;
 };
 
@@ -313,7 +339,7 @@ bool vector_prep(const QuantSpec& a_spec, const Plan& plan) {
 
 void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight& w, Scratch& s, std::int64_t r0,
                   std::int64_t r1) {
-  const std::int64_t k = a.cols, kp = w.k_pad, groups = plan.groups;
+  const std::int64_t k = a.cols, groups = plan.groups;
   const std::uint8_t sign = a.spec.format.sign_mask();
   const auto limit = static_cast<std::uint8_t>(plan.a.code_count - 1);
   // Rows [r0, vector_end) get their values from the AVX2 preparation; the loop below then only fills their scales
@@ -390,7 +416,10 @@ void prepare_rows(const QuantizedTensor& a, const Plan& plan, const PackedWeight
       const bool real = m < a.rows;
       const auto ia = real ? static_cast<std::size_t>(a.scale_index(m, g * plan.glen)) : 0;
       s.sa[gi] = real ? a.scales[ia] : 0.0f;
-      if (plan.dual) s.sa_neg[gi] = real ? a.scales_neg[ia] : 0.0f;
+      if (plan.dual) {
+        s.sa_neg[gi] = real ? a.scales_neg[ia] : 0.0f;
+        s.dual_exact[gi] = dual_exact(s.sa_neg[gi], s.sa[gi], plan.dual_exact_span) ? 1 : 0;
+      }
     }
   }
 }
@@ -568,7 +597,7 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
       break;
   }
   resize(s.sa, m_pad * plan.groups);
-  if (plan.dual) resize(s.sa_neg, m_pad * plan.groups);
+  if (plan.dual) resize(s.sa_neg, m_pad * plan.groups), resize(s.dual_exact, m_pad * plan.groups);
   // K padding (columns K..k_pad) must be zero; prepare_rows writes columns < K only.
   if (kp != a.cols) {
     auto zero_tail = [&](auto& v) {
@@ -619,6 +648,7 @@ void gemm_int(const QuantizedTensor& a, const PackedWeight& w, std::span<float> 
   job.correction = s.correction.data();
   job.sa = s.sa.data();
   job.sa_neg = s.sa_neg.data();
+  job.dual_exact = s.dual_exact.data();
   job.dual = plan.dual;
   job.m = a.rows;
   job.k_pad = kp;

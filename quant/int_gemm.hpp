@@ -150,6 +150,8 @@ struct GemmJob {
   const std::int32_t* correction = nullptr;  // kMaddubsOffset: offset * sum(a) per [m_pad][groups]
   const float* sa = nullptr;                 // activation (positive-side) scale per [m_pad][groups]
   const float* sa_neg = nullptr;             // DFQ negative-side scale per [m_pad][groups]
+  const std::uint8_t* dual_exact = nullptr;  // DFQ per [m_pad][groups]: 1 when the epilogue's double sum is provably
+                                             // exact (int_gemm.cpp dual_exact), so it may skip TwoSum
   bool dual = false;
   std::int64_t m = 0, k_pad = 0, lda = 0, groups = 0, steps_per_group = 0;
   std::int64_t row_block = 64;  // rows whose activations stay in L2 while every panel of the job passes (multiple of 8)
@@ -164,6 +166,7 @@ struct GemmJob {
   std::int8_t byte_bias = 0;                   // kByte: added to the stored byte (wrapping) to give the kernel's byte
   double unit = 1.0;                           // 2^-f of the pair
   bool small_sums = false;                     // every |group sum| <= 2^24: the FP32 epilogue is exact
+
   std::int8_t* panel_buffer = nullptr;         // this job's k_pad * 16 bytes: one panel unpacked
   float* y = nullptr;
   std::int64_t n = 0;

@@ -116,16 +116,18 @@ __m256d round_to_odd_sum(__m256d x, __m256d y) {
 // at least), any value. Fast path: TwoSum's error is 0 in every lane, i.e. the double sum is exact (the usual case:
 // x and y carry at most 14 + 24 and 16 + 24 significant bits, and the DFQ sides' scales are a few binades apart),
 // so one conversion to FP32 is the one rounding. Otherwise the round-to-odd adjustment runs for the vector.
+// exact: int_gemm.cpp's dual_exact proved the double sum exact for the row and group from its two scales: no TwoSum.
 __m256d dual_term(__m128i sum, __m128 comb) {
   return _mm256_mul_pd(_mm256_cvtepi32_pd(sum), _mm256_cvtps_pd(comb));
 }
 
-__m256 dual_partial8(__m256i sum_neg, __m256i sum_pos, __m256 comb_neg, __m256 comb_pos, __m256d unit) {
+__m256 dual_partial8(__m256i sum_neg, __m256i sum_pos, __m256 comb_neg, __m256 comb_pos, __m256d unit, bool exact) {
   const __m256d x_lo = dual_term(_mm256_castsi256_si128(sum_neg), _mm256_castps256_ps128(comb_neg));
   const __m256d y_lo = dual_term(_mm256_castsi256_si128(sum_pos), _mm256_castps256_ps128(comb_pos));
   const __m256d x_hi = dual_term(_mm256_extracti128_si256(sum_neg, 1), _mm256_extractf128_ps(comb_neg, 1));
   const __m256d y_hi = dual_term(_mm256_extracti128_si256(sum_pos, 1), _mm256_extractf128_ps(comb_pos, 1));
   __m256d lo = _mm256_add_pd(x_lo, y_lo), hi = _mm256_add_pd(x_hi, y_hi);
+  if (exact) return _mm256_set_m128(_mm256_cvtpd_ps(_mm256_mul_pd(hi, unit)), _mm256_cvtpd_ps(_mm256_mul_pd(lo, unit)));
   auto two_sum_error = [](__m256d x, __m256d y, __m256d s) {
     const __m256d bp = _mm256_sub_pd(s, x);
     return _mm256_add_pd(_mm256_sub_pd(x, _mm256_sub_pd(s, bp)), _mm256_sub_pd(y, bp));
@@ -287,11 +289,12 @@ void tile_dual(const GemmJob& j, i64 p, i64 m0) {
     for (int r = 0; r < MR; ++r) {
       const i64 gi = (m0 + r) * j.groups + g;
       const __m256 sa_neg = _mm256_set1_ps(j.sa_neg[gi]), sa_pos = _mm256_set1_ps(j.sa[gi]);
+      const bool exact = j.dual_exact[gi] != 0;
       for (int h = 0; h < 2; ++h) {
         const __m256 sw_h = h == 0 ? sw0 : sw1;
         const __m256i neg = _mm256_sub_epi32(_mm256_setzero_si256(), sum_neg[r][h]);
         acc[r][h] = _mm256_add_ps(acc[r][h], dual_partial8(neg, sum_pos[r][h], _mm256_mul_ps(sa_neg, sw_h),
-                                                           _mm256_mul_ps(sa_pos, sw_h), unit));
+                                                           _mm256_mul_ps(sa_pos, sw_h), unit, exact));
       }
     }
   }
@@ -345,7 +348,7 @@ void tile_wide(const GemmJob& j, i64 p, i64 m0) {
           const __m256i neg = rows8(lanes[r][1][2 * h], lanes[r][1][2 * h + 1]);
           const __m256 sa_neg = _mm256_set1_ps(j.sa_neg[gi]);
           acc[r][h] = _mm256_add_ps(acc[r][h], dual_partial8(neg, pos, _mm256_mul_ps(sa_neg, sw_h),
-                                                             _mm256_mul_ps(sa, sw_h), unit));
+                                                             _mm256_mul_ps(sa, sw_h), unit, j.dual_exact[gi] != 0));
         } else {
           const __m256 comb = _mm256_mul_ps(sa, sw_h);
           acc[r][h] = _mm256_add_ps(acc[r][h], j.small_sums ? partial8_small(pos, comb, unit_f) : partial8(pos, comb, unit));

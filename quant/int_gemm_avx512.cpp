@@ -77,19 +77,21 @@ __m512d round_to_odd_sum(__m512d x, __m512d y) {
 // DFQ: RNE_fp32(sum_neg * unit * comb_neg + sum_pos * unit * comb_pos) for 8 lanes: each term exact in double, one
 // rounding of their exact sum (dual_partial8 in int_gemm_avx2.cpp: the common case is a double sum that TwoSum shows
 // exact; otherwise round to odd, then the one conversion).
-__m256 dual_half(__m256i sum_neg, __m256i sum_pos, __m256 comb_neg, __m256 comb_pos, __m512d unit) {
+// exact: dual_exact (int_gemm.cpp) proved the double sum exact for this row and group: no TwoSum.
+__m256 dual_half(__m256i sum_neg, __m256i sum_pos, __m256 comb_neg, __m256 comb_pos, __m512d unit, bool exact) {
   const __m512d x = _mm512_mul_pd(_mm512_cvtepi32_pd(sum_neg), _mm512_cvtps_pd(comb_neg));
   const __m512d y = _mm512_mul_pd(_mm512_cvtepi32_pd(sum_pos), _mm512_cvtps_pd(comb_pos));
   __m512d s = _mm512_add_pd(x, y);
+  if (exact) return _mm512_cvtpd_ps(_mm512_mul_pd(s, unit));
   const __m512d bp = _mm512_sub_pd(s, x);
   const __m512d err = _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(s, bp)), _mm512_sub_pd(y, bp));
   if (_mm512_cmp_pd_mask(err, _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0) s = round_to_odd_sum(x, y);
   return _mm512_cvtpd_ps(_mm512_mul_pd(s, unit));
 }
 
-__m512 dual_partial16(__m512i sum_neg, __m512i sum_pos, __m512 comb_neg, __m512 comb_pos, __m512d unit) {
-  return join(dual_half(lo_i(sum_neg), lo_i(sum_pos), lo_f(comb_neg), lo_f(comb_pos), unit),
-              dual_half(hi_i(sum_neg), hi_i(sum_pos), hi_f(comb_neg), hi_f(comb_pos), unit));
+__m512 dual_partial16(__m512i sum_neg, __m512i sum_pos, __m512 comb_neg, __m512 comb_pos, __m512d unit, bool exact) {
+  return join(dual_half(lo_i(sum_neg), lo_i(sum_pos), lo_f(comb_neg), lo_f(comb_pos), unit, exact),
+              dual_half(hi_i(sum_neg), hi_i(sum_pos), hi_f(comb_neg), hi_f(comb_pos), unit, exact));
 }
 
 template <int MR>
@@ -184,7 +186,8 @@ void tile_dual(const GemmJob& j, i64 p, i64 m0) {
       const i64 gi = (m0 + r) * j.groups + g;
       const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), sum_neg[r]);
       acc[r] = _mm512_add_ps(acc[r], dual_partial16(neg, sum_pos[r], _mm512_mul_ps(_mm512_set1_ps(j.sa_neg[gi]), sw),
-                                                    _mm512_mul_ps(_mm512_set1_ps(j.sa[gi]), sw), unit));
+                                                    _mm512_mul_ps(_mm512_set1_ps(j.sa[gi]), sw), unit,
+                                                    j.dual_exact[gi] != 0));
     }
   }
   store_tile<MR>(j, p, m0, acc);
