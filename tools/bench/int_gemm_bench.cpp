@@ -5,6 +5,7 @@
 // issue 4 (a quarter of the FP32 PyTorch image).
 //   ./int_gemm_bench                  --threads 2, every configuration
 //   ./int_gemm_bench --threads 1 --only w4a4 --rows 1360
+//   ./int_gemm_bench --kernel avx2    the AVX2 kernels on an AVX-512 VNNI machine (compare in the same session)
 // Wall time is the best of --repeats runs; CPU seconds beside it tell a loaded machine from a slow kernel.
 #include <sys/resource.h>
 
@@ -92,6 +93,10 @@ int main(int argc, char** argv) {
   app.add_option("--only", only, "run only the configuration of this name (w4a4, fc2-dfq, w6a6, int4, int8)");
   app.add_option("--reference-rows", reference_rows, "rows timed for the scalar references")->capture_default_str();
   app.add_flag("--skip-forward", skip_forward, "skip the VAR-d16 forward estimate");
+  std::string kernel_name = "auto";
+  app.add_option("--kernel", kernel_name, "gemm_int kernel family: auto | avx2 | avx512 (VNNI)")
+      ->check(CLI::IsMember({"auto", "avx2", "avx512"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   openblas_set_num_threads(threads);
 
@@ -104,8 +109,12 @@ int main(int argc, char** argv) {
   };
   const std::vector<Shape> shapes{{"qkv", 1024, 3072}, {"proj", 1024, 1024}, {"fc1", 1024, 4096}, {"fc2", 4096, 1024}};
   std::mt19937_64 rng(1);
-  fmt::print("threads {}, AVX2 {}; MAC/s = M*N*K / wall seconds (best of {})\n", threads, q::int_gemm_has_avx2(), repeats);
-  fmt::print("{:<8} {:<5} {:>5} {:>5} {:>5} {:<15} {:>10} {:>10} {:>10} {:>7} {:>10} {:>8} {:>10} {:>8}\n", "config",
+  const q::GemmKernel kernel = kernel_name == "avx2"     ? q::GemmKernel::kAvx2
+                               : kernel_name == "avx512" ? q::GemmKernel::kAvx512
+                                                         : q::GemmKernel::kAuto;
+  fmt::print("threads {}, AVX2 {}, AVX-512 VNNI {}, --kernel {}; MAC/s = M*N*K / wall seconds (best of {})\n", threads,
+             q::int_gemm_has_avx2(), q::int_gemm_has_avx512_vnni(), kernel_name, repeats);
+  fmt::print("{:<8} {:<5} {:>5} {:>5} {:>5} {:<26} {:>10} {:>10} {:>10} {:>7} {:>10} {:>8} {:>10} {:>8}\n", "config",
              "layer", "M", "K", "N", "kernel", "int MAC/s", "per CPU-s", "sgemm", "int/sg", "contract", "int/ctr",
              "scalar-k", "int/sk");
   for (const Config& c : configs) {
@@ -120,7 +129,7 @@ int main(int argc, char** argv) {
         const q::QuantizedTensor a = q::quantize_fast(xa, m, sh.k, c.act);
         std::vector<float> y(static_cast<std::size_t>(m * sh.n)), ys(y.size());
         const double macs = static_cast<double>(m) * static_cast<double>(sh.n) * static_cast<double>(sh.k);
-        const double t_int = best_seconds(repeats, [&] { q::gemm_int(a, pw, y, {threads}); });
+        const double t_int = best_seconds(repeats, [&] { q::gemm_int(a, pw, y, {threads, kernel}); });
         const double cpu_int = g_last_cpu;
         // sgemm on the dequantized operands: y = A * W^T.
         const auto fa = q::dequantize(a), fw = q::dequantize(w);
@@ -150,8 +159,11 @@ int main(int argc, char** argv) {
         const double r_int = macs / t_int, r_sg = macs / t_sgemm, r_ctr = slice_macs / t_contract,
                      r_sk = slice_macs / t_scalar;
         fmt::print(
-            "{:<8} {:<5} {:>5} {:>5} {:>5} {:<15} {:>10.3g} {:>10.3g} {:>10.3g} {:>7.2f} {:>10.3g} {:>8.0f} {:>10.3g} {:>8.1f}\n",
-            c.name, sh.layer, m, sh.k, sh.n, q::to_string(q::gemm_int_path(a.spec, pw)), r_int, macs / cpu_int, r_sg,
+            "{:<8} {:<5} {:>5} {:>5} {:>5} {:<26} {:>10.3g} {:>10.3g} {:>10.3g} {:>7.2f} {:>10.3g} {:>8.0f} {:>10.3g} {:>8.1f}\n",
+            c.name, sh.layer, m, sh.k, sh.n,
+            fmt::format("{}/{}", q::to_string(q::gemm_int_path(a.spec, pw, {threads, kernel})),
+                        q::to_string(q::gemm_int_isa(a.spec, pw, {threads, kernel}))),
+            r_int, macs / cpu_int, r_sg,
             r_int / r_sg, r_ctr, r_int / r_ctr, r_sk, r_int / r_sk);
         std::fflush(stdout);
       }
@@ -191,7 +203,7 @@ int main(int argc, char** argv) {
     for (const auto& blk : blocks)
       for (std::size_t l = 0; l < 4; ++l) {
         const Shape& sh = layer_shapes[l];
-        q::gemm_int(l == 3 ? h : x, blk[l], std::span<float>(y.data(), static_cast<std::size_t>(m * sh.n)), {threads});
+        q::gemm_int(l == 3 ? h : x, blk[l], std::span<float>(y.data(), static_cast<std::size_t>(m * sh.n)), {threads, kernel});
         macs += static_cast<double>(m * sh.n * sh.k);
       }
     const double wall = std::chrono::duration<double>(Clock::now() - t0).count(), used = cpu_seconds() - cpu0;
