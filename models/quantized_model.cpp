@@ -7,6 +7,8 @@
 // checks the values (code widths, scales, FP16 weights, s). Every error names the file and the tensor or key.
 #include "models/quantized_model.hpp"
 
+#include "quant/json_text.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -223,29 +225,12 @@ class Loader {
     return it->second;
   }
 
-  // Parses a metadata value as JSON, nesting at most 16 levels (a bracket scan first, so hostile text cannot
-  // make the parser recurse deeply).
+  // Parses a metadata value as JSON (quant::parse_guarded_json: at most 16 levels, no duplicate keys).
   json meta_json(std::string_view key) const {
-    const std::string& text = meta(key);
-    int depth = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      const char c = text[i];
-      if (in_string) {
-        if (c == '\\') ++i;
-        else if (c == '"') in_string = false;
-      } else if (c == '"') {
-        in_string = true;
-      } else if ((c == '{' || c == '[') && ++depth > 16) {
-        fail(fmt::format("metadata {}", key), "JSON nests deeper than 16 levels");
-      } else if (c == '}' || c == ']') {
-        --depth;
-      }
-    }
     try {
-      return json::parse(text);
-    } catch (const json::exception& e) {
-      fail(fmt::format("metadata {}", key), fmt::format("not valid JSON: {}", e.what()));
+      return quant::parse_guarded_json(meta(key), quant::JsonTextLimits{16, false});
+    } catch (const quant::JsonTextError& e) {
+      fail(fmt::format("metadata {}", key), e.what());
     }
   }
 

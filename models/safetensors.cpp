@@ -12,6 +12,8 @@
 // Only then is each tensor's range read (one seek + read per tensor, so a 10 GB checkpoint is never held twice).
 #include "models/safetensors.hpp"
 
+#include "quant/json_text.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -25,7 +27,6 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -85,50 +86,13 @@ std::uint64_t as_count(const json& v, const std::string& what) {
   throw std::runtime_error(fmt::format("{} is a JSON {}, not an integer", what, v.type_name()));
 }
 
-// Rejects NUL bytes and nesting deeper than kMaxJsonDepth, scanning brackets outside strings. Strings are skipped
-// with their escapes ("a\"[" is one string). Unterminated strings or unbalanced brackets are left to the parser.
-void prescan_header(std::string_view h) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < h.size(); ++i) {
-    const char c = h[i];
-    if (c == '\0') throw std::runtime_error(fmt::format("header has a NUL byte at header offset {}", i));
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth)
-        throw std::runtime_error(fmt::format("header JSON nests deeper than {} levels", kMaxJsonDepth));
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-}
-
+// The header as JSON (quant::parse_guarded_json: NUL bytes, nesting deeper than kMaxJsonDepth and duplicate keys
+// rejected; a duplicate would let a hostile file hide a tensor).
 json parse_header(std::string_view h) {
-  prescan_header(h);
-  // One key set per open object; a key seen twice in the same object is a duplicate (nlohmann keeps the last one
-  // silently, which would let a hostile file hide a tensor).
-  std::vector<std::set<std::string>> open_objects;
-  json::parser_callback_t on_event = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: open_objects.emplace_back(); break;
-      case json::parse_event_t::object_end: open_objects.pop_back(); break;
-      case json::parse_event_t::key:
-        if (!open_objects.back().insert(parsed.get<std::string>()).second)
-          throw std::runtime_error(fmt::format("duplicate key {} in the header", parsed.dump()));
-        break;
-      default: break;
-    }
-    return true;
-  };
   try {
-    return json::parse(h.begin(), h.end(), on_event, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(fmt::format("header is not valid JSON: {}", e.what()));
+    return quant::parse_guarded_json(h, quant::JsonTextLimits{kMaxJsonDepth, true});
+  } catch (const quant::JsonTextError& e) {
+    throw std::runtime_error(fmt::format("header: {}", e.what()));
   }
 }
 

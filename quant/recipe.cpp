@@ -7,6 +7,8 @@
 // silently, which would let a file say two things about one key).
 #include "quant/recipe.hpp"
 
+#include "quant/json_text.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -331,56 +333,15 @@ std::size_t first_bad_utf8(std::string_view s) {
   return std::string_view::npos;
 }
 
-// Rejects NUL bytes and nesting deeper than kMaxJsonDepth by a bracket scan outside strings.
-void prescan(std::string_view h, const std::string& source) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < h.size(); ++i) {
-    const char c = h[i];
-    if (c == '\0') throw RecipeError(fmt::format("{}: NUL byte at offset {}; a recipe is JSON text", source, i));
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth)
-        throw RecipeError(fmt::format("{}: JSON nests deeper than {} levels (offset {})", source, kMaxJsonDepth, i));
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-}
-
 json parse_json_text(std::string_view text, const std::string& source) {
   if (const std::size_t bad = first_bad_utf8(text); bad != std::string_view::npos)
     throw RecipeError(fmt::format("{}: not UTF-8 text: byte 0x{:02x} at offset {} starts no valid UTF-8 sequence",
                                   source, static_cast<unsigned char>(text[bad]), bad));
-  prescan(text, source);
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  json::parser_callback_t on_event = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: open_objects.emplace_back(); break;
-      case json::parse_event_t::object_end: open_objects.pop_back(); break;
-      case json::parse_event_t::key:
-        if (!open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
-          duplicate = parsed.get<std::string>();
-        break;
-      default: break;
-    }
-    return true;
-  };
-  json j;
   try {
-    j = json::parse(text.begin(), text.end(), on_event, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    throw RecipeError(fmt::format("{}: not valid JSON: {}", source, e.what()));
+    return parse_guarded_json(text, JsonTextLimits{kMaxJsonDepth, true});
+  } catch (const JsonTextError& e) {
+    throw RecipeError(fmt::format("{}: {}", source, e.what()));
   }
-  if (!duplicate.empty())
-    throw RecipeError(fmt::format("{}: key \"{}\" appears twice in one object", source, duplicate));
-  return j;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

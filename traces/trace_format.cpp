@@ -5,6 +5,8 @@
 // below 2^31, so every product stays far below 2^63.
 #include "traces/trace_format.hpp"
 
+#include "quant/json_text.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -562,40 +564,11 @@ TraceManifest manifest_from_json(const json& j, std::string_view source) {
 }
 
 TraceManifest parse_manifest(std::string_view text, std::string_view source) {
-  // Bracket scan first (strings skipped with their escapes), so the parser never recurses deeply on hostile text.
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if ((c == '{' || c == '[') && ++depth > kMaxManifestDepth) {
-      throw TraceError(fmt::format("{}: manifest: JSON nests deeper than {} levels", source, kMaxManifestDepth));
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  std::vector<std::set<std::string>> open_objects;
-  json::parser_callback_t on_event = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start: open_objects.emplace_back(); break;
-      case json::parse_event_t::object_end: open_objects.pop_back(); break;
-      case json::parse_event_t::key:
-        if (!open_objects.back().insert(parsed.get<std::string>()).second)
-          throw TraceError(fmt::format("{}: manifest: duplicate key {}", source, parsed.dump()));
-        break;
-      default: break;
-    }
-    return true;
-  };
   json j;
   try {
-    j = json::parse(text.begin(), text.end(), on_event);
-  } catch (const json::exception& e) {
-    throw TraceError(fmt::format("{}: manifest: not valid JSON: {}", source, e.what()));
+    j = quant::parse_guarded_json(text, quant::JsonTextLimits{kMaxManifestDepth, true});
+  } catch (const quant::JsonTextError& e) {
+    throw TraceError(fmt::format("{}: manifest: {}", source, e.what()));
   }
   return manifest_from_json(j, source);
 }

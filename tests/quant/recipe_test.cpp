@@ -346,7 +346,7 @@ TEST(RecipeHostile, EveryFaultIsReported) {
 TEST(RecipeHostile, MalformedText) {
   expect_fault(R"({"layers": {"qkv": {"act": {"group": 12)", {"not valid JSON"});  // truncated
   expect_fault("", {"not valid JSON"});
-  expect_fault(R"({"name": "a", "name": "b"})", {"key \"name\" appears twice"});
+  expect_fault(R"({"name": "a", "name": "b"})", {"duplicate key \"name\""});
   expect_fault(std::string(R"({"name": "a)") + '\0' + "\"}", {"NUL byte at offset 11"});
   expect_fault("{\"name\": \"caf\xe9\"}", {"not UTF-8", "0xe9", "offset 13"});   // Latin-1 e-acute
   expect_fault("{\"name\": \"\xed\xa0\x80\"}", {"not UTF-8", "offset 10"});       // a UTF-16 surrogate
