@@ -77,7 +77,7 @@ Run timed_generate(const m::VarModel& var, const m::Vqvae& vae, const m::Generat
 }
 
 void print_hw_breakdown(const m::HwBackend& hw, int repeats) {
-  const m::HwStats& st = hw.stats();
+  const m::HwStats st = hw.stats();
   double cpu = 0;
   for (const m::HwLayerStats& l : st.layers) cpu += l.cpu_s;
   fmt::print("\nhw mode, per run: quantized layers {:.3f} s wall, {:.3f} s CPU; of the wall time\n",
@@ -92,6 +92,9 @@ void print_hw_breakdown(const m::HwBackend& hw, int repeats) {
                l.gemm_s > 0 ? l.macs * 1e-9 / l.gemm_s : 0.0, l.cpu_s / repeats);
   }
   if (st.kv_calls > 0) fmt::print("KV cache quantization {:.3f} s\n", st.kv_s / repeats);
+  if (st.kv_encoded > 0)
+    fmt::print("KV history as codes: {:.2f} M values encoded, {:.2f} M decoded per run\n", st.kv_encoded * 1e-6 / repeats,
+               st.kv_decoded * 1e-6 / repeats);
   fmt::print("weights held by the hw backend: {:.1f} MiB\n", mib(static_cast<double>(hw.weight_bytes())));
 }
 

@@ -75,7 +75,7 @@ models::TensorFile load_weights(const std::string& path) {
 }
 
 void print_hw_summary(const models::HwBackend& hw, double transformer_s) {
-  const models::HwStats& st = hw.stats();
+  const models::HwStats st = hw.stats();
   fmt::print("hw mode: {:.3f} s in the quantized layers of {:.3f} s transformer; weights held {:.1f} MiB\n",
              st.total_s(), transformer_s, static_cast<double>(hw.weight_bytes()) / (1 << 20));
   fmt::print("{:<6} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9} {:>10} {:>9}\n", "layer", "calls", "GMAC", "total s",
@@ -90,6 +90,9 @@ void print_hw_summary(const models::HwBackend& hw, double transformer_s) {
   if (st.kv_calls > 0)
     fmt::print("KV cache: {} calls, {:.1f} M values quantized and decoded, {:.3f} s\n", st.kv_calls, st.kv_values * 1e-6,
                st.kv_s);
+  if (st.kv_encoded > 0)
+    fmt::print("KV history as codes: {:.1f} M values encoded, {:.1f} M decoded\n", st.kv_encoded * 1e-6,
+               st.kv_decoded * 1e-6);
 }
 
 void cmd_generate(const GenerateCliOptions& o) {

@@ -29,6 +29,7 @@
 #include "models/safetensors.hpp"
 #include "models/synthetic.hpp"
 #include "models/vqvae.hpp"
+#include "quant/json_text.hpp"
 #include "quant/recipe.hpp"
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/commands.hpp"
@@ -70,7 +71,9 @@ models::VarConfig load_model_config(const std::string& path) {
   ss << in.rdbuf();
   if (!in && !in.eof()) throw UserError(fmt::format("{}: cannot read the model config", path));
   try {
-    return models::var_config_from_json(nlohmann::json::parse(ss.str()));
+    return models::var_config_from_json(quant::parse_guarded_json(ss.str()));
+  } catch (const quant::JsonTextError& e) {
+    throw UserError(fmt::format("{}: model config: {}", path, e.what()));
   } catch (const nlohmann::json::exception& e) {
     throw UserError(fmt::format("{}: not a JSON model config: {}", path, e.what()));
   } catch (const std::invalid_argument& e) {
