@@ -137,6 +137,21 @@ TEST(EvalCli, HwAndEmulateAgreeOnTheFp4Baseline) {
     std::filesystem::remove(json);
   }
   EXPECT_NEAR(sqnr[0], sqnr[1], 1.0);
+  // --emulate-precision reaches the emulate backend (FP32 reading of their code: another SQNR) and the report;
+  // with --mode hw it is refused.
+  {
+    const auto json = temp("emulate_fp32.json");
+    const auto r = run_cli("eval --recipe fp4-baseline --no-free-run --mode emulate --emulate-precision fp32 " + kModel +
+                           "--json '" + json.string() + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    const nlohmann::json j = nlohmann::json::parse(slurp(json));
+    EXPECT_EQ(j["options"]["emulate_precision"], "fp32");
+    EXPECT_NE(as_number(j["recipes"][0]["result"]["summary"]["local"]["sqnr_db"]), sqnr[1]);
+    std::filesystem::remove(json);
+    const auto hw = run_cli("eval --recipe fp4-baseline --mode hw --emulate-precision fp32 " + kModel);
+    EXPECT_EQ(hw.exit_code, 2);
+    EXPECT_NE((hw.out + hw.err).find("--emulate-precision goes with --mode emulate"), std::string::npos) << hw.err;
+  }
   // Their code has no RNE INT quantizer: the emulate mode refuses int4-rtn by name.
   const auto refused = run_cli("eval --recipe int4-rtn --mode emulate " + kModel);
   EXPECT_EQ(refused.exit_code, 2);

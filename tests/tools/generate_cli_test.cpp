@@ -7,6 +7,9 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "models/config.hpp"
 #include "models/quantize_model.hpp"
@@ -101,6 +104,34 @@ TEST(GenerateCli, WrongOptionCombinations) {
     EXPECT_EQ(r.exit_code, 2) << c.args;
     EXPECT_NE((r.out + r.err).find(c.message), std::string::npos) << c.args << "\n" << r.out << r.err;
   }
+}
+
+// --model-config FILE (the tiny model's config as JSON) runs exactly what --model with the overrides runs; it
+// excludes --model and --quantized (which holds its own config).
+TEST(GenerateCli, ModelConfigFileEqualsThePresetWithOverrides) {
+  const fs::path cfg = temp("tiny_config.json"), a = temp("cfg_a.safetensors"), b = temp("cfg_b.safetensors");
+  {
+    std::ofstream f(cfg);
+    f << models::var_config_to_json(tiny_config()).dump();
+  }
+  const auto ra = run_cli("generate --model-config '" + cfg.string() + "' --synthetic 3 --dump '" + a.string() + "'");
+  ASSERT_EQ(ra.exit_code, 0) << ra.out << ra.err;
+  const auto rb = run_cli("generate " + kTiny + " --synthetic 3 --dump '" + b.string() + "'");
+  ASSERT_EQ(rb.exit_code, 0) << rb.out << rb.err;
+  EXPECT_TRUE(same_dumps(a, b));
+  const auto both = run_cli("generate --model var-d2 --model-config '" + cfg.string() + "' --synthetic 3 --dump '" +
+                            a.string() + "'");
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE((both.out + both.err).find("--model or --model-config, not both"), std::string::npos) << both.err;
+  const auto deep = temp("deep_config.json");
+  {
+    std::ofstream f(deep);
+    f << std::string(100, '[') << std::string(100, ']');
+  }
+  const auto hostile = run_cli("generate --model-config '" + deep.string() + "' --synthetic 3 --dump '" + a.string() + "'");
+  EXPECT_EQ(hostile.exit_code, 2);
+  EXPECT_NE((hostile.out + hostile.err).find("nests deeper"), std::string::npos) << hostile.err;
+  for (const auto& p : {cfg, deep, a, b}) fs::remove(p);
 }
 
 // --mode emulate from a recipe under both precisions: both run and

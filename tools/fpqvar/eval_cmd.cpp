@@ -33,6 +33,7 @@
 #include "models/synthetic.hpp"
 #include "quant/recipe.hpp"
 #include "tools/fpqvar/cli_util.hpp"
+#include "tools/fpqvar/model_source.hpp"
 #include "tools/fpqvar/commands.hpp"
 
 namespace fpqvar::cli {
@@ -44,13 +45,8 @@ struct EvalCliOptions {
   std::vector<std::string> recipes, quantized;
   std::string mode = "hw";
   bool uncalibrated = false;
-  std::string model = "var-d16";
-  std::string weights, vae_weights;
-  std::optional<std::uint64_t> synthetic;
-  int outlier_channels = 0;
-  double outlier_magnitude = 20.0;
-  std::vector<int> patch_nums;
-  int vae_ch = 0;
+  std::string emulate_precision = "fp16-autocast";  // --mode emulate: fp16-autocast | fp32 (models/emulate_backend.hpp)
+  ModelSource src;  // --model / --model-config, the weights, the overrides (tools/fpqvar/model_source.hpp)
   std::vector<int> classes;
   std::uint64_t seed = 0;
   double cfg = 1.5;
@@ -63,14 +59,6 @@ struct EvalCliOptions {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-models::TensorFile load_weights(const std::string& path) {
-  try {
-    return models::read_safetensors(path);
-  } catch (const models::SafetensorsError& e) {
-    throw UserError(e.what());
-  }
-}
 
 // One quantized model to evaluate: from a recipe (built here) or from a file (`fpqvar quantize`).
 struct Candidate {
@@ -101,10 +89,12 @@ std::string file_stem(const std::string& label) {
 // The execution mode's backend (models/execution_mode.hpp), taking the quantized model over (hw then keeps only its
 // packed codes).
 std::unique_ptr<models::ILinearBackend> make_backend(models::ExecutionMode mode, models::QuantizedModel&& qm,
-                                                     int threads) {
+                                                     int threads, quant::ActivationPrecision emulate_precision) {
   const std::string name = qm.recipe.name;
   try {
-    return models::make_backend(mode, std::move(qm), {.threads = std::max(threads, 1)});
+    models::ExecutionOptions eo{std::max(threads, 1), nullptr};
+    eo.emulate_precision = emulate_precision;
+    return models::make_backend(mode, std::move(qm), eo);
   } catch (const std::invalid_argument& e) {  // emulate: a recipe FPQVAR's code cannot run (INT formats, RNE, ...)
     throw UserError(fmt::format("--mode {}, recipe {}: {}", models::to_string(mode), name, e.what()));
   }
@@ -181,22 +171,13 @@ void cmd_eval(const EvalCliOptions& o) {
   }
   if (!models::needs_quantized_model(mode))
     throw UserError(fmt::format("--mode {}: the FP32 model is the reference; evaluate hw or emulate", o.mode));
-  models::VarConfig cfg;
-  try {
-    cfg = models::var_config_preset(o.model);
-  } catch (const std::invalid_argument& e) {
-    throw UserError(e.what());
-  }
-  if (!o.patch_nums.empty()) cfg.patch_nums = o.patch_nums;
-  if (o.vae_ch > 0) cfg.vae.ch = o.vae_ch;
-  if (const auto errors = cfg.validate(); !errors.empty()) throw UserError(fmt::format("model config: {}", errors.front()));
-  if (o.synthetic && (!o.weights.empty() || !o.vae_weights.empty()))
-    throw UserError("--synthetic excludes --weights and --vae-weights");
-  if (!o.synthetic && (o.weights.empty() || o.vae_weights.empty()))
-    throw UserError("give --weights FILE and --vae-weights FILE, or --synthetic SEED");
-  if (!o.synthetic && o.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
-  if (o.outlier_channels < 0 || o.outlier_channels > cfg.embed_dim)
-    throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
+  const ModelSource& src = o.src;
+  const models::VarConfig cfg = resolve_model_config(src);
+  check_weight_options(src, cfg, WeightNeeds{true, true});
+  if (o.emulate_precision != "fp16-autocast" && o.emulate_precision != "fp32")
+    throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", o.emulate_precision));
+  if (o.emulate_precision != "fp16-autocast" && mode != models::ExecutionMode::kEmulate)
+    throw UserError("--emulate-precision goes with --mode emulate");
   if (o.top_k < 0 || o.top_p < 0.0 || o.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
   if (o.no_free_run && !o.images.empty()) throw UserError("--images needs the free run (drop --no-free-run)");
   if (o.no_decode && !o.images.empty()) throw UserError("--images needs decoding (drop --no-decode)");
@@ -223,15 +204,7 @@ void cmd_eval(const EvalCliOptions& o) {
   }
 
   const auto t_load = Clock::now();
-  models::TensorFile var_w, vae_w;
-  if (o.synthetic) {
-    const models::SyntheticOptions so{*o.synthetic, o.outlier_channels, o.outlier_magnitude};
-    var_w = models::synthetic_var_weights(cfg, so);
-    vae_w = models::synthetic_vqvae_weights(cfg, so);
-  } else {
-    var_w = load_weights(o.weights);
-    vae_w = load_weights(o.vae_weights);
-  }
+  models::TensorFile var_w = load_var_weights(src, cfg), vae_w = load_vae_weights(src, cfg);
   models::EvalOptions eo;
   eo.labels = o.classes.empty() ? std::vector<int>{207} : o.classes;
   eo.seed = o.seed;
@@ -257,7 +230,7 @@ void cmd_eval(const EvalCliOptions& o) {
   try {
     evaluator.emplace(cfg, var_w, vae_w, eo);
   } catch (const models::ModelError& e) {
-    throw UserError(fmt::format("{}: {} (for {})", o.synthetic ? "synthetic weights" : o.weights, e.what(), cfg.name));
+    throw UserError(fmt::format("{}: {} (for {})", src.var_source(), e.what(), cfg.name));
   } catch (const std::invalid_argument& e) {
     throw UserError(e.what());
   }
@@ -312,13 +285,14 @@ void cmd_eval(const EvalCliOptions& o) {
 
   nlohmann::json out;
   out["model"] = models::var_config_to_json(cfg);
-  out["weights"] = o.synthetic ? nlohmann::json{{"synthetic", *o.synthetic},
-                                                {"outlier_channels", o.outlier_channels},
-                                                {"outlier_magnitude", o.outlier_magnitude}}
-                               : nlohmann::json{{"weights", o.weights}, {"vae_weights", o.vae_weights}};
+  out["weights"] = src.synthetic ? nlohmann::json{{"synthetic", *src.synthetic},
+                                                  {"outlier_channels", src.outlier_channels},
+                                                  {"outlier_magnitude", src.outlier_magnitude}}
+                                 : nlohmann::json{{"weights", src.weights}, {"vae_weights", src.vae_weights}};
   out["options"] = {{"classes", eo.labels}, {"seed", eo.seed},          {"cfg", eo.cfg},
                     {"top_k", eo.top_k},    {"top_p", eo.top_p},        {"mode", o.mode},
                     {"free_run", eo.free_run}, {"decode", eo.decode}, {"uncalibrated", o.uncalibrated}};
+  if (mode == models::ExecutionMode::kEmulate) out["options"]["emulate_precision"] = o.emulate_precision;
   out["reference"] = {{"seconds", ref.seconds}, {"decode_seconds", ref.decode_seconds}, {"tokens", ref.tokens}};
   out["recipes"] = nlohmann::json::array();
   std::string csv = "recipe,mode,scale,patch_num,block,layer,sqnr_db,cosine,rel_rms,rmse,max_abs_err,count,nonfinite\n";
@@ -331,7 +305,10 @@ void cmd_eval(const EvalCliOptions& o) {
   auto run_one = [&](Candidate& c) {
     spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "evaluating {} ({} mode)", c.label, o.mode);
     nlohmann::json recipe_json = quant::recipe_to_json(c.model.recipe);
-    const std::unique_ptr<models::ILinearBackend> backend = make_backend(mode, std::move(c.model), o.threads);
+    const std::unique_ptr<models::ILinearBackend> backend =
+        make_backend(mode, std::move(c.model), o.threads,
+                     o.emulate_precision == "fp32" ? quant::ActivationPrecision::kFp32
+                                                   : quant::ActivationPrecision::kFp16Autocast);
     models::EvalResult r;
     try {
       r = evaluator->evaluate(*backend);
@@ -403,17 +380,10 @@ void register_eval(CLI::App& app) {
   e->add_option("--mode", o->mode, "Execution mode of the quantized GEMMs: hw | emulate")->capture_default_str();
   e->add_flag("--uncalibrated", o->uncalibrated,
               "Evaluate recipes that need calibration without it (GALT/SmoothQuant s = ones, no format search)");
-  e->add_option("--model,-m", o->model, "var-d16 | var-d20 | var-d24 | var-d30 | var-d36 | var-d<N>")->capture_default_str();
-  e->add_option("--weights", o->weights, "VAR weights (safetensors, official key names)");
-  e->add_option("--vae-weights", o->vae_weights, "VQ-VAE weights (safetensors, official key names)");
-  e->add_option("--synthetic", o->synthetic, "Use synthetic weights from this seed instead of files");
-  e->add_option("--outlier-channels", o->outlier_channels,
-                "Synthetic weights: channels whose level embedding grows across scales (VAR-like outliers)")
+  e->add_option("--emulate-precision", o->emulate_precision,
+                "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
       ->capture_default_str();
-  e->add_option("--outlier-magnitude", o->outlier_magnitude, "Synthetic weights: outlier value at the last scale")
-      ->capture_default_str();
-  e->add_option("--patch-nums", o->patch_nums, "Override the scales (custom small models), e.g. 1,2,3,4")->delimiter(',');
-  e->add_option("--vae-ch", o->vae_ch, "Override the VQ-VAE base width (custom small models)");
+  add_model_source(e, o->src);
   e->add_option("--class", o->classes, "ImageNet class per image (repeat for a batch; 1000 = unconditional)")
       ->default_str("207");
   e->add_option("--seed", o->seed, "Sampler seed of the FP32 and the quantized free runs")->capture_default_str();

@@ -36,6 +36,7 @@
 #include "models/var_model.hpp"
 #include "models/vqvae.hpp"
 #include "tools/fpqvar/cli_util.hpp"
+#include "tools/fpqvar/model_source.hpp"
 #include "tools/fpqvar/commands.hpp"
 #include "traces/trace_writer.hpp"
 
@@ -43,36 +44,23 @@ namespace fpqvar::cli {
 namespace {
 
 struct GenerateCliOptions {
-  std::string model = "var-d16";
-  std::string weights, vae_weights, teacher_tokens, dump, out;
-  std::optional<std::uint64_t> synthetic;
-  int outlier_channels = 0;          // synthetic weights only (models/synthetic.hpp)
-  double outlier_magnitude = 20.0;
+  ModelSource src;  // --model / --model-config, the weights, the overrides (tools/fpqvar/model_source.hpp)
+  std::string teacher_tokens, dump, out;
   std::vector<int> classes;
   std::uint64_t seed = 0;
   double cfg = 1.5;
   int top_k = 900;
   double top_p = 0.96;
   int threads = 0;
-  std::vector<int> patch_nums;  // overrides for small custom models (e.g. the var_tiny fixture)
-  int vae_ch = 0;
   std::string mode = "fp32", recipe, quantized;
   std::string emulate_precision = "fp16-autocast";  // --mode emulate: fp16-autocast | fp32 (models/emulate_backend.hpp)
-  bool uncalibrated = false, summary = false, model_given = false;
+  bool uncalibrated = false, summary = false;
   // trace record: the trace file and its filter (empty = every GEMM)
   std::string trace, trace_scales, trace_blocks, trace_ops;
 };
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-models::TensorFile load_weights(const std::string& path) {
-  try {
-    return models::read_safetensors(path);
-  } catch (const models::SafetensorsError& e) {
-    throw UserError(e.what());
-  }
-}
 
 void print_hw_summary(const models::HwBackend& hw, double transformer_s) {
   const models::HwStats st = hw.stats();
@@ -108,7 +96,8 @@ void cmd_generate(const GenerateCliOptions& o) {
   if (quantized_mode && o.recipe.empty() == o.quantized.empty())
     throw UserError(fmt::format("--mode {} needs either --recipe R or --quantized FILE", o.mode));
   if (o.uncalibrated && o.recipe.empty()) throw UserError("--uncalibrated goes with --recipe");
-  if (!o.quantized.empty() && !o.weights.empty())
+  const ModelSource& src = o.src;
+  if (!o.quantized.empty() && !src.weights.empty())
     throw UserError("--quantized FILE holds the transformer's weights: give only --vae-weights (or --synthetic)");
   if (o.summary && mode != models::ExecutionMode::kHw) throw UserError("--summary reports the hw mode (--mode hw)");
   traces::TraceFilter trace_filter;
@@ -132,29 +121,9 @@ void cmd_generate(const GenerateCliOptions& o) {
     } catch (const std::exception& e) {  // QuantizedModelError, SafetensorsError
       throw UserError(e.what());
     }
-    if (o.model_given && qfile->config.name != o.model)
-      throw UserError(fmt::format("{}: holds a {} model, --model says {}", o.quantized, qfile->config.name, o.model));
-    if (!o.patch_nums.empty() || o.vae_ch > 0)
-      throw UserError("--patch-nums and --vae-ch do not apply to --quantized (the file holds the config)");
   }
-  models::VarConfig cfg;
-  try {
-    cfg = qfile ? qfile->config : models::var_config_preset(o.model);
-  } catch (const std::invalid_argument& e) {
-    throw UserError(e.what());
-  }
-  if (!o.patch_nums.empty()) cfg.patch_nums = o.patch_nums;
-  if (o.vae_ch > 0) cfg.vae.ch = o.vae_ch;
-  if (const auto errors = cfg.validate(); !errors.empty()) throw UserError(fmt::format("model config: {}", errors.front()));
-  if (o.synthetic && (!o.weights.empty() || !o.vae_weights.empty()))
-    throw UserError("--synthetic excludes --weights and --vae-weights");
-  if (!o.synthetic && !qfile && (o.weights.empty() || o.vae_weights.empty()))
-    throw UserError("give --weights FILE and --vae-weights FILE, or --synthetic SEED");
-  if (!o.synthetic && qfile && o.vae_weights.empty())
-    throw UserError("give --vae-weights FILE (or --synthetic SEED for the VQ-VAE) with --quantized");
-  if (!o.synthetic && o.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
-  if (o.outlier_channels < 0 || o.outlier_channels > cfg.embed_dim)
-    throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
+  const models::VarConfig cfg = resolve_model_config(src, qfile ? &qfile->config : nullptr, o.quantized);
+  check_weight_options(src, cfg, WeightNeeds{!qfile, true});
   if (o.out.empty() && o.dump.empty() && o.trace.empty())
     throw UserError("nothing to write: give --out img.png and/or --dump FILE");
   if (o.top_k < 0 || o.top_p < 0.0 || o.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
@@ -168,7 +137,7 @@ void cmd_generate(const GenerateCliOptions& o) {
   gen.seed = o.seed;
   const int batch = static_cast<int>(gen.labels.size());
   if (!o.teacher_tokens.empty()) {
-    const models::TensorFile tf = load_weights(o.teacher_tokens);
+    const models::TensorFile tf = read_weights_file(o.teacher_tokens);
     for (int si = 0; si < cfg.num_scales(); ++si) {
       const std::string name = fmt::format("tokens.{}", si);
       const auto it = tf.tensors.find(name);
@@ -184,17 +153,14 @@ void cmd_generate(const GenerateCliOptions& o) {
 
   const auto t_load = Clock::now();
   models::TensorFile var_w, vae_w;
-  const models::SyntheticOptions so{o.synthetic.value_or(0), o.outlier_channels, o.outlier_magnitude};
   if (qfile) {
     var_w = std::move(qfile->rest);  // the transformer's weights other than the quantized GEMMs
     qfile->rest = {};
-  } else if (o.synthetic) {
-    var_w = models::synthetic_var_weights(cfg, so);
   } else {
-    var_w = load_weights(o.weights);
+    var_w = load_var_weights(src, cfg);
   }
-  vae_w = o.vae_weights.empty() ? models::synthetic_vqvae_weights(cfg, so) : load_weights(o.vae_weights);
-  const std::string var_source = qfile ? o.quantized : o.synthetic ? "synthetic weights" : o.weights;
+  vae_w = load_vae_weights(src, cfg);
+  const std::string var_source = qfile ? o.quantized : src.var_source();
 
   // The execution backend (nullptr for fp32).
   const int mode_threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -258,7 +224,7 @@ void cmd_generate(const GenerateCliOptions& o) {
   try {
     vae.emplace(cfg, vae_w);
   } catch (const models::ModelError& e) {
-    throw UserError(fmt::format("{}: {}", o.vae_weights.empty() ? "synthetic weights" : o.vae_weights, e.what()));
+    throw UserError(fmt::format("{}: {}", src.vae_source(), e.what()));
   }
   spdlog::debug("weights ready in {:.2f} s", seconds_since(t_load));
 
@@ -372,15 +338,7 @@ void cmd_generate(const GenerateCliOptions& o) {
 
 // The options `generate` and `trace record` share: the model, its weights and the sampler.
 void add_model_options(CLI::App* g, const std::shared_ptr<GenerateCliOptions>& o) {
-  g->add_option("--model,-m", o->model, "var-d16 | var-d20 | var-d24 | var-d30 | var-d36 | var-d<N>")->capture_default_str();
-  g->add_option("--weights", o->weights, "VAR weights (safetensors, official key names)");
-  g->add_option("--vae-weights", o->vae_weights, "VQ-VAE weights (safetensors, official key names)");
-  g->add_option("--synthetic", o->synthetic, "Use synthetic weights from this seed instead of files");
-  g->add_option("--outlier-channels", o->outlier_channels,
-                 "Synthetic weights: channels whose level embedding grows across scales (VAR-like outliers)")
-      ->capture_default_str();
-  g->add_option("--outlier-magnitude", o->outlier_magnitude, "Synthetic weights: outlier value at the last scale")
-      ->capture_default_str();
+  add_model_source(g, o->src);
   g->add_option("--class", o->classes, "ImageNet class per image (repeat for a batch; 1000 = unconditional)")
       ->default_str("207");
   g->add_option("--seed", o->seed, "Sampler seed (mt19937_64, see models/sampler.hpp)")->capture_default_str();
@@ -400,8 +358,6 @@ void register_generate(CLI::App& app) {
   add_model_options(g, o);
   g->add_option("--out,-o", o->out, "PNG output (the batch side by side)");
   g->add_option("--dump", o->dump, "safetensors with logits.K (2B, pn^2, V), tokens.K, fhat and image (B, 3, H, W)");
-  g->add_option("--patch-nums", o->patch_nums, "Override the scales (custom small models), e.g. 1,2,3,4")->delimiter(',');
-  g->add_option("--vae-ch", o->vae_ch, "Override the VQ-VAE base width (custom small models)");
   g->add_option("--mode", o->mode, "Execution mode: fp32 | hw | emulate")->capture_default_str();
   g->add_option("--recipe", o->recipe, "Quantization recipe (preset name or JSON file) for --mode hw/emulate");
   g->add_flag("--uncalibrated", o->uncalibrated,
@@ -410,10 +366,7 @@ void register_generate(CLI::App& app) {
   g->add_option("--emulate-precision", o->emulate_precision,
                 "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
       ->capture_default_str();
-  g->callback([o, g] {
-    o->model_given = g->count("--model") > 0;
-    cmd_generate(*o);
-  });
+  g->callback([o] { cmd_generate(*o); });
 }
 
 // `fpqvar trace record`, a subcommand of trace_cmd.cpp's `trace` (registered before this, order 70).
@@ -429,10 +382,7 @@ void register_trace_record(CLI::App& app) {
   r->add_option("--scales", o->trace_scales, "Record only these scales, e.g. 0,2,5-7 (default: all)");
   r->add_option("--blocks", o->trace_blocks, "Record only these blocks, e.g. 0-3 (default: all)");
   r->add_option("--ops", o->trace_ops, "Record only these GEMMs: qkv,proj,fc1,fc2 (default: all)");
-  r->callback([o, r] {
-    o->model_given = r->count("--model") > 0;
-    cmd_generate(*o);
-  });
+  r->callback([o] { cmd_generate(*o); });
 }
 
 }  // namespace

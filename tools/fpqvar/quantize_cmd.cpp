@@ -32,6 +32,7 @@
 #include "quant/json_text.hpp"
 #include "quant/recipe.hpp"
 #include "tools/fpqvar/cli_util.hpp"
+#include "tools/fpqvar/model_source.hpp"
 #include "tools/fpqvar/commands.hpp"
 
 namespace fpqvar::cli {
@@ -39,8 +40,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-constexpr std::uintmax_t kMaxModelConfigBytes = 1u << 20;
 
 struct QuantizeCliOptions {
   std::string recipe;
@@ -52,42 +51,9 @@ struct QuantizeCliOptions {
   bool uncalibrated = false;
   bool dry_run = false;
   std::string out, report;
-  std::string model = "var-d16", model_config;
-  std::string weights, vae_weights;
-  std::optional<std::uint64_t> synthetic;
-  int outlier_channels = 0;
-  double outlier_magnitude = 20.0;
+  ModelSource src;  // --model / --model-config, the weights, the overrides (tools/fpqvar/model_source.hpp)
   int threads = 0;
 };
-
-models::VarConfig load_model_config(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw UserError(fmt::format("{}: cannot read the model config: {}", path, ec.message()));
-  if (size > kMaxModelConfigBytes)
-    throw UserError(fmt::format("{}: model config of {} bytes, more than the {} allowed", path, size, kMaxModelConfigBytes));
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (!in && !in.eof()) throw UserError(fmt::format("{}: cannot read the model config", path));
-  try {
-    return models::var_config_from_json(quant::parse_guarded_json(ss.str()));
-  } catch (const quant::JsonTextError& e) {
-    throw UserError(fmt::format("{}: model config: {}", path, e.what()));
-  } catch (const nlohmann::json::exception& e) {
-    throw UserError(fmt::format("{}: not a JSON model config: {}", path, e.what()));
-  } catch (const std::invalid_argument& e) {
-    throw UserError(fmt::format("{}: {}", path, e.what()));
-  }
-}
-
-models::TensorFile load_weights(const std::string& path) {
-  try {
-    return models::read_safetensors(path);
-  } catch (const models::SafetensorsError& e) {
-    throw UserError(e.what());
-  }
-}
 
 std::string method_text(const quant::LayerRecipe& r) {
   std::string m = r.galt ? "galt" : r.smoothquant_alpha ? fmt::format("smoothquant {:g}", *r.smoothquant_alpha) : "";
@@ -132,17 +98,8 @@ void print_plan(const models::VarConfig& cfg, const quant::Recipe& recipe, const
 void cmd_quantize(const QuantizeCliOptions& o) {
   const auto t_total = Clock::now();
   // ---- inputs ----
-  models::VarConfig cfg;
-  if (!o.model_config.empty()) {
-    cfg = load_model_config(o.model_config);
-  } else {
-    try {
-      cfg = models::var_config_preset(o.model);
-    } catch (const std::invalid_argument& e) {
-      throw UserError(e.what());
-    }
-  }
-  if (const auto errors = cfg.validate(); !errors.empty()) throw UserError(fmt::format("model config: {}", errors.front()));
+  const ModelSource& src = o.src;
+  const models::VarConfig cfg = resolve_model_config(src);
   if (o.recipe.empty()) throw UserError("give --recipe PRESET|FILE (fpqvar recipe list shows the presets)");
   if (o.out.empty() && !o.dry_run) throw UserError("give --out FILE for the quantized model");
   quant::Recipe recipe;
@@ -167,14 +124,9 @@ void cmd_quantize(const QuantizeCliOptions& o) {
     spdlog::warn("recipe {} needs no calibration: --calib/--epochs ignored", recipe.name);
   if (o.uncalibrated && recipe.needs_calibration())
     spdlog::warn("recipe {} is quantized uncalibrated: s = ones and the recipe's own formats", recipe.name);
-  if (o.synthetic && (!o.weights.empty() || !o.vae_weights.empty()))
-    throw UserError("--synthetic excludes --weights and --vae-weights");
-  if (!o.synthetic && o.weights.empty()) throw UserError("give --weights FILE (and --vae-weights FILE), or --synthetic SEED");
-  if (!o.synthetic && calibrate && o.vae_weights.empty())
+  if (!src.synthetic && !src.weights.empty() && calibrate && src.vae_weights.empty())
     throw UserError("calibration runs the model: give --vae-weights FILE too (or --uncalibrated)");
-  if (!o.synthetic && o.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
-  if (o.outlier_channels < 0 || o.outlier_channels > cfg.embed_dim)
-    throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
+  check_weight_options(src, cfg, WeightNeeds{true, calibrate});
   if (!(o.memory_budget_gib > 0.0) || !(o.memory_budget_gib < 1e6))
     throw UserError(fmt::format("--memory-budget {} GiB is not a positive size", o.memory_budget_gib));
 
@@ -200,16 +152,9 @@ void cmd_quantize(const QuantizeCliOptions& o) {
   models::ops::set_blas_threads(o.threads);
 
   // ---- weights ----
-  const std::string source = o.synthetic ? fmt::format("synthetic weights (seed {})", *o.synthetic) : o.weights;
-  models::TensorFile var_w, vae_w;
-  if (o.synthetic) {
-    const models::SyntheticOptions so{*o.synthetic, o.outlier_channels, o.outlier_magnitude};
-    var_w = models::synthetic_var_weights(cfg, so);
-    if (calibrate) vae_w = models::synthetic_vqvae_weights(cfg, so);
-  } else {
-    var_w = load_weights(o.weights);
-    if (calibrate) vae_w = load_weights(o.vae_weights);
-  }
+  const std::string source = src.var_source();
+  models::TensorFile var_w = load_var_weights(src, cfg), vae_w;
+  if (calibrate) vae_w = load_vae_weights(src, cfg);
 
   // ---- calibration ----
   models::CalibrationResult cal;
@@ -219,7 +164,7 @@ void cmd_quantize(const QuantizeCliOptions& o) {
     try {
       vae.emplace(cfg, vae_w);
     } catch (const models::ModelError& e) {
-      throw UserError(fmt::format("{}: {}", o.synthetic ? source : o.vae_weights, e.what()));
+      throw UserError(fmt::format("{}: {}", src.vae_source(), e.what()));
     }
     const auto t_cal = Clock::now();
     try {
@@ -344,15 +289,7 @@ void register_quantize(CLI::App& app) {
   q->add_flag("--dry-run", o->dry_run, "Print the calibration plan (passes, memory, work) and stop");
   q->add_option("--out,-o", o->out, "Quantized model (safetensors), written atomically (required)");
   q->add_option("--report", o->report, "Per-layer calibration report (JSON)");
-  q->add_option("--model,-m", o->model, "var-d16 | var-d20 | var-d24 | var-d30 | var-d36 | var-d<N>")->capture_default_str();
-  q->add_option("--model-config", o->model_config, "Model config JSON (models/config.hpp form) instead of --model");
-  q->add_option("--weights", o->weights, "VAR weights (safetensors, official key names)");
-  q->add_option("--vae-weights", o->vae_weights, "VQ-VAE weights (needed for calibration: the residual path)");
-  q->add_option("--synthetic", o->synthetic, "Use synthetic weights from this seed instead of files");
-  q->add_option("--outlier-channels", o->outlier_channels, "Synthetic weights: VAR-like outlier channels")
-      ->capture_default_str();
-  q->add_option("--outlier-magnitude", o->outlier_magnitude, "Synthetic weights: outlier value at the last scale")
-      ->capture_default_str();
+  add_model_source(q, o->src, "VQ-VAE weights (needed for calibration: the residual path)");
   q->add_option("--threads", o->threads, "OpenBLAS threads (0 = OpenBLAS default)")->capture_default_str();
   q->callback([o] { cmd_quantize(*o); });
 }
