@@ -1,13 +1,11 @@
 // Quantized model: weight unpacking, the consistency checks, and the safetensors file form (quantized_model.hpp).
 //
-// The loader trusts nothing in the file: the container is checked by read_safetensors; then the metadata (format,
+// The loader trusts nothing in the file: the container is checked by SafetensorsReader; then the metadata (format,
 // version, recipe, config, applied recipes) is parsed strictly; the config's sizes are bounded before any product
 // of them is formed; each expected tensor must be present with the exact dtype and shape the recipe and config
 // imply; a tensor under a quantized layer's name that the recipe does not call for is an error; and validate()
 // checks the values (code widths, scales, FP16 weights, s). Every error names the file and the tensor or key.
 #include "models/quantized_model.hpp"
-
-#include "quant/json_text.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,10 +13,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "models/fp32_ops.hpp"
 #include "models/safetensors.hpp"
+#include "quant/json_text.hpp"
 #include "quant/fast_quant.hpp"
 #include "quant/fp_bits.hpp"
 
@@ -351,8 +352,50 @@ void save_quantized_model(const std::filesystem::path& path, const QuantizedMode
   }
 }
 
-QuantizedModel load_quantized_model(const std::filesystem::path& path) {
-  Loader ld(path, read_safetensors(path));
+namespace {
+
+// blocks.{i}.ada_lin.1.weight / .bias
+bool is_block_ada_lin(std::string_view name) {
+  if (name.rfind("blocks.", 0) != 0) return false;
+  const std::size_t dot = name.find('.', 7);
+  if (dot == std::string_view::npos || dot == 7) return false;
+  for (std::size_t i = 7; i < dot; ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  const std::string_view tail = name.substr(dot + 1);
+  return tail == "ada_lin.1.weight" || tail == "ada_lin.1.bias";
+}
+
+}  // namespace
+
+QuantizedModel load_quantized_model(const std::filesystem::path& path) { return load_quantized_model(path, {}); }
+
+std::function<void(int, std::span<const float>, int, std::span<float>)> ada_lin_from_file(
+    const std::filesystem::path& path, std::int64_t embed_dim) {
+  auto reader = std::make_shared<const SafetensorsReader>(path);
+  return [reader, embed_dim](int block, std::span<const float> cond_silu, int images, std::span<float> ada) {
+    const std::int64_t c = embed_dim;
+    const std::string p = fmt::format("blocks.{}.ada_lin.1.", block);
+    const Tensor w = reader->read(p + "weight"), b = reader->read(p + "bias");
+    if (w.dtype != DType::kF32 || w.shape != std::vector<std::int64_t>{6 * c, c} || b.dtype != DType::kF32 ||
+        b.shape != std::vector<std::int64_t>{6 * c})
+      throw SafetensorsError(fmt::format("{}: {}weight/bias: expected F32 ({}, {}) and ({})", reader->path().string(), p,
+                                         6 * c, c, 6 * c));
+    if (cond_silu.size() != static_cast<std::size_t>(images * c) || ada.size() != static_cast<std::size_t>(images * 6 * c))
+      throw std::invalid_argument(fmt::format("ada_lin_from_file: {} / {} values for {} images", cond_silu.size(),
+                                              ada.size(), images));
+    ops::linear(cond_silu.data(), images, static_cast<int>(c), w.f32.data(), b.f32, static_cast<int>(6 * c), ada.data());
+  };
+}
+
+QuantizedModel load_quantized_model(const std::filesystem::path& path, const QuantizedLoadOptions& options) {
+  TensorFile file;
+  {
+    const SafetensorsReader reader(path);
+    file.metadata = reader.metadata();
+    for (const std::string& name : reader.names_in_file_order())
+      if (options.block_ada_lin || !is_block_ada_lin(name)) file.tensors.emplace(name, reader.read(name));
+  }
+  Loader ld(path, std::move(file));
   if (ld.meta(kMetaFormat) != kFormatName)
     ld.fail(fmt::format("metadata {}", kMetaFormat),
             fmt::format("\"{}\", expected \"{}\"", ld.meta(kMetaFormat), kFormatName));

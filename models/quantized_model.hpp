@@ -13,6 +13,8 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -97,5 +99,21 @@ void save_quantized_model(const std::filesystem::path& path, const QuantizedMode
 // metadata, then every tensor above (present, dtype, shape) and validate(). Throws QuantizedModelError
 // "<file>: <tensor or metadata key>: <fault>" (SafetensorsError for faults of the container itself).
 [[nodiscard]] QuantizedModel load_quantized_model(const std::filesystem::path& path);
+
+// What load_quantized_model leaves in the file. block_ada_lin false: the blocks' AdaLN weights
+// (blocks.{i}.ada_lin.1.weight/bias: 2.65 GB of FP32 in VAR-d30) are not read into `rest`; a caller runs VarModel
+// with VarWeightNeeds::block_ada_lin false and computes each block's modulation from the file itself
+// (ada_lin_from_file), so they are never all resident. Everything else is read and validated as above.
+struct QuantizedLoadOptions {
+  bool block_ada_lin = true;
+};
+[[nodiscard]] QuantizedModel load_quantized_model(const std::filesystem::path& path, const QuantizedLoadOptions& options);
+
+// GenerateOptions::block_ada reading blocks.{block}.ada_lin.1.weight/bias (FP32, (6C, C) and (6C)) from a safetensors
+// file one block at a time: ada = cond_silu W^T + b computed exactly as VarModel computes it from resident weights
+// (models::ops::linear), so the result is the same bit for bit. The file stays open while the function lives; a
+// missing or misshapen tensor throws SafetensorsError naming the file and the tensor.
+[[nodiscard]] std::function<void(int, std::span<const float>, int, std::span<float>)> ada_lin_from_file(
+    const std::filesystem::path& path, std::int64_t embed_dim);
 
 }  // namespace fpqvar::models

@@ -16,7 +16,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
+#include "models/fp32_ops.hpp"
 #include "models/safetensors.hpp"
 #include "quant/fast_quant.hpp"
 #include "quant/fp_bits.hpp"
@@ -140,6 +142,48 @@ INSTANTIATE_TEST_SUITE_P(Presets, QuantizedModelRoundTrip,
                              if (c == '-') c = '_';
                            return s;
                          });
+
+// QuantizedLoadOptions{block_ada_lin = false} leaves exactly the blocks' AdaLN weights in the file, and
+// ada_lin_from_file computes each block's modulation from it exactly as ops::linear on the resident weights does.
+TEST(QuantizedModel, LeanLoadReadsTheBlocksAdaLinFromTheFile) {
+  QuantizedModel m = make_model(quant::preset("fpqvar-w4a4"));
+  const std::int64_t c = m.config.embed_dim;
+  std::mt19937 rng(77);
+  for (int b = 0; b < m.config.depth; ++b) {
+    const std::string p = "blocks." + std::to_string(b) + ".ada_lin.1.";
+    m.rest.tensors[p + "weight"] = {DType::kF32, {6 * c, c}, random_values(rng, 6 * c * c, -0.1f, 0.1f), {}, {}};
+    m.rest.tensors[p + "bias"] = {DType::kF32, {6 * c}, random_values(rng, 6 * c, -0.1f, 0.1f), {}, {}};
+  }
+  m.rest.tensors["blocks.0.ada_lin.1.weightx"] = {DType::kF32, {2}, {1, 2}, {}, {}};  // not an ada_lin tensor: kept
+  const fs::path p = temp_path("lean.safetensors");
+  save_quantized_model(p, m);
+  const QuantizedModel lean = load_quantized_model(p, QuantizedLoadOptions{.block_ada_lin = false});
+  std::set<std::string> left_in_file;
+  for (int b = 0; b < m.config.depth; ++b)
+    for (const char* t : {"weight", "bias"}) left_in_file.insert("blocks." + std::to_string(b) + ".ada_lin.1." + t);
+  for (const auto& [name, t] : m.rest.tensors) {
+    ASSERT_EQ(lean.rest.tensors.count(name), left_in_file.count(name) ? 0u : 1u) << name;
+    if (!left_in_file.count(name)) {
+      EXPECT_TRUE(same_bits(lean.rest.tensors.at(name).f32, t.f32)) << name;
+    }
+  }
+  EXPECT_EQ(lean.rest.tensors.size() + left_in_file.size(), m.rest.tensors.size());
+  const auto block_ada = ada_lin_from_file(p, c);
+  const int images = 3;
+  const std::vector<float> cond = random_values(rng, images * c, -2.0f, 2.0f);
+  for (int b = 0; b < m.config.depth; ++b) {
+    const std::string name = "blocks." + std::to_string(b) + ".ada_lin.1.";
+    std::vector<float> got(static_cast<std::size_t>(images * 6 * c)), want(got.size());
+    block_ada(b, cond, images, got);
+    ops::linear(cond.data(), images, static_cast<int>(c), m.rest.tensors.at(name + "weight").f32.data(),
+                m.rest.tensors.at(name + "bias").f32, static_cast<int>(6 * c), want.data());
+    EXPECT_TRUE(same_bits(got, want)) << b;
+  }
+  std::vector<float> out(static_cast<std::size_t>(images * 6 * c));
+  EXPECT_THROW(block_ada(m.config.depth, cond, images, out), SafetensorsError);  // no such block in the file
+  EXPECT_THROW(ada_lin_from_file(p, c + 1)(0, cond, images, out), SafetensorsError);  // shape of another model
+  fs::remove(p);
+}
 
 TEST(QuantizedModel, TensorNamesShapesAndMetadata) {
   const QuantizedModel m = make_model(quant::preset("fpqvar-w4a4"));

@@ -117,7 +117,9 @@ void cmd_generate(const GenerateCliOptions& o) {
   std::optional<models::QuantizedModel> qfile;
   if (!o.quantized.empty()) {
     try {
-      qfile = models::load_quantized_model(o.quantized);
+      // The blocks' AdaLN weights stay in the file: each block's modulation is read from it once per generate
+      // (models::ada_lin_from_file), so VAR-d30 does not hold their 2.65 GB.
+      qfile = models::load_quantized_model(o.quantized, models::QuantizedLoadOptions{.block_ada_lin = false});
     } catch (const std::exception& e) {  // QuantizedModelError, SafetensorsError
       throw UserError(e.what());
     }
@@ -216,7 +218,9 @@ void cmd_generate(const GenerateCliOptions& o) {
   std::optional<models::Vqvae> vae;
   try {
     models::VarWeightNeeds needs;
-    needs.block_gemms = !o.quantized.empty() ? false : true;
+    needs.block_gemms = !qfile;
+    needs.block_ada_lin = !qfile;
+    if (qfile && !cfg.shared_aln) gen.block_ada = models::ada_lin_from_file(o.quantized, cfg.embed_dim);
     model.emplace(cfg, var_w, needs);
   } catch (const models::ModelError& e) {
     throw UserError(fmt::format("{}: {} (for {})", var_source, e.what(), cfg.name));
