@@ -80,6 +80,12 @@ HwKvCodec::HwKvCodec(const quant::QuantSpec& spec, int head_dim)
   if (const auto e = spec.validate(head_dim); !e.empty())
     throw std::invalid_argument(fmt::format("HwKvCodec: {}", e.front()));
   m_blocks = quant::block_count(spec, 1, head_dim);
+  if (m_blocks < 1 || m_blocks > kMaxKvBlocks || head_dim % m_blocks != 0)
+    throw std::invalid_argument(fmt::format("HwKvCodec: {} scales per row of {}", m_blocks, head_dim));
+  for (int c = 0; c < spec.format.code_count(); ++c) {
+    m_value[static_cast<std::size_t>(c)] = spec.format.decode(static_cast<std::uint8_t>(c));
+    m_side[static_cast<std::size_t>(c)] = m_dual && spec.format.side_of(static_cast<std::uint8_t>(c)) == 0 ? 0 : 1;
+  }
   m_code_bytes = (static_cast<std::size_t>(head_dim) * static_cast<std::size_t>(m_bits) + 7) / 8;
   m_row_bytes = m_code_bytes + static_cast<std::size_t>(m_blocks) * sizeof(float) * (m_dual ? 2 : 1);
 }
@@ -111,24 +117,26 @@ void HwKvCodec::decode(std::span<const std::uint8_t> in, int rows, std::span<flo
   const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(m_head_dim);
   if (rows < 0 || x.size() != n || in.size() != static_cast<std::size_t>(rows) * m_row_bytes)
     throw std::invalid_argument(fmt::format("HwKvCodec::decode: {} bytes into {} values for {} rows", in.size(), x.size(), rows));
-  if (rows == 0) return;
-  quant::QuantizedTensor q = quant::make_quantized_shell(n, rows, m_head_dim, m_spec);
+  // quant::dequantize's arithmetic (decode_scaled: the code's value times its block's scale, exact in double, one
+  // rounding to FP32) with the values tabulated: the same expression, so the same bits.
   const auto blocks = static_cast<std::size_t>(m_blocks);
+  const std::size_t run = static_cast<std::size_t>(m_head_dim) / blocks;  // columns per scale
   const unsigned mask = (1U << m_bits) - 1U;
+  float scales[2][kMaxKvBlocks];
   for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) {
     const std::uint8_t* src = in.data() + r * m_row_bytes;
-    std::uint8_t* codes = q.codes.data() + r * static_cast<std::size_t>(m_head_dim);
+    std::memcpy(scales[1], src + m_code_bytes, blocks * sizeof(float));
+    if (m_dual) std::memcpy(scales[0], src + m_code_bytes + blocks * sizeof(float), blocks * sizeof(float));
+    float* out = x.data() + r * static_cast<std::size_t>(m_head_dim);
     std::size_t bit = 0;
     for (int i = 0; i < m_head_dim; ++i, bit += static_cast<std::size_t>(m_bits)) {
       unsigned v = static_cast<unsigned>(src[bit / 8]) >> (bit % 8);
       if (bit % 8 + static_cast<std::size_t>(m_bits) > 8) v |= static_cast<unsigned>(src[bit / 8 + 1]) << (8 - bit % 8);
-      codes[i] = static_cast<std::uint8_t>(v & mask);
+      const auto code = static_cast<std::uint8_t>(v & mask);
+      const float s = scales[m_dual ? m_side[code] : 1][static_cast<std::size_t>(i) / run];
+      out[i] = static_cast<float>(m_value[code] * static_cast<double>(s));
     }
-    std::memcpy(q.scales.data() + r * blocks, src + m_code_bytes, blocks * sizeof(float));
-    if (m_dual) std::memcpy(q.scales_neg.data() + r * blocks, src + m_code_bytes + blocks * sizeof(float), blocks * sizeof(float));
   }
-  const std::vector<float> values = quant::dequantize(q);
-  std::copy(values.begin(), values.end(), x.begin());
   m_decoded.fetch_add(static_cast<std::int64_t>(n), std::memory_order_relaxed);
 }
 

@@ -73,8 +73,11 @@ class HwKvCodec final : public IKvCodec {
   [[nodiscard]] double decoded() const { return static_cast<double>(m_decoded.load(std::memory_order_relaxed)); }
 
  private:
+  static constexpr std::int64_t kMaxKvBlocks = 256;  // the most scales per row (decode keeps them on its stack)
   quant::QuantSpec m_spec;
   int m_head_dim;
+  std::array<double, 256> m_value{};      // decode(code), as quant::decode_scaled uses it
+  std::array<std::uint8_t, 256> m_side{};  // which scale a code takes: 0 the negative side's (DFQ), 1 the other
   std::int64_t m_blocks;  // scales per row
   int m_bits;
   bool m_dual;
