@@ -1,9 +1,12 @@
 #include "models/fp32_ops.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <cblas.h>
+
+#include "models/exp_f32.hpp"
 
 namespace fpqvar::models::ops {
 
@@ -47,27 +50,34 @@ void modulate_rows(float* y, int rows, int cols, const float* scale, const float
 }
 
 void gelu_tanh(std::span<float> x) {
-  // 0.5 x (1 + tanh(u)) == x / (1 + exp(-2u)) exactly in real arithmetic; the second form needs one expf instead of
-  // tanhf (which goes through expm1f) and was 5 % of a VAR-d16 image's CPU time. In float the two differ by about
-  // an ulp. Large |u| saturates correctly: exp(-2u) -> inf gives -0, exp(-2u) -> 0 gives x.
+  // 0.5 x (1 + tanh(u)) == x / (1 + exp(-2u)) exactly in real arithmetic; the second form needs one exp instead of
+  // tanhf (which goes through expm1f). In float the two differ by about an ulp. Large |u| saturates correctly:
+  // exp(-2u) -> inf gives -0, exp(-2u) -> 0 gives x. The exps run 1024 at a time through exp_f32 (vectorized).
   constexpr float kTwoBeta = 2.0F * 0.7978845608028654F;  // 2 sqrt(2 / pi)
   constexpr float kKappa = 0.044715F;
-  for (float& v : x) v = v / (1.0F + std::exp(-kTwoBeta * (v + kKappa * v * v * v)));
+  constexpr std::size_t kChunk = 1024;
+  std::array<float, kChunk> e;
+  for (std::size_t i0 = 0; i0 < x.size(); i0 += kChunk) {
+    const std::size_t n = std::min(kChunk, x.size() - i0);
+    float* v = x.data() + i0;
+    for (std::size_t i = 0; i < n; ++i) e[i] = -kTwoBeta * (v[i] + kKappa * v[i] * v[i] * v[i]);
+    exp_f32(std::span<float>(e.data(), n));
+    for (std::size_t i = 0; i < n; ++i) v[i] = v[i] / (1.0F + e[i]);
+  }
 }
 
 void silu(std::span<float> x) {
-  for (float& v : x) v = v / (1.0F + std::exp(-v));
+  for (float& v : x) v = v / (1.0F + exp_f32(-v));
 }
 
 void softmax_rows(float* x, int rows, int cols) {
   for (int r = 0; r < rows; ++r) {
     float* xr = x + static_cast<std::size_t>(r) * cols;
     const float mx = *std::max_element(xr, xr + cols);
+    for (int j = 0; j < cols; ++j) xr[j] -= mx;
+    exp_f32(std::span<float>(xr, static_cast<std::size_t>(cols)));
     float sum = 0.0F;
-    for (int j = 0; j < cols; ++j) {
-      xr[j] = std::exp(xr[j] - mx);
-      sum += xr[j];
-    }
+    for (int j = 0; j < cols; ++j) sum += xr[j];
     const float inv = 1.0F / sum;
     for (int j = 0; j < cols; ++j) xr[j] *= inv;
   }
