@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 
 #include <cblas.h>
 
@@ -71,15 +72,26 @@ void silu(std::span<float> x) {
 }
 
 void softmax_rows(float* x, int rows, int cols) {
+  // The max in 8 interleaved lanes (exact in any order); the sum in 8 interleaved FP32 partial sums, element j into
+  // lane j % 8, the lanes then added pairwise: a fixed order (the same on every CPU and thread) whose adds do not
+  // wait on each other, unlike one running sum (a 4-cycle chain per element: ~0.2 s of a VAR-d16 hw image).
+  constexpr int kLanes = 8;
   for (int r = 0; r < rows; ++r) {
     float* xr = x + static_cast<std::size_t>(r) * cols;
-    const float mx = *std::max_element(xr, xr + cols);
+    std::array<float, kLanes> lane;
+    lane.fill(-std::numeric_limits<float>::infinity());
+    for (int j = 0; j < cols; ++j) lane[j % kLanes] = std::max(lane[j % kLanes], xr[j]);
+    const float mx = *std::max_element(lane.begin(), lane.end());
     for (int j = 0; j < cols; ++j) xr[j] -= mx;
     exp_f32(std::span<float>(xr, static_cast<std::size_t>(cols)));
-    float sum = 0.0F;
-    for (int j = 0; j < cols; ++j) sum += xr[j];
+    lane.fill(0.0F);
+    int j = 0;
+    for (; j + kLanes <= cols; j += kLanes)
+      for (int k = 0; k < kLanes; ++k) lane[k] += xr[j + k];
+    for (int k = 0; j < cols; ++j, ++k) lane[k] += xr[j];
+    const float sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     const float inv = 1.0F / sum;
-    for (int j = 0; j < cols; ++j) xr[j] *= inv;
+    for (j = 0; j < cols; ++j) xr[j] *= inv;
   }
 }
 

@@ -34,7 +34,8 @@ void modulate_rows(float* y, int rows, int cols, const float* scale, const float
 void gelu_tanh(std::span<float> x);
 // SiLU (swish): x * sigmoid(x) = x / (1 + exp(-x)).
 void silu(std::span<float> x);
-// Row softmax in place, float: e = exp_f32(x - max) (models/exp_f32.hpp), then e * (1 / sum), the sum in order.
+// Row softmax in place, float: e = exp_f32(x - max) (models/exp_f32.hpp), then e * (1 / sum), the sum over 8
+// interleaved partial sums (a fixed order, fp32_ops.cpp).
 void softmax_rows(float* x, int rows, int cols);
 
 // F.normalize(v, dim=-1) on each of `rows` vectors of `dim` floats with stride `stride`: v / max(||v||_2, 1e-12),

@@ -157,6 +157,48 @@ TEST(Fp32Ops, GeluTanhMatchesDoubleFormula) {
   }
 }
 
+// GELU over more values than one exp chunk (1024) and a ragged tail, against the double formula.
+TEST(Fp32Ops, GeluTanhMatchesDoubleFormulaAcrossChunks) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0F, 3.0F);
+  std::vector<float> x(2500);
+  for (float& v : x) v = nd(rng);
+  const std::vector<float> in = x;
+  ops::gelu_tanh(x);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = in[i];
+    const double ref = 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    ASSERT_NEAR(x[i], ref, 1e-6 * std::max(1.0, std::fabs(ref))) << i;  // as above
+  }
+}
+
+// Softmax rows (attention lengths 1 .. 680, ragged against the 8 summation lanes) against exp(x - max) / sum in
+// long double. Bound per element: exp_f32 is within 1 ulp, the FP32 sum of n positive terms within n * 2^-24
+// relative, the reciprocal and the product 1 ulp each: (n + 3) * 2^-24 relative.
+TEST(Fp32Ops, SoftmaxRowsMatchLongDouble) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0F, 4.0F);
+  for (int cols : {1, 2, 7, 8, 9, 15, 64, 255, 680}) {
+    const int rows = 3;
+    std::vector<float> x(static_cast<std::size_t>(rows) * cols);
+    for (float& v : x) v = nd(rng);
+    const std::vector<float> in = x;
+    ops::softmax_rows(x.data(), rows, cols);
+    for (int r = 0; r < rows; ++r) {
+      const float* xi = in.data() + static_cast<std::size_t>(r) * cols;
+      const float mx = *std::max_element(xi, xi + cols);
+      long double sum = 0;
+      for (int j = 0; j < cols; ++j) sum += expl(static_cast<long double>(xi[j]) - mx);
+      for (int j = 0; j < cols; ++j) {
+        const long double ref = expl(static_cast<long double>(xi[j]) - mx) / sum;
+        const float got = x[static_cast<std::size_t>(r) * cols + j];
+        ASSERT_LE(std::fabs(static_cast<long double>(got) - ref), ref * (cols + 3) * 0x1p-24L)
+            << cols << " " << r << " " << j;
+      }
+    }
+  }
+}
+
 TEST(Fp32Ops, ConvMatchesDirectSum) {
   const int ci = 3, co = 4, h = 5, w = 6;
   const auto in = random_values(static_cast<std::size_t>(ci) * h * w, 1);

@@ -28,10 +28,11 @@ inline double cpu_seconds() {
 // torch, ...); nullopt after printing why when the script cannot run or prints no result.
 inline std::optional<nlohmann::json> run_torch_reference(const std::string& source_dir, const std::string& python,
                                                          const std::string& var_repo, int depth, int threads,
-                                                         std::uint64_t seed) {
+                                                         std::uint64_t seed, int repeats = 1) {
   const std::string script = source_dir + "/tools/bench/var_fp32_torch.py";
-  const std::string cmd = fmt::format("'{}' '{}' --var-repo '{}' --depth {} --threads {} --seed {} 2>/dev/null", python,
-                                      script, var_repo, depth, threads, seed);
+  const std::string cmd =
+      fmt::format("'{}' '{}' --var-repo '{}' --depth {} --threads {} --seed {} --repeats {} 2>/dev/null", python, script,
+                  var_repo, depth, threads, seed, repeats);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   if (!pipe) {
     fmt::print(stderr, "cannot run {}\n", cmd);
