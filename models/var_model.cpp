@@ -375,7 +375,15 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
       ops::modulate_rows(h.data() + static_cast<std::size_t>(im) * l * c, l, c, ha, ha + c);
     }
     std::vector<float> logits(rows * vocab);
-    ops::linear(h.data(), static_cast<int>(rows), c, m_head_w.data(), m_head_b, vocab, logits.data());
+    // The head's rows split over fp32_threads, each part its own OpenBLAS call (single-threaded beside the hw mode's
+    // kernels): a row's logits do not depend on which rows share its call (tests: fp32_threads 1 vs many, bit for
+    // bit).
+    const int head_parts = static_cast<int>(std::clamp<std::size_t>(rows / 2, 1, static_cast<std::size_t>(std::max(options.fp32_threads, 1))));
+    run_parts(head_parts, [&](int part) {
+      const auto [r0, r1] = part_range(rows, head_parts, part);
+      ops::linear(h.data() + r0 * c, static_cast<int>(r1 - r0), c, m_head_w.data(), m_head_b, vocab,
+                  logits.data() + r0 * static_cast<std::size_t>(vocab));
+    });
     emit(fmt::format("logits.{}", si), logits, {images, l, vocab});
 
     std::vector<std::int64_t> tokens;

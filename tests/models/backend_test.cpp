@@ -142,7 +142,7 @@ TEST(Backend, TheBackendsResultIsWhatTheModelUses) {
   EXPECT_FALSE(bits_equal(a.tensors.at("block_out.1.0"), b.tensors.at("block_out.1.0")));  // scale 1 lost it
 }
 
-// Attention and GELU on several threads compute each value exactly as one thread does: bit-identical results.
+// Attention, GELU and the head on several threads compute each value exactly as one thread does: bit-identical.
 TEST(Backend, Fp32ThreadsDoNotChangeTheResult) {
   const auto m = small_model();
   const VarModel model(m.config, m.var_weights);
@@ -150,12 +150,25 @@ TEST(Backend, Fp32ThreadsDoNotChangeTheResult) {
   GenerateOptions opt;
   opt.labels = {1, 2};
   opt.seed = 3;
-  const GenerateResult one = model.generate(vae, opt);
+  // Every observed tensor (block outputs, logits, ...) bit for bit, not only the tokens.
+  auto run = [&](std::map<std::string, std::vector<float>>& seen) {
+    GenerateObserver obs;
+    obs.tensor = [&](const std::string& name, std::span<const float> data, const std::vector<std::int64_t>&) {
+      seen[name].assign(data.begin(), data.end());
+    };
+    return model.generate(vae, opt, obs);
+  };
+  std::map<std::string, std::vector<float>> one_seen;
+  const GenerateResult one = run(one_seen);
+  ASSERT_TRUE(one_seen.count("logits.3"));
   for (int threads : {2, 3, 64}) {
     opt.fp32_threads = threads;
-    const GenerateResult many = model.generate(vae, opt);
+    std::map<std::string, std::vector<float>> many_seen;
+    const GenerateResult many = run(many_seen);
     EXPECT_EQ(one.tokens, many.tokens) << threads;
     EXPECT_TRUE(bits_equal(one.f_hat, many.f_hat)) << threads;
+    ASSERT_EQ(one_seen.size(), many_seen.size());
+    for (const auto& [name, values] : one_seen) EXPECT_TRUE(bits_equal(values, many_seen.at(name))) << name << " " << threads;
   }
 }
 
