@@ -47,11 +47,7 @@ struct EvalCliOptions {
   bool uncalibrated = false;
   std::string emulate_precision = "fp16-autocast";  // --mode emulate: fp16-autocast | fp32 (models/emulate_backend.hpp)
   ModelSource src;  // --model / --model-config, the weights, the overrides (tools/fpqvar/model_source.hpp)
-  std::vector<int> classes;
-  std::uint64_t seed = 0;
-  double cfg = 1.5;
-  int top_k = 900;
-  double top_p = 0.96;
+  SamplerCli sampler;  // --class, --seed, --cfg, --top-k, --top-p (tools/fpqvar/model_source.hpp)
   int threads = 0;
   std::string json, csv, images;
   bool no_decode = false, no_free_run = false;
@@ -178,7 +174,7 @@ void cmd_eval(const EvalCliOptions& o) {
     throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", o.emulate_precision));
   if (o.emulate_precision != "fp16-autocast" && mode != models::ExecutionMode::kEmulate)
     throw UserError("--emulate-precision goes with --mode emulate");
-  if (o.top_k < 0 || o.top_p < 0.0 || o.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
+  check_sampler_options(o.sampler);
   if (o.no_free_run && !o.images.empty()) throw UserError("--images needs the free run (drop --no-free-run)");
   if (o.no_decode && !o.images.empty()) throw UserError("--images needs decoding (drop --no-decode)");
   models::ops::set_blas_threads(o.threads);
@@ -206,11 +202,11 @@ void cmd_eval(const EvalCliOptions& o) {
   const auto t_load = Clock::now();
   models::TensorFile var_w = load_var_weights(src, cfg), vae_w = load_vae_weights(src, cfg);
   models::EvalOptions eo;
-  eo.labels = o.classes.empty() ? std::vector<int>{207} : o.classes;
-  eo.seed = o.seed;
-  eo.cfg = o.cfg;
-  eo.top_k = o.top_k;
-  eo.top_p = o.top_p;
+  eo.labels = o.sampler.labels();
+  eo.seed = o.sampler.seed;
+  eo.cfg = o.sampler.cfg;
+  eo.top_k = o.sampler.top_k;
+  eo.top_p = o.sampler.top_p;
   eo.free_run = !o.no_free_run;
   eo.decode = !o.no_decode && !o.no_free_run;
   const bool show = interactive();
@@ -384,12 +380,7 @@ void register_eval(CLI::App& app) {
                 "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
       ->capture_default_str();
   add_model_source(e, o->src);
-  e->add_option("--class", o->classes, "ImageNet class per image (repeat for a batch; 1000 = unconditional)")
-      ->default_str("207");
-  e->add_option("--seed", o->seed, "Sampler seed of the FP32 and the quantized free runs")->capture_default_str();
-  e->add_option("--cfg", o->cfg, "Classifier-free guidance ratio")->capture_default_str();
-  e->add_option("--top-k", o->top_k, "Top-k filter (0 = off)")->capture_default_str();
-  e->add_option("--top-p", o->top_p, "Top-p filter (0 = off)")->capture_default_str();
+  add_sampler_options(e, o->sampler, "Sampler seed of the FP32 and the quantized free runs");
   e->add_option("--threads", o->threads, "OpenBLAS and hw-GEMM threads (0 = OpenBLAS default, 1 hw thread)")
       ->capture_default_str();
   e->add_option("--json", o->json, "Write everything (per scale, block and layer) as JSON");

@@ -46,11 +46,7 @@ namespace {
 struct GenerateCliOptions {
   ModelSource src;  // --model / --model-config, the weights, the overrides (tools/fpqvar/model_source.hpp)
   std::string teacher_tokens, dump, out;
-  std::vector<int> classes;
-  std::uint64_t seed = 0;
-  double cfg = 1.5;
-  int top_k = 900;
-  double top_p = 0.96;
+  SamplerCli sampler;  // --class, --seed, --cfg, --top-k, --top-p (tools/fpqvar/model_source.hpp)
   int threads = 0;
   std::string mode = "fp32", recipe, quantized;
   std::string emulate_precision = "fp16-autocast";  // --mode emulate: fp16-autocast | fp32 (models/emulate_backend.hpp)
@@ -128,15 +124,15 @@ void cmd_generate(const GenerateCliOptions& o) {
   check_weight_options(src, cfg, WeightNeeds{!qfile, true});
   if (o.out.empty() && o.dump.empty() && o.trace.empty())
     throw UserError("nothing to write: give --out img.png and/or --dump FILE");
-  if (o.top_k < 0 || o.top_p < 0.0 || o.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
+  check_sampler_options(o.sampler);
   models::ops::set_blas_threads(o.threads);
 
   models::GenerateOptions gen;
-  gen.labels = o.classes.empty() ? std::vector<int>{207} : o.classes;
-  gen.cfg = o.cfg;
-  gen.top_k = o.top_k;
-  gen.top_p = o.top_p;
-  gen.seed = o.seed;
+  gen.labels = o.sampler.labels();
+  gen.cfg = o.sampler.cfg;
+  gen.top_k = o.sampler.top_k;
+  gen.top_p = o.sampler.top_p;
+  gen.seed = o.sampler.seed;
   const int batch = static_cast<int>(gen.labels.size());
   if (!o.teacher_tokens.empty()) {
     const models::TensorFile tf = read_weights_file(o.teacher_tokens);
@@ -193,10 +189,10 @@ void cmd_generate(const GenerateCliOptions& o) {
     if (!o.trace.empty()) {
       traces::TraceRun run;
       run.labels = gen.labels;
-      run.cfg = o.cfg;
-      run.top_k = o.top_k;
-      run.top_p = o.top_p;
-      run.seed = o.seed;
+      run.cfg = o.sampler.cfg;
+      run.top_k = o.sampler.top_k;
+      run.top_p = o.sampler.top_p;
+      run.seed = o.sampler.seed;
       try {
         trace_writer = std::make_unique<traces::TraceWriter>(o.trace, qm->config, qm->recipe, run, o.quantized,
                                                              trace_filter);
@@ -309,10 +305,10 @@ void cmd_generate(const GenerateCliOptions& o) {
     dump.tensors["image"] = std::move(img);
     dump.metadata["model"] = cfg.name;
     dump.metadata["classes"] = fmt::format("{}", fmt::join(gen.labels, ","));
-    dump.metadata["seed"] = std::to_string(o.seed);
-    dump.metadata["cfg"] = fmt::format("{}", o.cfg);
-    dump.metadata["top_k"] = std::to_string(o.top_k);
-    dump.metadata["top_p"] = fmt::format("{}", o.top_p);
+    dump.metadata["seed"] = std::to_string(o.sampler.seed);
+    dump.metadata["cfg"] = fmt::format("{}", o.sampler.cfg);
+    dump.metadata["top_k"] = std::to_string(o.sampler.top_k);
+    dump.metadata["top_p"] = fmt::format("{}", o.sampler.top_p);
     dump.metadata["teacher_forced"] = o.teacher_tokens.empty() ? "false" : "true";
     dump.metadata["mode"] = o.mode;
     if (quantized_mode) dump.metadata["quantized"] = o.quantized.empty() ? o.recipe : o.quantized;
@@ -343,12 +339,7 @@ void cmd_generate(const GenerateCliOptions& o) {
 // The options `generate` and `trace record` share: the model, its weights and the sampler.
 void add_model_options(CLI::App* g, const std::shared_ptr<GenerateCliOptions>& o) {
   add_model_source(g, o->src);
-  g->add_option("--class", o->classes, "ImageNet class per image (repeat for a batch; 1000 = unconditional)")
-      ->default_str("207");
-  g->add_option("--seed", o->seed, "Sampler seed (mt19937_64, see models/sampler.hpp)")->capture_default_str();
-  g->add_option("--cfg", o->cfg, "Classifier-free guidance ratio (t = cfg * k / (S - 1))")->capture_default_str();
-  g->add_option("--top-k", o->top_k, "Top-k filter (0 = off)")->capture_default_str();
-  g->add_option("--top-p", o->top_p, "Top-p filter (0 = off)")->capture_default_str();
+  add_sampler_options(g, o->sampler, "Sampler seed (mt19937_64, see models/sampler.hpp)");
   g->add_option("--teacher-tokens", o->teacher_tokens, "safetensors with I64 tokens.K (B, pn_K^2): no sampling");
   g->add_option("--threads", o->threads,
                 "Threads: OpenBLAS's in fp32 mode (0 = its default), the integer kernels' in hw mode (0 = all cores)")

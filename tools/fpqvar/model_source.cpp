@@ -65,6 +65,19 @@ void add_model_source(CLI::App* app, ModelSource& src, const std::string& vae_he
   app->parse_complete_callback([app, &src] { src.model_given = app->count("--model") > 0; });
 }
 
+void add_sampler_options(CLI::App* app, SamplerCli& s, const std::string& seed_help) {
+  app->add_option("--class", s.classes, "ImageNet class per image (repeat for a batch; 1000 = unconditional)")
+      ->default_str("207");
+  app->add_option("--seed", s.seed, seed_help)->capture_default_str();
+  app->add_option("--cfg", s.cfg, "Classifier-free guidance ratio (t = cfg * k / (S - 1))")->capture_default_str();
+  app->add_option("--top-k", s.top_k, "Top-k filter (0 = off)")->capture_default_str();
+  app->add_option("--top-p", s.top_p, "Top-p filter (0 = off)")->capture_default_str();
+}
+
+void check_sampler_options(const SamplerCli& s) {
+  if (s.top_k < 0 || s.top_p < 0.0 || s.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
+}
+
 models::VarConfig resolve_model_config(const ModelSource& src, const models::VarConfig* from_file,
                                        const std::string& file_name) {
   if (!src.model_config.empty() && src.model_given) throw UserError("give --model or --model-config, not both");

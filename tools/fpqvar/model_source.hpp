@@ -36,6 +36,21 @@ struct ModelSource {
   [[nodiscard]] std::string vae_source() const;
 };
 
+// The sampler options that `generate`, `trace record` and `eval` share (models/sampler.hpp, GenerateOptions).
+struct SamplerCli {
+  std::vector<int> classes;  // --class, repeatable; empty = one image of class 207
+  std::uint64_t seed = 0;
+  double cfg = 1.5;
+  int top_k = 900;
+  double top_p = 0.96;
+
+  [[nodiscard]] std::vector<int> labels() const { return classes.empty() ? std::vector<int>{207} : classes; }
+};
+// Adds --class, --seed, --cfg, --top-k and --top-p bound to `s`.
+void add_sampler_options(CLI::App* app, SamplerCli& s, const std::string& seed_help);
+// UserError unless top_k >= 0 and top_p is in [0, 1].
+void check_sampler_options(const SamplerCli& s);
+
 // Adds --model, --model-config, --weights, --vae-weights, --synthetic, --outlier-channels, --outlier-magnitude,
 // --patch-nums and --vae-ch to `app`, bound to `src` (which must outlive the parse), and records whether --model was
 // given before `app`'s callback runs.
