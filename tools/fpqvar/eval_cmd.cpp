@@ -170,9 +170,8 @@ void cmd_eval(const EvalCliOptions& o) {
   const ModelSource& src = o.src;
   const models::VarConfig cfg = resolve_model_config(src);
   check_weight_options(src, cfg, WeightNeeds{true, true});
-  if (o.emulate_precision != "fp16-autocast" && o.emulate_precision != "fp32")
-    throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", o.emulate_precision));
-  if (o.emulate_precision != "fp16-autocast" && mode != models::ExecutionMode::kEmulate)
+  const quant::ActivationPrecision emulate_precision = parse_emulate_precision(o.emulate_precision);
+  if (emulate_precision != quant::ActivationPrecision::kFp16Autocast && mode != models::ExecutionMode::kEmulate)
     throw UserError("--emulate-precision goes with --mode emulate");
   check_sampler_options(o.sampler);
   if (o.no_free_run && !o.images.empty()) throw UserError("--images needs the free run (drop --no-free-run)");
@@ -302,9 +301,7 @@ void cmd_eval(const EvalCliOptions& o) {
     spdlog::log(show ? spdlog::level::info : spdlog::level::debug, "evaluating {} ({} mode)", c.label, o.mode);
     nlohmann::json recipe_json = quant::recipe_to_json(c.model.recipe);
     const std::unique_ptr<models::ILinearBackend> backend =
-        make_backend(mode, std::move(c.model), o.threads,
-                     o.emulate_precision == "fp32" ? quant::ActivationPrecision::kFp32
-                                                   : quant::ActivationPrecision::kFp16Autocast);
+        make_backend(mode, std::move(c.model), o.threads, emulate_precision);
     models::EvalResult r;
     try {
       r = evaluator->evaluate(*backend);
@@ -376,9 +373,7 @@ void register_eval(CLI::App& app) {
   e->add_option("--mode", o->mode, "Execution mode of the quantized GEMMs: hw | emulate")->capture_default_str();
   e->add_flag("--uncalibrated", o->uncalibrated,
               "Evaluate recipes that need calibration without it (GALT/SmoothQuant s = ones, no format search)");
-  e->add_option("--emulate-precision", o->emulate_precision,
-                "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
-      ->capture_default_str();
+  add_emulate_precision_option(e, o->emulate_precision);
   add_model_source(e, o->src);
   add_sampler_options(e, o->sampler, "Sampler seed of the FP32 and the quantized free runs");
   e->add_option("--threads", o->threads, "OpenBLAS and hw-GEMM threads (0 = OpenBLAS default, 1 hw thread)")

@@ -106,8 +106,7 @@ void cmd_generate(const GenerateCliOptions& o) {
       throw UserError(e.what());
     }
   }
-  if (o.emulate_precision != "fp16-autocast" && o.emulate_precision != "fp32")
-    throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", o.emulate_precision));
+  const quant::ActivationPrecision emulate_precision = parse_emulate_precision(o.emulate_precision);
 
   // A quantized model file brings its own config.
   std::optional<models::QuantizedModel> qfile;
@@ -202,8 +201,7 @@ void cmd_generate(const GenerateCliOptions& o) {
     }
     try {
       models::ExecutionOptions eo{mode_threads, trace_writer.get()};
-      eo.emulate_precision = o.emulate_precision == "fp32" ? quant::ActivationPrecision::kFp32
-                                                           : quant::ActivationPrecision::kFp16Autocast;
+      eo.emulate_precision = emulate_precision;
       backend = models::make_backend(mode, std::move(*qm), eo);
     } catch (const std::exception& e) {  // a mode not in this build, an inconsistent model
       throw UserError(e.what());
@@ -358,9 +356,7 @@ void register_generate(CLI::App& app) {
   g->add_flag("--uncalibrated", o->uncalibrated,
               "With --recipe: build without calibration data (GALT/SmoothQuant s = ones, no format search)");
   g->add_flag("--summary", o->summary, "Print the hw mode's time and MACs per layer kind");
-  g->add_option("--emulate-precision", o->emulate_precision,
-                "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
-      ->capture_default_str();
+  add_emulate_precision_option(g, o->emulate_precision);
   g->callback([o] { cmd_generate(*o); });
 }
 

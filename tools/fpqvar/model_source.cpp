@@ -78,6 +78,18 @@ void check_sampler_options(const SamplerCli& s) {
   if (s.top_k < 0 || s.top_p < 0.0 || s.top_p > 1.0) throw UserError("--top-k must be >= 0 and --top-p in [0, 1]");
 }
 
+void add_emulate_precision_option(CLI::App* app, std::string& value) {
+  app->add_option("--emulate-precision", value,
+                  "--mode emulate: fp16-autocast (FPQVAR's published runs) | fp32 (their code read in FP32)")
+      ->capture_default_str();
+}
+
+quant::ActivationPrecision parse_emulate_precision(const std::string& value) {
+  if (value == "fp16-autocast") return quant::ActivationPrecision::kFp16Autocast;
+  if (value == "fp32") return quant::ActivationPrecision::kFp32;
+  throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", value));
+}
+
 models::VarConfig resolve_model_config(const ModelSource& src, const models::VarConfig* from_file,
                                        const std::string& file_name) {
   if (!src.model_config.empty() && src.model_given) throw UserError("give --model or --model-config, not both");

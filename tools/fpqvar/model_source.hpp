@@ -14,6 +14,7 @@
 #include "models/config.hpp"
 #include "models/safetensors.hpp"
 #include "models/synthetic.hpp"
+#include "quant/hadamard.hpp"
 
 namespace fpqvar::cli {
 
@@ -50,6 +51,11 @@ struct SamplerCli {
 void add_sampler_options(CLI::App* app, SamplerCli& s, const std::string& seed_help);
 // UserError unless top_k >= 0 and top_p is in [0, 1].
 void check_sampler_options(const SamplerCli& s);
+
+// --emulate-precision (generate, trace record, eval): bound to `value` ("fp16-autocast" by default).
+void add_emulate_precision_option(CLI::App* app, std::string& value);
+// fp16-autocast -> kFp16Autocast, fp32 -> kFp32; anything else a UserError naming the option.
+[[nodiscard]] quant::ActivationPrecision parse_emulate_precision(const std::string& value);
 
 // Adds --model, --model-config, --weights, --vae-weights, --synthetic, --outlier-channels, --outlier-magnitude,
 // --patch-nums and --vae-ch to `app`, bound to `src` (which must outlive the parse), and records whether --model was
