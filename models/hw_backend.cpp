@@ -7,12 +7,12 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
-#include <thread>
 
 #include "models/fp32_ops.hpp"
 #include "quant/fast_quant.hpp"
 #include "quant/fp_bits.hpp"
 #include "quant/hadamard.hpp"
+#include "quant/parallel.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -29,19 +29,14 @@ quant::RotationSpec rotation_of(const quant::LayerRecipe& r) {
   return quant::RotationSpec{r.rotation, r.rotation_block, r.rotation_seed};
 }
 
-// Runs f(begin, end) over [0, n) split in `threads` contiguous parts (the calling thread takes the first).
+// Runs f(begin, end) over [0, n) split in at most `threads` contiguous parts (quant::run_parallel).
 template <typename F>
 void parallel_rows(int threads, std::int64_t n, F&& f) {
-  const std::int64_t parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n));
-  if (parts == 1) {
-    f(std::int64_t{0}, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  auto bound = [&](std::int64_t p) { return n * p / parts; };
-  for (std::int64_t p = 1; p < parts; ++p) pool.emplace_back([&, p] { f(bound(p), bound(p + 1)); });
-  f(bound(0), bound(1));
-  for (std::thread& t : pool) t.join();
+  const int parts = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
+  quant::run_parallel(parts, [&](int t) {
+    const auto [begin, end] = quant::split(n, parts, t);
+    f(begin, end);
+  });
 }
 
 // Row ranges of an activation quantize to the same codes and scales as the whole tensor when each row has its own

@@ -3,30 +3,22 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "models/fp32_ops.hpp"
 #include "models/sampler.hpp"
+#include "quant/parallel.hpp"
 
 namespace fpqvar::models {
 namespace {
 
-// Runs fn(part) for part = 0 .. parts - 1, part 0 on the caller's thread and each other on a thread of its own.
-template <typename Fn>
-void run_parts(int parts, Fn&& fn) {
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<std::size_t>(std::max(parts - 1, 0)));
-  for (int p = 1; p < parts; ++p) pool.emplace_back([&fn, p] { fn(p); });
-  fn(0);
-  for (auto& th : pool) th.join();
-}
+using quant::run_parallel;
 
-// [begin, end) of part p of n items split in `parts` nearly equal contiguous ranges.
+// [begin, end) of part p of n items (quant::split) as indices.
 std::pair<std::size_t, std::size_t> part_range(std::size_t n, int parts, int p) {
-  const auto np = static_cast<std::size_t>(parts), pp = static_cast<std::size_t>(p);
-  return {n * pp / np, n * (pp + 1) / np};
+  const auto [b, e] = quant::split(static_cast<std::int64_t>(n), parts, p);
+  return {static_cast<std::size_t>(b), static_cast<std::size_t>(e)};
 }
 
 }  // namespace
@@ -218,7 +210,7 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   const int workers = std::clamp(fp32_threads, 1, tasks);
   std::vector<std::vector<float>> buffers(static_cast<std::size_t>(workers - 1), std::vector<float>(scores.size()));
   std::vector<std::vector<float>> kv_buffers(static_cast<std::size_t>(workers));
-  run_parts(workers, [&](int part) {
+  run_parallel(workers, [&](int part) {
     const auto [t0, t1] = part_range(static_cast<std::size_t>(tasks), workers, part);
     attend(t0, t1, part == 0 ? scores : buffers[static_cast<std::size_t>(part - 1)],
            kv_buffers[static_cast<std::size_t>(part)]);
@@ -246,7 +238,7 @@ void VarModel::run_block(const Block& blk, const std::vector<float>& ada, std::v
   // GELU in slices of at least 16 Ki values per thread (~0.1 ms of expf: below that a thread costs more than it saves).
   const int gelu_parts = static_cast<int>(
       std::clamp<std::size_t>(mid.size() >> 14, 1, static_cast<std::size_t>(std::max(fp32_threads, 1))));
-  run_parts(gelu_parts, [&](int part) {
+  run_parallel(gelu_parts, [&](int part) {
     const auto [b, e] = part_range(mid.size(), gelu_parts, part);
     ops::gelu_tanh(std::span<float>(mid).subspan(b, e - b));
   });
@@ -379,7 +371,7 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     // kernels): a row's logits do not depend on which rows share its call (tests: fp32_threads 1 vs many, bit for
     // bit).
     const int head_parts = static_cast<int>(std::clamp<std::size_t>(rows / 2, 1, static_cast<std::size_t>(std::max(options.fp32_threads, 1))));
-    run_parts(head_parts, [&](int part) {
+    run_parallel(head_parts, [&](int part) {
       const auto [r0, r1] = part_range(rows, head_parts, part);
       ops::linear(h.data() + r0 * c, static_cast<int>(r1 - r0), c, m_head_w.data(), m_head_b, vocab,
                   logits.data() + r0 * static_cast<std::size_t>(vocab));

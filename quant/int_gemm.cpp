@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <exception>
 #include <limits>
 #include <stdexcept>
-#include <thread>
 
 #include <fmt/format.h>
 
+#include "quant/parallel.hpp"
 #include "quant/pe_contract.hpp"
 
 namespace fpqvar::quant {
@@ -78,41 +77,6 @@ QuantizedTensor shape_shell(const QuantSpec& spec, std::int64_t rows, std::int64
   t.rows = rows;
   t.cols = cols;
   return t;
-}
-
-// Runs fn(t) on `threads` threads (the caller is thread 0) and rethrows the first exception any of them threw.
-template <typename Fn>
-void run_parallel(int threads, Fn&& fn) {
-  if (threads <= 1) {
-    fn(0);
-    return;
-  }
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<std::size_t>(threads - 1));
-  for (int t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      try {
-        fn(t);
-      } catch (...) {
-        errors[static_cast<std::size_t>(t)] = std::current_exception();
-      }
-    });
-  try {
-    fn(0);
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
-  for (auto& th : pool) th.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
-// [begin, end) of part t of n items split in `parts` nearly equal contiguous ranges.
-std::pair<std::int64_t, std::int64_t> split(std::int64_t n, int parts, int t) {
-  const std::int64_t base = n / parts, extra = n % parts;
-  const std::int64_t begin = t * base + std::min<std::int64_t>(t, extra);
-  return {begin, begin + base + (t < extra ? 1 : 0)};
 }
 
 // ---- packing ----
