@@ -45,4 +45,7 @@ constexpr int lut_quantizer_min_depth(const LutQuantizerShape& s) {
   return lut_quantizer_timing(s).latency_cycles - lut_quantizer_segments(s);
 }
 
+// ---- accumulate: one group per cycle; an output whose last group is accepted in cycle t leaves in cycle t + 5 ----
+constexpr UnitTiming accumulate_timing() { return {5, 1}; }
+
 }  // namespace fpqvar::rtl
