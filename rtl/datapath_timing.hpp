@@ -48,4 +48,16 @@ constexpr int lut_quantizer_min_depth(const LutQuantizerShape& s) {
 // ---- accumulate: one group per cycle; an output whose last group is accepted in cycle t leaves in cycle t + 5 ----
 constexpr UnitTiming accumulate_timing() { return {5, 1}; }
 
+// ---- hadamard: x * s, signs, FWHT over a block, * k; LANES elements per cycle ----
+struct HadamardShape {
+  int block = 128;  // a power of two
+  int lanes = 4;    // a power of two <= block
+};
+// LATENCY = 3 + log2(LANES) + (B - 1) + 2 log2(B), B = block / lanes beats; one block per B cycles.
+constexpr UnitTiming hadamard_timing(const HadamardShape& s) {
+  const int b = s.block / s.lanes;
+  const int log2b = std::countr_zero(unsigned(b)), log2l = std::countr_zero(unsigned(s.lanes));
+  return {3 + log2l + (b - 1) + 2 * log2b, b};
+}
+
 }  // namespace fpqvar::rtl
