@@ -17,20 +17,30 @@ struct UnitTiming {
 
 // ---- lut_quantizer: GROUP = lanes * beats FP16 values per group ----
 struct LutQuantizerShape {
-  int code_bits = 4;   // 4 (e2m1, e1m2, DFQ) or 6 (e2m3)
-  int lanes = 32;      // L, a power of two >= 2
-  int group = 128;     // a power of two >= lanes
-  int reg_every = 1;   // search stages per pipeline register
+  int code_bits = 4;      // 4 (e2m1, e1m2, DFQ) or 6 (e2m3)
+  int man_bits = 1;       // the format's mantissa bits (DFQ: the positive side's)
+  int neg_man_bits = -1;  // DFQ: the negative side's mantissa bits; -1 without DFQ
+  int lanes = 32;         // L, a power of two >= 2
+  int group = 128;        // a power of two >= lanes
+  int reg_every = 1;      // search stages per pipeline register
 };
 constexpr int lut_quantizer_beats(const LutQuantizerShape& s) { return s.group / s.lanes; }
-// Threshold generator units per side and the cycles they take per group (<= beats).
-constexpr int lut_quantizer_units(const LutQuantizerShape& s) {
-  const int n = (1 << (s.code_bits - 1)) - 1, b = lut_quantizer_beats(s);
-  return (n + b - 1) / b;
+// The family bases of a side (the midpoints of its subnormal and first normal binade: k = 1, 3, 5, ..),
+// min(2^(man_bits+1), N): e2m1 4, e1m2 7, e2m3 16; its generator units ceil(NB / B) and steps ceil(NB / units).
+constexpr int lut_quantizer_bases(int code_bits, int man_bits) {
+  const int n = (1 << (code_bits - 1)) - 1, b = 1 << (man_bits + 1);
+  return b < n ? b : n;
 }
+constexpr int lut_quantizer_side_steps(int bases, int beats) {
+  const int units = (bases + beats - 1) / beats;
+  return (bases + units - 1) / units;
+}
+// C: generator steps per group, the larger side's (<= B).
 constexpr int lut_quantizer_steps(const LutQuantizerShape& s) {
-  const int n = (1 << (s.code_bits - 1)) - 1, u = lut_quantizer_units(s);
-  return (n + u - 1) / u;
+  const int b = lut_quantizer_beats(s);
+  const int pos = lut_quantizer_side_steps(lut_quantizer_bases(s.code_bits, s.man_bits), b);
+  const int neg = s.neg_man_bits < 0 ? 0 : lut_quantizer_side_steps(lut_quantizer_bases(s.code_bits, s.neg_man_bits), b);
+  return pos > neg ? pos : neg;
 }
 constexpr int lut_quantizer_segments(const LutQuantizerShape& s) {
   return (s.code_bits - 1 + s.reg_every - 1) / s.reg_every;

@@ -85,6 +85,34 @@ module lut_quantizer #(
 `include "lut_quantizer_formats.svh"
 `include "quantizer/lut_quantizer_math.vh"
 
+  // EP doubled (see the generators): {overflow, sticky, field (5), mantissa (12)}; normal: field + 1 (31: overflow);
+  // subnormal (field 0): the pattern shifted left (at most into field 1: the pattern is linear there).
+  function automatic [18:0] fpq_double(input [18:0] e);
+    begin
+      if (e[18]) fpq_double = e;
+      else if (e[16:12] == 5'd0) fpq_double = {e[18:17], e[15:0], 1'b0};
+      else if (e[16:12] == 5'd30) fpq_double = {1'b1, e[17], 17'd0};
+      else fpq_double = {e[18:17], e[16:12] + 5'd1, e[11:0]};
+    end
+  endfunction
+  // The 16-bit threshold D from EP (key {|x|, !sign} >= D exactly when x rounds past the midpoint):
+  // C = the FP16 ceiling = (EP >> 2) + (anything below), 0x7C00 past 65504; RNE: D = {C + (exact && even), 0};
+  // ties-up: D = {C, exact}; a zero scale: 0xFFFF.
+  function automatic [15:0] fpq_threshold(input [18:0] e, input even, input szero);
+    reg below, exact, over;
+    reg [15:0] c;
+    begin
+      below = e[17] || (e[1:0] != 2'd0);
+      c = {1'b0, e[16:2]} + {15'd0, below};
+      over = e[18] || (c >= 16'h7c00);
+      exact = !below && !over;
+      if (over) c = 16'h7c00;
+      if (szero) fpq_threshold = 16'hffff;
+      else if (ROUNDING == 0) fpq_threshold = {c[14:0] + {14'd0, exact && even}, 1'b0};
+      else fpq_threshold = {c[14:0], exact};
+    end
+  endfunction
+
   localparam integer IW = BITS - 1;                  // magnitude index bits
   localparam integer N = (1 << IW) - 1;              // midpoints (thresholds) per side
   localparam integer SIDES = (DFQ != 0) ? 2 : 1;     // side 0: positive (or the only one), side 1: negative
@@ -92,8 +120,12 @@ module lut_quantizer #(
   localparam integer BW = (B > 1) ? $clog2(B) : 1;
   localparam integer LOG2L = $clog2(L);
   localparam integer AW = $clog2(DEPTH);
-  localparam integer U = (N + B - 1) / B;            // threshold units per side
-  localparam integer C = (N + U - 1) / U;            // generator steps per group (<= B)
+  // generator steps per group: the larger side's (<= B; see the generators below)
+  localparam integer NB_P = fpqvar_qfmt_nbase(FMT);
+  localparam integer NB_N = (DFQ != 0) ? fpqvar_qfmt_nbase(NEG_FMT) : 1;
+  localparam integer C_P = (NB_P + (NB_P + B - 1) / B - 1) / ((NB_P + B - 1) / B);
+  localparam integer C_N = (NB_N + (NB_N + B - 1) / B - 1) / ((NB_N + B - 1) / B);
+  localparam integer C = (C_P > C_N) ? C_P : C_N;
   localparam integer CW = (C > 1) ? $clog2(C) : 1;
   localparam integer NSEG = (IW + REG_EVERY - 1) / REG_EVERY;
   localparam integer TF = 1 << $clog2(DEPTH / B + 1);  // group FIFO entries (> the groups the buffer holds)
@@ -113,36 +145,41 @@ module lut_quantizer #(
     if (accept) buffer[wptr[AW-1:0]] <= in_x;
   end
 
-  // Absmax trees, heap-indexed as in pe.v (leaves L..2L-1 registered from the accepted beat; node n = max(2n, 2n+1)
-  // one level later). tree_p holds the positive side's magnitudes (every element when not DFQ), tree_n the negative
-  // side's; an element of the other side, or a NaN, enters as 0.
-  (* mem2reg *) reg [14:0] tree_p [1:2*L-1];
-  (* mem2reg *) reg [14:0] tree_n [1:2*L-1];
+  // Absmax trees, heap-indexed as in pe.v: leaves L..2L-1 (the accepted beat's elements, registered raw), node
+  // n = max(node 2n, node 2n+1) one level later. tree_p takes the positive side's magnitudes (every element when not
+  // DFQ), tree_n the negative side's; an element of the other side, or a NaN, counts as 0. The masking is done where
+  // the first level reads the leaves, so that it shares their LUTs with the comparison and the multiplexer.
+  reg [15:0] leaf [0:L-1];
+  (* mem2reg *) reg [14:0] tree_p [1:L-1];
+  (* mem2reg *) reg [14:0] tree_n [1:L-1];
+  wire [14:0] lp [1:2*L-1];  // node values as the next level reads them (the leaves masked)
+  wire [14:0] ln [1:2*L-1];
   reg [LOG2L:0] tv;  // valid of the leaf level (bit 0) and of each tree level
   reg [LOG2L:0] tl;  // last beat of its group
   genvar gn;
   generate
     for (gn = 0; gn < L; gn = gn + 1) begin : g_leaf
-      wire [15:0] xl = in_x[16*gn +: 16];
+      always @(posedge clk) leaf[gn] <= in_x[16*gn +: 16];
+      wire [15:0] xl = leaf[gn];
       wire nan = (xl[14:10] == 5'h1f) && (xl[9:0] != 10'd0);
       wire to_neg = (DFQ != 0) && xl[15];
-      always @(posedge clk) begin
-        tree_p[L+gn] <= (nan || to_neg) ? 15'd0 : xl[14:0];
-        tree_n[L+gn] <= (nan || !to_neg) ? 15'd0 : xl[14:0];
-      end
+      assign lp[L+gn] = (nan || to_neg) ? 15'd0 : xl[14:0];
+      assign ln[L+gn] = (nan || !to_neg) ? 15'd0 : xl[14:0];
     end
     for (gn = 1; gn < L; gn = gn + 1) begin : g_node
       always @(posedge clk) begin
-        tree_p[gn] <= (tree_p[2*gn] > tree_p[2*gn+1]) ? tree_p[2*gn] : tree_p[2*gn+1];
+        tree_p[gn] <= (lp[2*gn] > lp[2*gn+1]) ? lp[2*gn] : lp[2*gn+1];
       end
       // (without DFQ the negative tree's leaves are 0 and synthesis removes it)
       always @(posedge clk) begin
-        tree_n[gn] <= (tree_n[2*gn] > tree_n[2*gn+1]) ? tree_n[2*gn] : tree_n[2*gn+1];
+        tree_n[gn] <= (ln[2*gn] > ln[2*gn+1]) ? ln[2*gn] : ln[2*gn+1];
       end
+      assign lp[gn] = tree_p[gn];
+      assign ln[gn] = tree_n[gn];
     end
   endgenerate
-  wire [14:0] root_p = tree_p[1];
-  wire [14:0] root_n = tree_n[1];
+  wire [14:0] root_p = lp[1];
+  wire [14:0] root_n = ln[1];
 
   // Running max over the group's beats; the group's absmax goes into the group FIFO with its last beat.
   reg [14:0] run_p, run_n;
@@ -209,8 +246,17 @@ module lut_quantizer #(
     end
   end
 
-  // Generators: step t of a group computes thresholds i = u + U * t (u = 0 .. U-1) of each side into `next`. Step 0
-  // runs in the cycle gen_start is high (from s4's registers), the later steps from the latched scale.
+  // Threshold generators. The midpoints come in families (lut_quantizer_formats.svh): the bases i < NB have
+  // k_i = 2i + 1, every other midpoint is a base doubled once or twice (e2m1: 5 -> 10 -> 20, 7 -> 14; e2m3:
+  // 17..31 -> 34..62 -> 68..116). Per side, US units walk the bases, unit u taking bases u*CS .. u*CS + CS-1 in CS
+  // steps (CS = ceil(NB / US) <= B), P = (2j + 1) * sig accumulating 2 * sig per step (no multiplier). Each step
+  // turns T_j = P * 2^texp into EP_j: the FP16 pattern of T_j on a grid Q = 2 bits finer than FP16's (12 mantissa
+  // bits; subnormals in units of 2^-26), truncated, plus a sticky bit for what lies below. A member 2^d * T_j
+  // (d <= Q) is EP_j doubled: +1 in the exponent field when normal, a left shift when subnormal (the FP16 pattern is
+  // linear across the subnormal/normal boundary). A subnormal doubling moves an unknown bit into the extended grid's
+  // last place, but with d <= Q doublings the bits at and above FP16's last place and the test "anything below it"
+  // (extended bits or sticky) stay exact, which is all the ceiling needs: C = (EP >> Q) + (anything below).
+  // Step 0 runs in the cycle gen_start is high (from s4's registers), the later steps from the latched scale.
   reg gen_busy;
   reg [CW-1:0] gen_step;
   reg next_full;
@@ -296,43 +342,41 @@ module lut_quantizer #(
         end
       end
       wire [10:0] sig = gen_start ? s4_sig : g_sig;
-      wire signed [9:0] texp = (gen_start ? s4_exp : g_exp) - kFrac;  // T_i = (k_i * sig) * 2^texp
+      wire signed [9:0] texp = (gen_start ? s4_exp : g_exp) - kFrac;  // T = P * 2^texp
       wire szero = gen_start ? s4_zero : g_zero;
       assign next_scales[16*gs +: 16] = g_pattern;
 
-      wire [U*16-1:0] d_units;
-      for (gu = 0; gu < U; gu = gu + 1) begin : g_unit
-        // k and index parity of threshold u + U * step (constants selected by the step)
-        reg [8:0] k;
-        reg even;
-        integer t;
-        /* verilator lint_off UNUSEDSIGNAL */
-        integer kt;  // k_i < 2^9 (gen_rtl_tables checks)
-        /* verilator lint_on UNUSEDSIGNAL */
-        always @* begin
-          k = 9'd0;
-          even = 1'b0;
-          for (t = 0; t < C; t = t + 1) begin
-            kt = fpqvar_qfmt_k(F, gu + U * t);
-            if (step == t[CW-1:0]) begin
-              k = kt[8:0];
-              even = ((gu + U * t) % 2) == 0;
-            end
-          end
+      localparam integer NB = fpqvar_qfmt_nbase(F);
+      localparam integer US = (NB + B - 1) / B;      // units
+      localparam integer CS = (NB + US - 1) / US;    // steps (<= C)
+      localparam integer PW = $clog2((2 * NB - 1) * 2048);  // P < (2 NB - 1) * 2^11
+      wire [US*3*16-1:0] d_units;  // unit u's thresholds for its base (d = 0) and the base doubled (d = 1, 2)
+      for (gu = 0; gu < US; gu = gu + 1) begin : g_unit
+        localparam integer K0 = 2 * gu * CS + 1;  // k of the unit's first base
+        localparam [PW-1:0] kK0 = K0[PW-1:0];
+        reg [PW-1:0] p_acc;
+        wire [PW-1:0] p = gen_start ? kK0 * {{(PW-11){1'b0}}, sig} : p_acc;
+        always @(posedge clk) begin
+          if (gen_active) p_acc <= p + {{(PW-12){1'b0}}, sig, 1'b0};
         end
-        wire [19:0] p = {11'd0, k} * {9'd0, sig};
-        wire [17:0] g = fpq_grid(p, texp, 1'b1, 1'b0);  // {inexact, C_i}
-        wire over = g[16:0] >= 17'h07c00;
-        wire [14:0] ceil_c = over ? 15'h7c00 : g[14:0];
-        wire exact = !g[17] && !over;
-        assign d_units[16*gu +: 16] = szero ? 16'hffff :
-                                      (ROUNDING == 0) ? {ceil_c + {14'd0, exact && even}, 1'b0} : {ceil_c, exact};
+        wire [18:0] ep;  // {overflow, sticky, EP (17 bits: 5-bit field, 12-bit mantissa)}
+        lut_quantizer_ep #(.PW(PW)) u_ep (.p(p), .texp(texp), .ep(ep));
+        wire [18:0] ep1 = fpq_double(ep);
+        wire [18:0] ep2 = fpq_double(ep1);
+        wire even = ((gu * CS) % 2 == 0) ^ step[0];  // parity of the base (its members share it)
+        assign d_units[16*(3*gu) +: 16] = fpq_threshold(ep, even, szero);
+        assign d_units[16*(3*gu+1) +: 16] = fpq_threshold(ep1, even, szero);
+        assign d_units[16*(3*gu+2) +: 16] = fpq_threshold(ep2, even, szero);
       end
+      wire unused_d_units = ^d_units;  // the doublings of bases without such members
       for (gu = 0; gu < N; gu = gu + 1) begin : g_thr
-        localparam integer STEP = gu / U;
+        localparam integer BASE = fpqvar_qfmt_base(F, gu);
+        localparam integer DBL = fpqvar_qfmt_dbl(F, gu);
+        localparam integer STEP = BASE % CS;
+        localparam integer SRC = 3 * (BASE / CS) + DBL;
         reg [15:0] d;
         always @(posedge clk) begin
-          if (gen_active && step == STEP[CW-1:0]) d <= d_units[16*(gu % U) +: 16];
+          if (gen_active && step == STEP[CW-1:0]) d <= d_units[16*SRC +: 16];
         end
         assign next_thr[(gs*N + gu)*16 +: 16] = d;
       end

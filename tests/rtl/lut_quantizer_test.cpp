@@ -57,7 +57,12 @@ q::EncodeMode mode_of(const QConfig& c) {
 }
 const q::Format& format_of(const QConfig& c) { return q::format_by_name(c.format); }
 bool is_dfq(const QConfig& c) { return format_of(c).kind == q::FormatKind::kDual; }
-rtl::LutQuantizerShape shape_of(const QConfig& c) { return {format_of(c).bits, c.lanes, c.group, c.reg_every}; }
+rtl::LutQuantizerShape shape_of(const QConfig& c) {
+  const q::Format& f = format_of(c);
+  if (f.kind == q::FormatKind::kDual)
+    return {f.bits, f.sides[1].man_bits, f.sides[0].man_bits, c.lanes, c.group, c.reg_every};
+  return {f.bits, f.man_bits, -1, c.lanes, c.group, c.reg_every};
+}
 
 // FP16 scales of the fixed-scale sweeps, with why each is there; then seeded random finite positive patterns.
 std::vector<std::uint16_t> fixed_scales() {

@@ -9,6 +9,7 @@
 #include "tools/gen_rtl_tables/datapath_tables.hpp"
 
 #include <bit>
+#include <tuple>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -42,12 +43,20 @@ struct QuantFormat {
 };
 constexpr QuantFormat kFormats[] = {{"E2M1", "e2m1"}, {"E1M2", "e1m2"}, {"E2M3", "e2m3"}};
 
+// The most doublings from a family's base to a member the RTL's threshold generator derives exactly (it keeps that
+// many extra bits below the FP16 grid; lut_quantizer.v).
+constexpr int kMaxDoublings = 2;
+
 // The largest midpoint numerator the RTL's threshold datapath takes: k * S (S < 2^11) must fit its 20-bit operand.
 constexpr std::int64_t kMaxMidpoint = (std::int64_t(1) << 9) - 1;
 
 struct FormatConsts {
   int bits = 0, n = 0, frac = 0;
   std::vector<std::int64_t> k;  // i = 0 .. n-1
+  // Families: the midpoints i < nbase are the bases, k_i = 2i + 1; every other midpoint is a base doubled:
+  // k_i = k_base(i) * 2^dbl(i), dbl(i) <= kMaxDoublings (the RTL derives it from its base; see lut_quantizer.v).
+  int nbase = 0;
+  std::vector<int> base, dbl;
   std::int64_t qmax_odd = 0;
   int qmax_exp = 0;
 };
@@ -83,6 +92,20 @@ FormatConsts make_consts(const QuantFormat& qf) {
                     f.index_of(q::encode(f, std::nextafter(x, 0.0f), rne)) == i &&
                     f.index_of(q::encode(f, std::nextafter(x, 1e30f), rne)) == i + 1;
     if (!ok) throw std::runtime_error(fmt::format("{}: quant::encode disagrees with midpoint {} = {}", qf.name, i, mid));
+  }
+  // Families (checked: the RTL relies on k_i = 2i + 1 for the bases).
+  while (c.nbase < c.n && c.k[std::size_t(c.nbase)] == 2 * c.nbase + 1) ++c.nbase;
+  for (int i = 0; i < c.n; ++i) {
+    std::int64_t k = c.k[std::size_t(i)];
+    int d = 0;
+    while (k % 2 == 0) k /= 2, ++d;
+    const int b = int((k - 1) / 2);
+    if (b >= c.nbase || d > kMaxDoublings || (i < c.nbase) != (d == 0) || (i - b) % 2 != 0)
+      throw std::runtime_error(fmt::format("{}: midpoint {} (k = {}) is not a base 2j+1 < 2*{} (of its parity) times "
+                                           "2^d, d <= {}",
+                                           qf.name, i, c.k[std::size_t(i)], c.nbase, kMaxDoublings));
+    c.base.push_back(b);
+    c.dbl.push_back(d);
   }
   // qmax = odd * 2^exp
   double qmax = f.max_value();
@@ -142,6 +165,21 @@ std::string lut_quantizer_formats_text() {
   s += per_format_function("fpqvar_qfmt_qmax_odd", "qmax = max_value() = qmax_odd * 2^qmax_exp", cs,
                            [](const FormatConsts& c) { return c.qmax_odd; });
   s += per_format_function("fpqvar_qfmt_qmax_exp", "(signed)", cs, [](const FormatConsts& c) { return c.qmax_exp; });
+  s += per_format_function("fpqvar_qfmt_nbase", "the family bases: midpoints 0 .. nbase-1, k_i = 2i + 1", cs,
+                           [](const FormatConsts& c) { return c.nbase; });
+  for (const auto& [fname, what, member] :
+       {std::tuple{"fpqvar_qfmt_base", "the base of midpoint i's family (i itself for a base)", &FormatConsts::base},
+        std::tuple{"fpqvar_qfmt_dbl", "d: k_i = k_base * 2^d (0 for a base)", &FormatConsts::dbl}}) {
+    s += fmt::format("// {}\nfunction automatic integer {}(input integer f, input integer i);\n  begin\n"
+                     "    {} = 0;\n    case (f)\n", what, fname, fname);
+    for (std::size_t fi = 0; fi < cs.size(); ++fi) {
+      s += fmt::format("      {}: begin  // {}\n        case (i)\n", fi, kFormats[fi].name);
+      for (std::size_t i = 0; i < cs[fi].k.size(); ++i)
+        s += fmt::format("          {}: {} = {};\n", i, fname, (cs[fi].*member)[i]);
+      s += fmt::format("          default: {} = 0;\n        endcase\n      end\n", fname);
+    }
+    s += fmt::format("      default: {} = 0;\n    endcase\n  end\nendfunction\n", fname);
+  }
   s += "// k_i, the midpoint between magnitudes i and i+1 in units of 2^-frac (i = 0 .. N-1). Example, e2m1 (frac 2):\n"
        "// magnitudes 0 0.5 1 1.5 2 3 4 6 -> midpoints 0.25 0.75 1.25 1.75 2.5 3.5 5 -> k = 1 3 5 7 10 14 20.\n";
   s += "function automatic integer fpqvar_qfmt_k(input integer f, input integer i);\n  begin\n"
