@@ -26,7 +26,7 @@
 // Handshakes (valid/ready as rtl/pe/pe.v): in_valid/in_ready carry one group (its sums, its scales, in_last);
 // out_valid/out_ready one accumulated output. The pipeline advances as a whole: advance = !out_valid || out_ready,
 // in_ready = advance.
-// Timing (asserted by tests/rtl/accumulate_test.cpp; rtl/datapath_timing.hpp):
+// Timing (asserted by tests/rtl/accumulate_test.cpp; rtl/timing.hpp):
 //   LATENCY = 5 cycles: an output whose last group is accepted in cycle t is valid in cycle t + 5 (input registers,
 //   combined scales, products, partial, accumulator/output register).
 //   Interval: one group per cycle (the accumulator adds in one cycle: a combinational FP32 add in the loop).

@@ -24,7 +24,7 @@
 // Handshakes (valid/ready as rtl/pe/pe.v): in_valid/in_ready/in_x/in_s, LANES elements of the block's next beat
 // (element j of a beat at [32*j +: 32]); out_valid/out_ready/out_x/out_last (the block's last beat). The pipeline
 // advances as a whole: advance = !out_valid || out_ready, in_ready = advance; input bubbles flow through.
-// Timing (asserted by tests/rtl/hadamard_test.cpp; rtl/datapath_timing.hpp):
+// Timing (asserted by tests/rtl/hadamard_test.cpp; rtl/timing.hpp):
 //   LATENCY = 3 + log2(LANES) + (B - 1) + 2 * log2(B) cycles from the acceptance of a block's first beat (unit
 //     empty, beats back to back, out_ready high) to its first output beat (the input, multiply and output
 //     registers; one per spatial stage; D + 2 per temporal stage, D = 1, 2, .., B/2). BLOCK 128: LANES 1 -> 144,

@@ -28,8 +28,9 @@
 //            tree (log2(L) registered levels, then a running max over the group's beats);
 //   scale    the group's absmax (via a FIFO of groups) goes through a 4-stage elastic pipeline: normalize, divide,
 //            round, normalize the scale;
-//   thresholds  U = ceil(N / B) generator units per side compute the N thresholds in C = ceil(N / U) <= B cycles
-//            into the `next` bank (U ceil roundings and k * S products per side: the per-group work, shared);
+//   thresholds  per side, ceil(NB / B) generator units round the NB family bases (k = 1, 3, 5, ..; NB = 4 e2m1,
+//            7 e1m2, 16 e2m3) and derive the other midpoints by exact doubling (below), in C <= B cycles, into the
+//            `next` bank: the per-group work, shared by the lanes;
 //   quantize the group's beats are read from the buffer once its thresholds are ready; reading its first beat moves
 //            `next` into the search pipeline's bank. Each lane: x register, IW = BITS - 1 search stages with a
 //            register after every REG_EVERY of them, the code register. The thresholds travel down the pipeline
@@ -45,14 +46,16 @@
 //        out_scale (the group's scale; DFQ: the positive side's), out_scale_neg (DFQ: the negative side's, else 0);
 //        the scales are valid with every beat of their group. The output pipeline advances as a whole:
 //        advance = !out_valid || out_ready.
-// Timing (LATENCY and the interval are asserted by tests/rtl/lut_quantizer_test.cpp and rtl/timing):
-//   LATENCY = B + LOG2L + C + NSEG + 8 cycles, where LOG2L = log2(L), NSEG = ceil((BITS - 1) / REG_EVERY): from the
-//     cycle whose rising edge accepts a group's first beat (unit empty, beats back to back, out_ready high) to the
-//     first cycle with that group's first code beat on the output. The 8: the leaf registers of the tree (1), the
-//     running max and FIFO write (2), the scale pipeline (4), and the x register (1). (L = 32, GROUP 128: B = 4,
-//     e2m1 C = 4, NSEG = 3 -> 24 cycles.)
-//   Interval: one beat per cycle in and out, i.e. one group per B cycles, while the buffer holds the groups in flight
-//     (DEPTH >= LATENCY + 1 beats is enough at out_ready high; a smaller buffer makes in_ready drop, never loses data).
+// Timing (asserted by tests/rtl/lut_quantizer_test.cpp; rtl/timing.hpp lut_quantizer_*):
+//   LATENCY = B + log2(L) + C + NSEG + 6 cycles, NSEG = ceil((BITS - 1) / REG_EVERY), C = the larger side's
+//     generator steps: from the cycle whose rising edge accepts a group's first beat (unit empty, beats back to back,
+//     out_ready high) to the first cycle with that group's first code beat on the output. The terms: B - 1 cycles for
+//     the rest of the group, the leaf registers (1), log2(L) tree levels, the running max and FIFO write (1), the
+//     scale pipeline (4), C generator steps, the x register (1), NSEG - 1 search registers and the code register.
+//     (L = 32, GROUP 128: e2m1 B = 4, C = 4, NSEG = 3 -> 22 cycles; e2m3 C = 4, NSEG = 5 -> 24.)
+//   Interval: one beat per cycle in and out, i.e. one group per B cycles, while the buffer holds the groups in flight:
+//     a group's first beat is read LATENCY - NSEG - 1 cycles after it was written, so DEPTH >= LATENCY - NSEG beats
+//     keeps in_ready high at out_ready high; a smaller buffer makes in_ready drop (never loses data).
 // Widths: L, GROUP powers of two, 2 <= L <= GROUP; DEPTH a power of two >= B.
 `include "lut_quantizer_params.svh"
 

@@ -4,7 +4,7 @@
 // scales (FP32 over the whole exponent range, subnormals included), and corner cases: zero sums, zero scales, scales
 // whose product overflows to inf or underflows to a subnormal or 0, sums at rounding ties (exact ties, and ties
 // broken by a tiny second DFQ term of either sign), exact and near DFQ cancellations, the largest sums. Under input
-// bubbles and output backpressure; and the latency and interval of rtl/datapath_timing.hpp.
+// bubbles and output backpressure; and the latency and interval of rtl/timing.hpp.
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -19,7 +19,7 @@
 #include "Vvacc_f2.h"
 #include "Vvacc_f6.h"
 #include "quant/pe_contract.hpp"
-#include "rtl/datapath_timing.hpp"
+#include "rtl/timing.hpp"
 #include "verilated.h"
 
 namespace {
@@ -260,15 +260,16 @@ void check_unit(int frac_bits, bool dfq, std::uint64_t seed) {
 // in consecutive cycles.
 template <class Model>
 void check_timing(bool dfq) {
-  const fpqvar::rtl::UnitTiming t = fpqvar::rtl::accumulate_timing();
+  const int latency = fpqvar::rtl::timing::accumulate_latency();
+  const int interval = fpqvar::rtl::timing::accumulate_interval();
   std::vector<Output> outs(40, Output{Group{3, dfq ? -1 : 0, 1.0f, 1.0f, 1.0f}});
   AccHarness<Model> h(30);
   std::vector<std::uint64_t> in_cycles, out_cycles;
   const auto got = h.run(outs, 1.0, 1.0, 1, &in_cycles, &out_cycles);
   ASSERT_EQ(got.size(), 40u);
-  EXPECT_EQ(int(out_cycles.front() - in_cycles.front()), t.latency_cycles);
-  EXPECT_EQ(in_cycles.back() - in_cycles.front(), 39u * std::uint64_t(t.interval_cycles));
-  EXPECT_EQ(out_cycles.back() - out_cycles.front(), 39u * std::uint64_t(t.interval_cycles));
+  EXPECT_EQ(int(out_cycles.front() - in_cycles.front()), latency);
+  EXPECT_EQ(in_cycles.back() - in_cycles.front(), 39u * std::uint64_t(interval));
+  EXPECT_EQ(out_cycles.back() - out_cycles.front(), 39u * std::uint64_t(interval));
 }
 
 TEST(Accumulate, E2m1RandomAndCorners) { check_unit<Vvacc_f2>(2, false, 11); }

@@ -4,7 +4,7 @@
 // activations (with outliers), and corner blocks: zeros of both signs, subnormals, the largest finite values (the
 // FWHT overflows to inf, and inf - inf gives NaN), single infinities and NaNs, integer values (exact sums), alternating
 // signs that cancel, s = 0, subnormal and huge s. LANES = 1, 4 and 32 (all-temporal, mixed, mostly spatial stages),
-// under input bubbles and output backpressure; latency and interval of rtl/datapath_timing.hpp.
+// under input bubbles and output backpressure; latency and interval of rtl/timing.hpp.
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -20,7 +20,7 @@
 #include "Vvhad_l32.h"
 #include "Vvhad_l4.h"
 #include "quant/hadamard.hpp"
-#include "rtl/datapath_timing.hpp"
+#include "rtl/timing.hpp"
 #include "tests/rtl/rtl_test_util.hpp"
 
 namespace fpqvar::rtl_test {
@@ -233,7 +233,8 @@ void check_unit(int lanes, std::uint64_t seed) {
 // Latency and one block per B cycles: 12 blocks back to back are accepted and leave in consecutive cycles.
 template <class Model>
 void check_timing(int lanes) {
-  const fpqvar::rtl::UnitTiming t = fpqvar::rtl::hadamard_timing({kBlock, lanes});
+  const int latency = fpqvar::rtl::timing::hadamard_latency(kBlock, lanes);
+  const int interval = fpqvar::rtl::timing::hadamard_cycles_per_block(kBlock, lanes);
   std::mt19937_64 rng(1);
   const auto blocks = random_blocks(12, rng);
   HadamardHarness<Model> h(lanes);
@@ -241,10 +242,10 @@ void check_timing(int lanes) {
   const auto got = h.run(blocks, 1.0, 1.0, 1, &in_cycles, &out_cycles);
   expect_same(got, contract(blocks), "timing run");
   ASSERT_FALSE(out_cycles.empty());
-  EXPECT_EQ(int(out_cycles.front() - in_cycles.front()), t.latency_cycles) << "LANES " << lanes;
+  EXPECT_EQ(int(out_cycles.front() - in_cycles.front()), latency) << "LANES " << lanes;
   EXPECT_EQ(in_cycles.back() - in_cycles.front() + 1, in_cycles.size()) << "input stalled";
   EXPECT_EQ(out_cycles.back() - out_cycles.front() + 1, out_cycles.size()) << "output gaps";
-  EXPECT_EQ(int(out_cycles[std::size_t(t.interval_cycles)] - out_cycles[0]), t.interval_cycles);
+  EXPECT_EQ(int(out_cycles[std::size_t(interval)] - out_cycles[0]), interval);
 }
 
 TEST(Hadamard, Lanes1RandomAndCorners) { check_unit<Vvhad_l1>(1, 101); }

@@ -8,7 +8,7 @@
 //     random smaller ones (with NaNs, -0 and for DFQ both sides), the scale derived by the unit. Oracle:
 //     quant::quantize (kGroup, kFp16: scale_from_absmax, then encode);
 //   - the handshake under input bubbles and output backpressure, and the latency and interval of
-//     rtl/datapath_timing.hpp.
+//     rtl/timing.hpp.
 // quant is the oracle by design (DESIGN.md); its own exhaustive tests against exact rational arithmetic are in
 // tests/quant/. Tolerance 0.
 #include <algorithm>
@@ -30,7 +30,7 @@
 #include "quant/encode.hpp"
 #include "quant/fp_bits.hpp"
 #include "quant/tensor_quant.hpp"
-#include "rtl/datapath_timing.hpp"
+#include "rtl/timing.hpp"
 #include "tests/rtl/lut_quantizer_harness.hpp"
 
 namespace fpqvar::rtl_test {
@@ -57,7 +57,8 @@ q::EncodeMode mode_of(const QConfig& c) {
 }
 const q::Format& format_of(const QConfig& c) { return q::format_by_name(c.format); }
 bool is_dfq(const QConfig& c) { return format_of(c).kind == q::FormatKind::kDual; }
-rtl::LutQuantizerShape shape_of(const QConfig& c) {
+namespace timing = fpqvar::rtl::timing;
+timing::LutQuantizerShape shape_of(const QConfig& c) {
   const q::Format& f = format_of(c);
   if (f.kind == q::FormatKind::kDual)
     return {f.bits, f.sides[1].man_bits, f.sides[0].man_bits, c.lanes, c.group, c.reg_every};
@@ -270,7 +271,8 @@ void check_handshake(const char* what, const QConfig& c) {
 // back to back are all accepted in consecutive cycles and leave in consecutive cycles.
 template <class Model>
 void check_timing(const char* what, const QConfig& c) {
-  const rtl::UnitTiming t = rtl::lut_quantizer_timing(shape_of(c));
+  const int latency = timing::lut_quantizer_latency(shape_of(c));
+  const int interval = timing::lut_quantizer_cycles_per_group(shape_of(c));
   std::mt19937_64 rng(3);
   std::vector<std::uint16_t> x;
   for (int i = 0; i < 40 * c.group; ++i) x.push_back(std::uint16_t(rng() % 0x7c00 | (rng() & 0x8000)));
@@ -278,11 +280,11 @@ void check_timing(const char* what, const QConfig& c) {
   std::vector<std::uint64_t> in_cycles, out_cycles;
   const auto out = h.run(x, 1.0, 1.0, 1, &in_cycles, &out_cycles);
   ASSERT_EQ(out.size(), x.size() / std::size_t(c.lanes));
-  EXPECT_EQ(int(out_cycles.front() - in_cycles.front()), t.latency_cycles) << what << ": latency";
+  EXPECT_EQ(int(out_cycles.front() - in_cycles.front()), latency) << what << ": latency";
   EXPECT_EQ(in_cycles.back() - in_cycles.front() + 1, in_cycles.size()) << what << ": input stalled";
   EXPECT_EQ(out_cycles.back() - out_cycles.front() + 1, out_cycles.size()) << what << ": output gaps";
   // groups leave one per B cycles
-  const std::size_t b = std::size_t(t.interval_cycles);
+  const std::size_t b = std::size_t(interval);
   EXPECT_EQ(out_cycles[b] - out_cycles[0], b) << what << ": interval";
   expect_group_outputs(what, c, x, out);
 }
