@@ -1,50 +1,52 @@
 // Arithmetic of rtl/quantizer/lut_quantizer.v: rounding an exact value onto the FP16 grid, the constant division of
 // the scale, and the normalization of an FP16 magnitude. Functions only; include inside a module body.
 
-// Rounds the exact positive value v = p * 2^e (plus a tail below p's last bit when tail is set) onto the FP16 grid
-// and returns {inexact, pattern}: the 17-bit magnitude pattern of the result (bits >= 0x7C00 mean the result is past
-// 65504: the caller decides what overflow gives), inexact = v is not on the grid. ceil = 1 rounds up to the smallest
-// FP16 value >= v; ceil = 0 rounds to nearest, ties to even. p must be non-zero.
-// How: with bl = bit length of p, v's leading bit has exponent ev = e + bl - 1. A normal result (ev >= -14) keeps the
-// 11 bits p[bl-1 : bl-11], a subnormal one the bits of weight >= 2^-24; r = the number of p's bits below the kept
-// ones (r = bl - 11 or -24 - e). The pattern of a normal value 1.m * 2^ev is ((ev + 15) << 10) + m, which is
-// ((ev + 14) << 10) + kept for the 11-bit kept value (its leading one adds the last 1 to the exponent field), and a
-// rounding carry out of the kept bits moves into the exponent field, as IEEE encodings allow; a subnormal pattern is
-// the kept value itself (units 2^-24).
-// Worked example: v = 5 * 1035 * 2^-12 (e2m1's midpoint 1.25 times the scale 1035 * 2^-10 = 1.0107421875): p = 5175
-// = 0b1_0100_0011_0111 (bl 13), e = -12, ev = 0 (normal); r = 2: kept = 1293 = 0b101_0000_1101, dropped bits 0b11
-// -> inexact; ceil: 1294 -> pattern (14 << 10) + 1294 = 0x3D0E = 1.263671875, the smallest FP16 value >= 1.26342...
-/* verilator lint_off UNUSEDSIGNAL */  // ev14's and kept's top bits: zero wherever the result is used
-function automatic [17:0] fpq_grid(input [19:0] p, input signed [9:0] e, input ceil_mode, input tail);
-  reg [4:0] bl;
-  reg signed [9:0] ev, ev14, r_s;
-  reg [4:0] r;
-  reg [19:0] kept, below, dropped, round_mask;
-  reg round_bit, rest, inexact, inc;
-  reg [16:0] field, pat;
+// The scale's one rounding: the quotient q * 2^e (q = floor(m * 2^7 / qmax_odd) for a normalized 11-bit m, so its
+// leading one is at bit POS or POS + 1, POS = 17 - bitlength(qmax_odd); tail = the division's remainder was not 0)
+// rounded to nearest even onto the FP16 grid: returns the 17-bit pattern (>= 0x7C00: past 65504; 0: rounds to 0).
+// A normal result keeps the 11 bits from the leading one; a subnormal one (below 2^-14) the bits of weight >= 2^-24.
+// Worked example (e2m1: qmax 6 = 3 * 2^1, POS 15): absmax 1.0 = 1024 * 2^-10 -> q = floor(1024 * 2^7 / 3) = 43690
+// = 0b1010_1010_1010_1010 (leading one at bit 15), remainder 2 (tail), e = -10 - 1 - 7 = -18: q * 2^-18 = 0.1666..,
+// ev = -18 + 15 = -3; kept = q[15:5] = 1365, round bit q[4] = 0 -> pattern ((-3 + 14) << 10) + 1365 = 0x3155, the
+// FP16 value nearest 1/6.
+function automatic [16:0] fpq_scale_round(input [17:0] q, input signed [9:0] e, input tail, input integer pos);
+  reg top;
+  reg [11:0] w;        // leading one, 10 mantissa bits, round bit
+  reg rest;
+  reg signed [9:0] ev, ss;
+  reg [10:0] kept;
+  reg round_bit, sticky, inc;
+  reg [16:0] pat;
   integer i;
   begin
-    bl = 5'd0;
-    for (i = 0; i < 20; i = i + 1)
-      if (p[i]) bl = i[4:0] + 5'd1;
-    ev = e + $signed({5'd0, bl}) - 10'sd1;
-    ev14 = ev + 10'sd14;
-    r_s = (ev >= -10'sd14) ? $signed({5'd0, bl}) - 10'sd11 : -10'sd24 - e;
-    r = (r_s > 10'sd20) ? 5'd20 : (r_s < 10'sd0) ? 5'd0 : r_s[4:0];  // r_s >= 0 for non-zero p
-    kept = p >> r;
-    below = (20'd1 << r) - 20'd1;          // the dropped positions (r = 20: all)
-    round_mask = below ^ (below >> 1);    // the highest dropped position, bit r-1 (none when r = 0)
-    dropped = p & below;
-    round_bit = (p & round_mask) != 20'd0;
-    rest = ((p & (below >> 1)) != 20'd0) || tail;
-    inexact = (dropped != 20'd0) || tail;
-    inc = ceil_mode ? inexact : (round_bit && (rest || kept[0]));
-    field = (ev >= -10'sd14) ? {1'b0, ev14[5:0], 10'd0} : 17'd0;
-    pat = field + kept[16:0] + {16'd0, inc};
-    fpq_grid = {inexact, pat};
+    top = q[pos + 1];
+    w = top ? q[pos + 1 -: 12] : q[pos -: 12];
+    rest = tail || (top ? ((q & ((18'd1 << (pos - 10)) - 18'd1)) != 18'd0)
+                        : ((q & ((18'd1 << (pos - 11)) - 18'd1)) != 18'd0));
+    ev = e + pos[9:0] + {9'd0, top};
+    if (ev >= -10'sd14) begin
+      kept = w[11:1];
+      round_bit = w[0];
+      sticky = rest;
+    end else begin
+      // subnormal: w * 2^(ev + 13) = w >> (ss + 1), ss = -14 - ev >= 1
+      ss = -10'sd14 - ev;
+      kept = 11'd0;
+      round_bit = 1'b0;
+      sticky = rest || (w != 12'd0);
+      for (i = 1; i <= 12; i = i + 1)
+        if (ss == i[9:0]) begin
+          kept = w[11:1] >> i;
+          round_bit = w[i];
+          sticky = rest || ((w & ((12'd1 << i) - 12'd1)) != 12'd0);
+        end
+    end
+    inc = round_bit && (sticky || kept[0]);
+    pat = (ev >= -10'sd14) ? {1'b0, ev[5:0] + 6'd14, 10'd0} + {6'd0, kept} + {16'd0, inc}
+                           : {6'd0, kept} + {16'd0, inc};
+    fpq_scale_round = pat;
   end
 endfunction
-/* verilator lint_on UNUSEDSIGNAL */
 
 // An FP16 magnitude pattern (15 bits, finite, non-zero) as sig * 2^exp with sig normalized to [2^10, 2^11):
 // returns {exp (10-bit signed), sig (11 bits)}. Subnormals are shifted up: 0x0001 = 2^-24 -> 1024 * 2^-34.
