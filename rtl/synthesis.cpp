@@ -123,7 +123,7 @@ std::vector<SynthUnit> make_units() {
   // ---- pe: 32 lanes, adder tree, group accumulator (rtl/pe/pe.v), every pair with its default multiplier form (the
   // smaller one at the MAC level: FORM 0 for e2m1 and DFQ, FORM 1 for e2m3; docs/synthesis.md). An FP6 PE with
   // FORM 0 multipliers made yosys 0.23 grow past 10 GB of memory, so it is not a unit. ----
-  const std::vector<std::string> pe = {"mul/fp_mul.v", "mul/int_mul.v", "pe/pe.v"};
+  const std::vector<std::string> pe = {"mul/fp_mul.v", "mul/int_mul.v", "pe/addsub.v", "pe/pe.v"};
   u.push_back({"pe-fp4", Block::kPe, "FP4 PE: 32 E2M1 x E2M1 lanes (magnitude tables), adder tree, group accumulator",
                "pe", pe, {{"PAIR", id(Pair::kE2m1E2m1)}, {"G", "32"}, {"FORM", "0"}}, true, true, "", true});
   u.push_back({"pe-dfq", Block::kPe,
@@ -397,10 +397,17 @@ std::string synth_script(const SynthUnit& unit, const SynthParams& params, std::
   std::vector<std::string> files;
   for (const std::string& s : unit.sources) files.push_back("<rtl>/" + s);
   if (!unit.wrapper.empty()) files.push_back(fmt::format("<tmp>/{}.v", unit.top));
-  std::string script = fmt::format("read_verilog -I<rtl> -I<generated> {}; ", fmt::join(files, " "));
+  // -DFPQVAR_YOSYS -icells: the RTL may instantiate yosys' own cells where that maps better than the behavioural
+  // spelling (rtl/pe/addsub.v, whose two spellings tests/rtl proves equivalent).
+  std::string script =
+      fmt::format("read_verilog -DFPQVAR_YOSYS -icells -I<rtl> -I<generated> {}; ", fmt::join(files, " "));
   for (const auto& [k, v] : params) script += fmt::format("chparam -set {} {} {}; ", k, v, unit.top);
-  script += fmt::format("synth_xilinx -top {} -family {} -flatten -noiopad -noclkbuf{}{}; tee -q -o <tmp>/stat.txt stat",
-                        unit.top, family, unit.nodsp ? " -nodsp" : "", no_bram ? " -nobram" : "");
+  // A submodule instance marked keep_hierarchy (rtl/mul/fp_mul.v's magnitude table) is mapped on its own, then
+  // flattened into the unit for the statistics.
+  script += fmt::format(
+      "synth_xilinx -top {} -family {} -flatten -noiopad -noclkbuf{}{}; setattr -unset keep_hierarchy; "
+      "setattr -mod -unset keep_hierarchy; flatten; tee -q -o <tmp>/stat.txt stat",
+      unit.top, family, unit.nodsp ? " -nodsp" : "", no_bram ? " -nobram" : "");
   return script;
 }
 
