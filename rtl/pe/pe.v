@@ -32,9 +32,9 @@
 module pe #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
     parameter integer G = 32,  // lanes; a power of two (16, 32, 64, 128)
-    // FP multiplier form (rtl/mul/fp_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
-    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3. Unused by the
-    // integer pairs.
+    // Multiplier form. FP pairs (rtl/mul/fp_mul.v): 0 magnitude table, 1 significand product + shift; default the
+    // smaller in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    // Integer pairs (rtl/mul/int_mul.v): 0 radix-4 Booth in fabric, 1 the `*` operator (a DSP slice where allowed).
     parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer BEAT_BITS = 8,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
@@ -103,7 +103,7 @@ module pe #(
   // negates its product. A node adds its right child to its left one when their signs agree and subtracts it when
   // they differ, and keeps the left sign:
   //     (-1)^nl * sl + (-1)^nr * sr = (-1)^nl * (sl + (-1)^(nl ^ nr) * sr),
-  // one add/subtract (rtl/pe/addsub.v: one carry chain, one LUT per bit) with sub = nl ^ nr. The group accumulator
+  // one add/subtract (rtl/lib/addsub.v: one carry chain, one LUT per bit) with sub = nl ^ nr. The group accumulator
   // applies the root's sign once, adding or subtracting the root. Example (G = 2): lanes +6.0 * -1.5 (leaf 36, n = 1) and +1.0 * +2.0
   // (leaf 8, n = 0), units 2^-2: r = 1, s = 36 - 8 = 28, n = 1: the value -28 = -9.0 + 2.0 = -7.0 in units 2^-2.
   // The integer pairs' leaves are signed products (int_mul) with n = 0, so every node is a plain adder.
@@ -134,7 +134,7 @@ module pe #(
       wire [W_BITS-1:0] w_l = w_q[n*W_BITS +: W_BITS];
       if (IS_INT != 0) begin : g_int
         wire signed [P_BITS-1:0] product;
-        int_mul #(.W(A_BITS)) u_mul (.a(a_l), .b(w_l), .product(product));
+        int_mul #(.W(A_BITS), .BOOTH(FORM == 0 ? 1 : 0)) u_mul (.a(a_l), .b(w_l), .product(product));
         always @(posedge clk) begin
           if (advance) begin
             tree_pos[G+n] <= {{(SUM_BITS-P_BITS){product[P_BITS-1]}}, product};

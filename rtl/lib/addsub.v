@@ -1,5 +1,6 @@
 // addsub: s = sub ? a - b : a + b, signed, exact (Y_BITS holds every result), on one carry chain: the adder of the
-// PE's tree nodes and group accumulator (rtl/pe/pe.v), which add or subtract a child according to the signs.
+// PE's tree nodes and group accumulator (rtl/pe/pe.v), which add or subtract a child according to the signs, and of
+// the integer multiplier's partial products (rtl/mul/int_mul.v). rtl/lib/ holds such helpers shared by blocks.
 // Combinational. Example: A_BITS = B_BITS = 4, Y_BITS = 5: a = 4'b0111 (7), b = 4'b1100 (-4), sub = 1: s = 11 =
 // 5'b01011; sub = 0: s = 3.
 //
