@@ -224,13 +224,13 @@ std::vector<SynthUnit> make_units() {
                             {{"FMT", "0"}, {"DFQ", "1"}, {"NEG_FMT", "1"}}));
   u.push_back(quantizer("quantizer-lut-fp4-lane", "LUT quantizer lane alone: E2M1 binary search, 3 register segments",
                         "lut_quantizer_lane", {"quantizer/lut_quantizer_lane.v"},
-                        {{"IW", "3"}, {"N", "7"}, {"SIDES", "1"}, {"BANK", "144"}, {"NSEG", "3"}, {"REG_EVERY", "1"}}));
+                        {{"IW", "3"}, {"SIDES", "1"}, {"BANK", "160"}, {"NSEG", "3"}, {"REG_EVERY", "1"}}));
   u.push_back(quantizer("quantizer-lut-fp6-lane", "LUT quantizer lane alone: E2M3 binary search, 5 register segments",
                         "lut_quantizer_lane", {"quantizer/lut_quantizer_lane.v"},
-                        {{"IW", "5"}, {"N", "31"}, {"SIDES", "1"}, {"BANK", "528"}, {"NSEG", "5"}, {"REG_EVERY", "1"}}));
+                        {{"IW", "5"}, {"SIDES", "1"}, {"BANK", "544"}, {"NSEG", "5"}, {"REG_EVERY", "1"}}));
   u.push_back(quantizer("quantizer-lut-dfq-lane", "LUT quantizer lane alone: DFQ binary search (side by sign), 3 segments",
                         "lut_quantizer_lane", {"quantizer/lut_quantizer_lane.v"},
-                        {{"IW", "3"}, {"N", "7"}, {"SIDES", "2"}, {"BANK", "256"}, {"NSEG", "3"}, {"REG_EVERY", "1"}}));
+                        {{"IW", "3"}, {"SIDES", "2"}, {"BANK", "288"}, {"NSEG", "3"}, {"REG_EVERY", "1"}}));
 
   // ---- hadamard (rtl/hadamard/hadamard.v): x * s, GHT signs, FP32 FWHT over 128, * k; bit-exact with
   // quant::rotate_activation_hw (tests/rtl/hadamard_test.cpp). LANES elements per cycle: log2(128) * LANES FP32

@@ -133,7 +133,9 @@ module lut_quantizer #(
   localparam integer NSEG = (IW + REG_EVERY - 1) / REG_EVERY;
   localparam integer TF = 1 << $clog2(DEPTH / B + 1);  // group FIFO entries (> the groups the buffer holds)
   localparam integer TFW = $clog2(TF);
-  localparam integer BANK = SIDES * N * 16 + 32;      // thresholds of a group + its two scales
+  // A group's bank: side s's threshold i at [(s*(N+1) + i)*16 +: 16] (a stride of N + 1 = 2^IW per side, so that a
+  // lane selects by {side, index}; slot N of a side is unused), then its two scales.
+  localparam integer BANK = SIDES * (N + 1) * 16 + 32;
   localparam [BW-1:0] kLastBeat = B[BW-1:0] - 1'b1;
 
   // ---------------- ingest: buffer and absmax tree ----------------
@@ -264,7 +266,7 @@ module lut_quantizer #(
   wire gen_active = gen_start || gen_busy;
   wire [CW-1:0] step = gen_start ? {CW{1'b0}} : gen_step;
   wire gen_done = gen_active && (step == C[CW-1:0] - 1'b1);
-  wire [SIDES*N*16-1:0] next_thr;  // side s (0: positive), threshold i at [(s*N + i)*16 +: 16]
+  wire [SIDES*(N+1)*16-1:0] next_thr;  // side s (0: positive), threshold i at [(s*(N+1) + i)*16 +: 16]
   wire [31:0] next_scales;         // {negative side's scale, positive side's (or the only) scale}
 
   genvar gs, gu;
@@ -376,8 +378,9 @@ module lut_quantizer #(
         always @(posedge clk) begin
           if (gen_active && step == STEP[CW-1:0]) d <= d_units[16*SRC +: 16];
         end
-        assign next_thr[(gs*N + gu)*16 +: 16] = d;
+        assign next_thr[(gs*(N+1) + gu)*16 +: 16] = d;
       end
+      assign next_thr[(gs*(N+1) + N)*16 +: 16] = 16'hffff;  // the unused slot
     end
     if (SIDES == 1) begin : g_no_neg
       assign next_scales[31:16] = 16'd0;
@@ -432,8 +435,8 @@ module lut_quantizer #(
       if (rd) x_q <= buffer[rptr[AW-1:0]];
       sl <= (sl << 1) | {{NSEG{1'b0}}, rd && (rd_beat == kLastBeat)};
       out_last <= sl[NSEG-1];
-      out_scale <= seg_bank[NSEG-1][SIDES*N*16 +: 16];
-      out_scale_neg <= seg_bank[NSEG-1][SIDES*N*16 + 16 +: 16];
+      out_scale <= seg_bank[NSEG-1][SIDES*(N+1)*16 +: 16];
+      out_scale_neg <= seg_bank[NSEG-1][SIDES*(N+1)*16 + 16 +: 16];
     end
   end
   generate
@@ -455,7 +458,7 @@ module lut_quantizer #(
     end
     for (gn = 0; gn < L; gn = gn + 1) begin : g_lane
       wire [BITS-1:0] code;
-      lut_quantizer_lane #(.IW(IW), .N(N), .SIDES(SIDES), .BANK(BANK), .NSEG(NSEG), .REG_EVERY(REG_EVERY)) u_lane (
+      lut_quantizer_lane #(.IW(IW), .SIDES(SIDES), .BANK(BANK), .NSEG(NSEG), .REG_EVERY(REG_EVERY)) u_lane (
           .clk(clk), .advance(advance), .x(x_q[16*gn +: 16]), .banks(banks), .code(code));
       always @(posedge clk) begin
         if (advance) out_code[BITS*gn +: BITS] <= code;

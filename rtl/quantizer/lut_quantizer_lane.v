@@ -6,9 +6,8 @@
 // saturated maximum.
 module lut_quantizer_lane #(
     parameter integer IW = 3,
-    parameter integer N = 7,
     parameter integer SIDES = 1,
-    parameter integer BANK = 7 * 16 + 32,
+    parameter integer BANK = 8 * 16 + 32,  // SIDES * 2^IW * 16 + 32: side s's threshold i at (s * 2^IW + i) * 16
     parameter integer NSEG = 3,
     parameter integer REG_EVERY = 1
 ) (
@@ -36,7 +35,8 @@ module lut_quantizer_lane #(
       wire [IW-1:0] cand = part[s] | ({{(IW-1){1'b0}}, 1'b1} << (IW - 1 - s));
       wire [IW-1:0] j = cand - 1'b1;
       wire side = (SIDES > 1) && sign_nan[s][0];
-      wire [15:0] d = bank[({{(32-IW){1'b0}}, j} + (side ? N : 32'd0)) * 16 +: 16];
+      wire [IW:0] sel = {side, j};  // N + 1 = 2^IW slots per side
+      wire [15:0] d = bank[sel * 16 +: 16];
       wire ge = key[s] >= d;
       wire [IW-1:0] part_next = ge ? cand : part[s];
       if (((s + 1) % REG_EVERY) == 0 && s < IW - 1) begin : g_reg
