@@ -1,0 +1,202 @@
+#include "sim/resources.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "sim/synthesis_data.hpp"
+
+namespace fpqvar::sim {
+
+ResourceCounts& ResourceCounts::operator+=(const ResourceCounts& o) {
+  lut += o.lut;
+  ff += o.ff;
+  dsp += o.dsp;
+  bram += o.bram;
+  uram += o.uram;
+  return *this;
+}
+
+const std::vector<SynthesisUnit>& builtin_synthesis() {
+  static const std::vector<SynthesisUnit> units = [] {
+    std::vector<SynthesisUnit> out;
+    const auto doc = nlohmann::json::parse(kBuiltinSynthesisJson);
+    for (const auto& u : doc.at("units")) {
+      SynthesisUnit s;
+      s.unit = u.at("unit").get<std::string>();
+      s.lut = u.at("lut").get<double>();
+      s.ff = u.at("ff").get<double>();
+      s.dsp = u.at("dsp").get<double>();
+      s.bram = u.at("bram").get<double>();
+      s.macs = u.at("macs").get<int>();
+      out.push_back(std::move(s));
+    }
+    return out;
+  }();
+  return units;
+}
+
+namespace {
+
+const SynthesisUnit& find_unit(const std::vector<SynthesisUnit>& units, const std::string& name) {
+  for (const auto& u : units)
+    if (u.unit == name) return u;
+  throw std::invalid_argument(fmt::format("the synthesis report has no unit '{}' (docs/synthesis.json; regenerate it "
+                                          "with `fpqvar synth --macs --json docs/synthesis.json`)", name));
+}
+
+// Block RAM and UltraRAM geometry (AM007): a 36 Kb block RAM holds 36,864 bits with a port of up to 72 bits (simple
+// dual port); an UltraRAM 288 Kb = 4K x 72 bits.
+constexpr double kBram36Bits = 36864.0;
+constexpr double kUramBits = 294912.0;
+constexpr double kBlockPortBits = 72.0;
+
+ResourceRow buffer_row(std::string_view name, const BufferSpecs& b) {
+  const bool uram = b.memory == "uram";
+  const double bits = b.capacity_kib * 1024.0 * 8.0;
+  const double by_capacity = std::ceil(bits / (uram ? kUramBits : kBram36Bits));
+  const double by_width = b.banks * std::ceil(b.port_bits / kBlockPortBits);
+  ResourceRow r;
+  r.unit = std::string(name);
+  (uram ? r.used.uram : r.used.bram) = std::max(by_capacity, by_width);
+  r.source = fmt::format("max(capacity {:.0f}, width {} banks x {} bit) {} blocks (AM007 geometry)", by_capacity,
+                         b.banks, b.port_bits, uram ? "URAM288" : "BRAM36");
+  return r;
+}
+
+}  // namespace
+
+ResourceReport resource_report(const AcceleratorConfig& c, const std::vector<SynthesisUnit>& synthesis) {
+  ResourceReport rep;
+  const auto& pe = c.pe_array;
+  const double lanes_total = static_cast<double>(pe.rows) * pe.cols * pe.lanes;
+  {
+    ResourceRow r;
+    r.unit = "pe_array";
+    auto per_lane = [&](const std::string& unit) {
+      const SynthesisUnit& u = find_unit(synthesis, unit);
+      r.used.lut += lanes_total * u.lut / u.macs;
+      r.used.ff += lanes_total * u.ff / u.macs;
+      r.used.dsp += lanes_total * u.dsp / u.macs;
+      r.used.bram += lanes_total * u.bram / u.macs;
+    };
+    if (pe.mac == "fp4") {
+      per_lane("pe-fp4");
+      r.source = "synthesis: pe-fp4 per lane x rows x cols x lanes";
+    } else if (pe.mac == "fp4-dfq") {
+      // FIXME(issue 12): no RTL PE runs both E2M1 and DFQ activations yet. Assumption: a DFQ PE (two trees) whose
+      // lanes also hold the E2M1 x E2M1 magnitude table, selected per operator: pe-dfq + fp4-mul per lane.
+      per_lane("pe-dfq");
+      const SynthesisUnit& mul = find_unit(synthesis, "fp4-mul");
+      r.used.lut += lanes_total * mul.lut;
+      r.source = "synthesis: pe-dfq per lane + fp4-mul per lane (assumption: the E2M1 table beside the DFQ table)";
+    } else if (pe.mac == "fp6") {
+      per_lane("pe-fp6");
+      r.source = "synthesis: pe-fp6 per lane";
+    } else if (pe.mac == "int4") {
+      per_lane("pe-int4-lut");
+      r.source = "synthesis: pe-int4-lut per lane";
+    } else if (pe.mac == "int8-lut") {
+      per_lane("pe-int8-lut");
+      r.source = "synthesis: pe-int8-lut per lane";
+    } else {  // int8-dsp
+      // The DSP58's INT8 mode is a three-element dot product per cycle (AM004): ceil(lanes / 3) DSP58 per PE; the
+      // PE's adder tree over those partial sums and its group accumulator stay in fabric (assumption: pe-int4-lut's
+      // per-lane LUTs and FFs, an adder tree of the same depth).
+      const double pes = static_cast<double>(pe.rows) * pe.cols;
+      r.used.dsp = pes * std::ceil(pe.lanes / 3.0);
+      const SynthesisUnit& tree = find_unit(synthesis, "pe-int4-lut");
+      r.used.lut = lanes_total * tree.lut / tree.macs;
+      r.used.ff = lanes_total * tree.ff / tree.macs;
+      r.source = "AM004: ceil(lanes/3) DSP58 per PE (INT8 3-element dot product); fabric: pe-int4-lut per lane (assumption)";
+    }
+    rep.rows.push_back(r);
+  }
+  {
+    // FIXME(issue 12): the LUT quantizer replaces the comparator quantizer; per-element cost of today's RTL.
+    const std::string unit = pe.mac == "fp6" ? "fp6-quantizer" : pe.mac.rfind("int", 0) == 0 ? "int8-quantizer" : "fp4-quantizer";
+    ResourceRow r;
+    r.unit = "quantizer";
+    auto it = std::find_if(synthesis.begin(), synthesis.end(), [&](const SynthesisUnit& u) { return u.unit == unit; });
+    if (it != synthesis.end()) {
+      r.used.lut = c.quantizer.lanes * it->lut;
+      r.used.ff = c.quantizer.lanes * it->ff;
+      r.source = fmt::format("synthesis: {} x lanes", unit);
+    } else {
+      // Assumption until the quantizer is in docs/synthesis.json: ~500 LUT per element (issue 12's measurement of
+      // today's FP4 comparator quantizer) and 64 FF of pipeline per element.
+      r.used.lut = c.quantizer.lanes * 500.0;
+      r.used.ff = c.quantizer.lanes * 64.0;
+      r.source = "assumption: 500 LUT + 64 FF per lane (today's comparator quantizer, issue 12)";
+    }
+    rep.rows.push_back(r);
+  }
+  {
+    // Assumption: FP32 butterflies on DSP58 floating-point adders (AM004 DSPFP32), log2(128) = 7 stages of
+    // 128 / cycles_per_group adders plus 128 / cycles_per_group multipliers for x * s; 60 LUT + 100 FF of routing
+    // and control per DSP.
+    const double per_cycle = 128.0 / c.hadamard.cycles_per_group;
+    ResourceRow r{"hadamard", {}, "assumption: (7 + 1) x 128 / cycles_per_group DSP58 (FP32 add/mul), 60 LUT + 100 FF each"};
+    r.used.dsp = 8 * per_cycle;
+    r.used.lut = 60 * r.used.dsp;
+    r.used.ff = 100 * r.used.dsp;
+    rep.rows.push_back(r);
+  }
+  {
+    // Assumption: per lane one DSP58 for the scale product s_a * s_w and one for the partial's multiply and the
+    // FP32 add (DSPFP32 multiplier and adder, each rounding once, as the contract does), plus 120 LUT and 200 FF for
+    // the integer-to-FP conversion of the group sum and the pipeline.
+    ResourceRow r{"accumulate", {}, "assumption: 2 DSP58 + 120 LUT + 200 FF per lane"};
+    r.used.dsp = 2.0 * c.accumulate.lanes;
+    r.used.lut = 120.0 * c.accumulate.lanes;
+    r.used.ff = 200.0 * c.accumulate.lanes;
+    rep.rows.push_back(r);
+  }
+  {
+    ResourceRow r{"sfu", {}, "assumption: 2 DSP58 + 400 LUT + 600 FF per FP32 lane (FMA, exp/rsqrt/reciprocal tables)"};
+    r.used.dsp = 2.0 * c.sfu.lanes;
+    r.used.lut = 400.0 * c.sfu.lanes;
+    r.used.ff = 600.0 * c.sfu.lanes;
+    rep.rows.push_back(r);
+  }
+  {
+    ResourceRow r{"fp_array", {}, "assumption: 1 DSP58 (FP mode) + 30 LUT + 80 FF per MAC/cycle"};
+    r.used.dsp = c.fp_array.macs_per_cycle;
+    r.used.lut = 30.0 * c.fp_array.macs_per_cycle;
+    r.used.ff = 80.0 * c.fp_array.macs_per_cycle;
+    rep.rows.push_back(r);
+  }
+  {
+    ResourceRow r{"controller+dma", {}, "assumption: 15,000 LUT + 20,000 FF (sequencer, DMA engines, NoC/AXI ports)"};
+    r.used.lut = 15000;
+    r.used.ff = 20000;
+    rep.rows.push_back(r);
+  }
+  rep.rows.push_back(buffer_row("weight_buffer", c.weight_buffer));
+  rep.rows.push_back(buffer_row("act_buffer", c.act_buffer));
+  rep.rows.push_back(buffer_row("kv_buffer", c.kv_buffer));
+  rep.rows.push_back(buffer_row("psum_buffer", c.psum_buffer));
+  for (const auto& r : rep.rows) rep.total += r.used;
+
+  const auto& d = c.device;
+  rep.device = {static_cast<double>(d.lut), static_cast<double>(d.ff), static_cast<double>(d.dsp),
+                static_cast<double>(d.bram), static_cast<double>(d.uram)};
+  const double f = d.budget_pct / 100.0;
+  rep.budget = {std::floor(rep.device.lut * f), std::floor(rep.device.ff * f), std::floor(rep.device.dsp * f),
+                std::floor(rep.device.bram * f), std::floor(rep.device.uram * f)};
+  auto check = [&](std::string_view name, double used, double budget, double device) {
+    if (std::ceil(used) > budget)
+      rep.over_budget.push_back(fmt::format("{} {:.0f} > {:.0f} ({}% of {:.0f})", name, std::ceil(used), budget,
+                                            d.budget_pct, device));
+  };
+  check("LUT", rep.total.lut, rep.budget.lut, rep.device.lut);
+  check("FF", rep.total.ff, rep.budget.ff, rep.device.ff);
+  check("DSP", rep.total.dsp, rep.budget.dsp, rep.device.dsp);
+  check("BRAM", rep.total.bram, rep.budget.bram, rep.device.bram);
+  check("URAM", rep.total.uram, rep.budget.uram, rep.device.uram);
+  return rep;
+}
+
+}  // namespace fpqvar::sim
