@@ -47,12 +47,8 @@ std::vector<std::pair<std::string, std::string>> option_faults(const SessionOpti
                                          to_string(o.mode)));
   }
   if (o.uncalibrated && o.recipe.empty()) f.emplace_back("uncalibrated", "goes with a recipe");
-  if (!o.quantized.empty()) {
-    if (!m.weights.empty()) f.emplace_back("weights", "the quantized model file holds the transformer's weights");
-    if (!m.config_file.empty()) f.emplace_back("config_file", "the quantized model file holds the config");
-    if (!m.patch_nums.empty()) f.emplace_back("patch_nums", "the quantized model file holds the config");
-    if (m.vae_ch > 0) f.emplace_back("vae_ch", "the quantized model file holds the config");
-  }
+  if (!o.quantized.empty() && !m.weights.empty())
+    f.emplace_back("weights", "the quantized model file holds the transformer's weights");
   if (m.synthetic) {
     if (!m.weights.empty() || !m.vae_weights.empty())
       f.emplace_back("synthetic", "excludes the weights and vae_weights files");
@@ -64,6 +60,16 @@ std::vector<std::pair<std::string, std::string>> option_faults(const SessionOpti
   if (m.outlier_channels < 0) f.emplace_back("outlier_channels", "must be >= 0");
   if (o.threads < 0) f.emplace_back("threads", "must be >= 0");
   if (o.observer && o.mode != ExecutionMode::kHw) f.emplace_back("observer", "only the hw mode reports its GEMMs");
+  return f;
+}
+
+// (field, fault) for every config option given beside a quantized model file, which holds the config. Checked once
+// the file is read, so that a file that cannot be read is the fault reported first.
+std::vector<std::pair<std::string, std::string>> file_config_faults(const ModelSpec& m) {
+  std::vector<std::pair<std::string, std::string>> f;
+  if (!m.config_file.empty()) f.emplace_back("config_file", "the quantized model file holds the config");
+  if (!m.patch_nums.empty()) f.emplace_back("patch_nums", "the quantized model file holds the config");
+  if (m.vae_ch > 0) f.emplace_back("vae_ch", "the quantized model file holds the config");
   return f;
 }
 
@@ -94,15 +100,17 @@ void apply_overrides(const ModelSpec& spec, VarConfig& cfg) {
   if (!spec.patch_nums.empty()) cfg.patch_nums = spec.patch_nums;
   if (spec.vae_ch > 0) cfg.vae.ch = spec.vae_ch;
   if (const auto errors = cfg.validate(); !errors.empty())
-    throw option_error("model", fmt::format("config {}: {}", cfg.name, errors.front()));
+    throw option_error("model", errors.front());
 }
 
 // A quantized model file's config, checked against what the spec asks.
 void check_file_config(const ModelSpec& spec, const VarConfig& from_file, const std::string& file) {
+  if (const auto faults = file_config_faults(spec); !faults.empty())
+    throw option_error(faults.front().first, faults.front().second);
   if (!spec.preset.empty() && from_file.name != spec.preset)
     throw option_error("preset", fmt::format("{}, but {} holds a {} model", spec.preset, file, from_file.name));
   VarConfig cfg = from_file;
-  apply_overrides(spec, cfg);  // none (option_faults refuses them beside a quantized file): validates
+  apply_overrides(spec, cfg);  // no overrides (refused above): validates
 }
 
 TensorFile read_weights(const std::string& path) {
@@ -155,7 +163,10 @@ std::string ModelSpec::vae_source() const {
 
 std::vector<std::string> SessionOptions::validate() const {
   std::vector<std::string> out;
-  for (const auto& [field, fault] : option_faults(*this)) out.push_back(fmt::format("{}: {}", field, fault));
+  auto faults = option_faults(*this);
+  if (!quantized.empty())
+    for (auto& f : file_config_faults(model)) faults.push_back(std::move(f));
+  for (const auto& [field, fault] : faults) out.push_back(fmt::format("{}: {}", field, fault));
   return out;
 }
 

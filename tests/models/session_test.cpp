@@ -232,7 +232,7 @@ TEST(ModelSession, OptionFaultsNameTheField) {
   expect_fault(o, Kind::kOption, "preset", "var-dx");
   o = synthetic_options();
   o.model.patch_nums = {1, 3, 2};  // not increasing
-  expect_fault(o, Kind::kOption, "model", "test-small");
+  expect_fault(o, Kind::kOption, "model", "increase");
   o = synthetic_options();
   o.mode = ExecutionMode::kHw;
   expect_fault(o, Kind::kOption, "recipe", "either");

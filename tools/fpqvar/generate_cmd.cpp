@@ -51,8 +51,8 @@ struct GenerateCliOptions {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// The options' faults that need no file, in the options' words (open_session checks the rest).
-void check_options(const GenerateCliOptions& o, models::ExecutionMode mode) {
+// The options' faults that need no file, in the options' words (open_session checks the rest); the trace filter.
+traces::TraceFilter check_options(const GenerateCliOptions& o, models::ExecutionMode mode) {
   const bool quantized_mode = models::needs_quantized_model(mode);
   if (!quantized_mode && (!o.recipe.empty() || !o.quantized.empty() || o.uncalibrated))
     throw UserError("--recipe, --quantized and --uncalibrated need --mode hw or --mode emulate");
@@ -62,13 +62,23 @@ void check_options(const GenerateCliOptions& o, models::ExecutionMode mode) {
   if (!o.quantized.empty() && !o.src.weights.empty())
     throw UserError("--quantized FILE holds the transformer's weights: give only --vae-weights (or --synthetic)");
   if (o.summary && mode != models::ExecutionMode::kHw) throw UserError("--summary reports the hw mode (--mode hw)");
-  if (!o.trace.empty() && (mode != models::ExecutionMode::kHw || o.quantized.empty()))
-    throw UserError("trace record runs the hw mode from a quantized model file: give --quantized FILE");
+  traces::TraceFilter filter;
+  if (!o.trace.empty()) {
+    if (mode != models::ExecutionMode::kHw || o.quantized.empty())
+      throw UserError("trace record runs the hw mode from a quantized model file: give --quantized FILE");
+    try {
+      filter = traces::TraceFilter::parse(o.trace_scales, o.trace_blocks, o.trace_ops);
+    } catch (const std::invalid_argument& e) {
+      throw UserError(e.what());
+    }
+  }
+  (void)parse_emulate_precision(o.emulate_precision);
   if (!o.src.model_config.empty() && o.src.model_given) throw UserError("give --model or --model-config, not both");
   check_weight_options(o.src, WeightNeeds{o.quantized.empty(), true});
   if (o.out.empty() && o.dump.empty() && o.trace.empty())
     throw UserError("nothing to write: give --out img.png and/or --dump FILE");
   check_sampler_options(o.sampler);
+  return filter;
 }
 
 models::GenerateOptions sampler_options(const SamplerCli& s) {
@@ -185,9 +195,7 @@ void print_hw_summary(const models::HwBackend& hw, double transformer_s) {
                st.kv_decoded * 1e-6);
 }
 
-void cmd_generate(const GenerateCliOptions& o) {
-  const models::ExecutionMode mode = parse_mode(o.mode);
-  check_options(o, mode);
+models::SessionOptions session_options(const GenerateCliOptions& o, models::ExecutionMode mode) {
   models::SessionOptions so;
   so.model = o.src.spec();
   so.mode = mode;
@@ -197,27 +205,47 @@ void cmd_generate(const GenerateCliOptions& o) {
   so.threads = o.threads;
   so.emulate_precision = parse_emulate_precision(o.emulate_precision);
   so.log_level = interactive() ? spdlog::level::info : spdlog::level::debug;
-  models::GenerateOptions gen = sampler_options(o.sampler);
-  std::unique_ptr<traces::TraceWriter> trace_writer;  // outlives the session's backend, which reports to it
-  if (!o.trace.empty()) {
-    traces::TraceFilter filter;
+  return so;
+}
+
+// trace record's writer: made once the quantized model is known (its config and recipe head the trace), then the hw
+// backend's GEMM observer; it must outlive the session.
+struct TraceOutput {
+  std::unique_ptr<traces::TraceWriter> writer;
+
+  models::IGemmObserver* open(const GenerateCliOptions& o, const traces::TraceFilter& filter,
+                              const models::GenerateOptions& gen, const models::QuantizedModel& qm) {
+    const traces::TraceRun run{gen.labels, gen.cfg, gen.top_k, gen.top_p, gen.seed};
     try {
-      filter = traces::TraceFilter::parse(o.trace_scales, o.trace_blocks, o.trace_ops);
-    } catch (const std::invalid_argument& e) {
+      writer = std::make_unique<traces::TraceWriter>(o.trace, qm.config, qm.recipe, run, o.quantized, filter);
+    } catch (const traces::TraceError& e) {
+      throw UserError(e.what());
+    } catch (const models::SafetensorsError& e) {  // the trace's temporary file cannot be made
       throw UserError(e.what());
     }
-    so.observer = [&, filter](const models::QuantizedModel& qm) -> models::IGemmObserver* {
-      const traces::TraceRun run{gen.labels, gen.cfg, gen.top_k, gen.top_p, gen.seed};
-      try {
-        trace_writer = std::make_unique<traces::TraceWriter>(o.trace, qm.config, qm.recipe, run, o.quantized, filter);
-      } catch (const traces::TraceError& e) {
-        throw UserError(e.what());
-      }
-      return trace_writer.get();
-    };
+    return writer.get();
   }
 
+  void finish(const std::string& path) const {
+    try {
+      writer->finish();
+    } catch (const traces::TraceError& e) {
+      throw UserError(e.what());
+    }
+    fmt::print("{}: {} GEMM records ({} skipped by the filter), {:.1f} MiB of tensor data\n", path, writer->records(),
+               writer->skipped(), static_cast<double>(writer->data_bytes()) / (1 << 20));
+  }
+};
+
+void cmd_generate(const GenerateCliOptions& o) {
+  const models::ExecutionMode mode = parse_mode(o.mode);
+  const traces::TraceFilter filter = check_options(o, mode);
+  models::GenerateOptions gen = sampler_options(o.sampler);
+  models::SessionOptions so = session_options(o, mode);
+  TraceOutput trace;
+  if (!o.trace.empty()) so.observer = [&](const models::QuantizedModel& qm) { return trace.open(o, filter, gen, qm); };
   const models::ModelSession session = open_session(so);
+
   const models::VarConfig& cfg = session.config();
   const int batch = static_cast<int>(gen.labels.size());
   if (!o.teacher_tokens.empty()) gen.teacher_tokens = read_teacher_tokens(o.teacher_tokens, cfg, batch);
@@ -240,16 +268,7 @@ void cmd_generate(const GenerateCliOptions& o) {
 
   if (o.summary)
     if (const auto* hw = dynamic_cast<const models::HwBackend*>(session.backend())) print_hw_summary(*hw, transformer_s);
-  if (trace_writer) {
-    try {
-      trace_writer->finish();
-    } catch (const traces::TraceError& e) {
-      throw UserError(e.what());
-    }
-    fmt::print("{}: {} GEMM records ({} skipped by the filter), {:.1f} MiB of tensor data\n", o.trace,
-               trace_writer->records(), trace_writer->skipped(),
-               static_cast<double>(trace_writer->data_bytes()) / (1 << 20));
-  }
+  if (trace.writer) trace.finish(o.trace);
   if (!o.dump.empty()) write_dump(o, std::move(dump), cfg, batch, result, image);
   if (!o.out.empty()) write_image_strip(o.out, image, batch, cfg.image_side());
 }
