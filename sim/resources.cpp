@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "sim/synthesis_data.hpp"
 
@@ -19,33 +18,20 @@ ResourceCounts& ResourceCounts::operator+=(const ResourceCounts& o) {
   return *this;
 }
 
-const std::vector<SynthesisUnit>& builtin_synthesis() {
-  static const std::vector<SynthesisUnit> units = [] {
-    std::vector<SynthesisUnit> out;
-    const auto doc = nlohmann::json::parse(kBuiltinSynthesisJson);
-    for (const auto& u : doc.at("units")) {
-      SynthesisUnit s;
-      s.unit = u.at("unit").get<std::string>();
-      s.lut = u.at("lut").get<double>();
-      s.ff = u.at("ff").get<double>();
-      s.dsp = u.at("dsp").get<double>();
-      s.bram = u.at("bram").get<double>();
-      s.macs = u.at("macs").get<int>();
-      out.push_back(std::move(s));
-    }
-    return out;
-  }();
-  return units;
+const rtl::SynthesisDoc& builtin_synthesis() {
+  static const rtl::SynthesisDoc doc = rtl::parse_synthesis_json(kBuiltinSynthesisJson, "docs/synthesis.json (built in)");
+  return doc;
 }
 
 namespace {
 
-const SynthesisUnit& find_unit(const std::vector<SynthesisUnit>& units, const std::string& name) {
-  for (const auto& u : units)
-    if (u.unit == name) return u;
-  throw std::invalid_argument(fmt::format("the synthesis report has no unit '{}' (docs/synthesis.json; regenerate it "
+const rtl::UnitCost& find_unit(const rtl::SynthesisDoc& doc, const std::string& name) {
+  if (const rtl::UnitCost* u = doc.find(name)) return *u;
+  throw std::invalid_argument(fmt::format("the synthesis document has no unit '{}' (docs/synthesis.json; regenerate it "
                                           "with `fpqvar synth --macs --json docs/synthesis.json`)", name));
 }
+// Per-lane figures of a unit synthesized with `macs` lanes.
+double lanes_of(const rtl::UnitCost& u) { return static_cast<double>(std::max<long>(u.macs, 1)); }
 
 // Block RAM and UltraRAM geometry (AM007): a 36 Kb block RAM holds 36,864 bits with a port of up to 72 bits (simple
 // dual port); an UltraRAM 288 Kb = 4K x 72 bits.
@@ -68,7 +54,7 @@ ResourceRow buffer_row(std::string_view name, const BufferSpecs& b) {
 
 }  // namespace
 
-ResourceReport resource_report(const AcceleratorConfig& c, const std::vector<SynthesisUnit>& synthesis) {
+ResourceReport resource_report(const AcceleratorConfig& c, const rtl::SynthesisDoc& synthesis) {
   ResourceReport rep;
   const auto& pe = c.pe_array;
   const double lanes_total = static_cast<double>(pe.rows) * pe.cols * pe.lanes;
@@ -76,11 +62,11 @@ ResourceReport resource_report(const AcceleratorConfig& c, const std::vector<Syn
     ResourceRow r;
     r.unit = "pe_array";
     auto per_lane = [&](const std::string& unit) {
-      const SynthesisUnit& u = find_unit(synthesis, unit);
-      r.used.lut += lanes_total * u.lut / u.macs;
-      r.used.ff += lanes_total * u.ff / u.macs;
-      r.used.dsp += lanes_total * u.dsp / u.macs;
-      r.used.bram += lanes_total * u.bram / u.macs;
+      const rtl::UnitCost& u = find_unit(synthesis, unit);
+      r.used.lut += lanes_total * static_cast<double>(u.lut) / lanes_of(u);
+      r.used.ff += lanes_total * static_cast<double>(u.ff) / lanes_of(u);
+      r.used.dsp += lanes_total * static_cast<double>(u.dsp) / lanes_of(u);
+      r.used.bram += lanes_total * static_cast<double>(u.bram) / lanes_of(u);
     };
     if (pe.mac == "fp4") {
       per_lane("pe-fp4");
@@ -89,40 +75,39 @@ ResourceReport resource_report(const AcceleratorConfig& c, const std::vector<Syn
       // FIXME(issue 12): no RTL PE runs both E2M1 and DFQ activations yet. Assumption: a DFQ PE (two trees) whose
       // lanes also hold the E2M1 x E2M1 magnitude table, selected per operator: pe-dfq + fp4-mul per lane.
       per_lane("pe-dfq");
-      const SynthesisUnit& mul = find_unit(synthesis, "fp4-mul");
-      r.used.lut += lanes_total * mul.lut;
-      r.source = "synthesis: pe-dfq per lane + fp4-mul per lane (assumption: the E2M1 table beside the DFQ table)";
+      const rtl::UnitCost& mul = find_unit(synthesis, "mul-fp4");
+      r.used.lut += lanes_total * static_cast<double>(mul.lut);
+      r.source = "synthesis: pe-dfq per lane + mul-fp4 per lane (assumption: the E2M1 table beside the DFQ table)";
     } else if (pe.mac == "fp6") {
       per_lane("pe-fp6");
       r.source = "synthesis: pe-fp6 per lane";
     } else if (pe.mac == "int4") {
-      per_lane("pe-int4-lut");
-      r.source = "synthesis: pe-int4-lut per lane";
+      per_lane("pe-int4");
+      r.source = "synthesis: pe-int4 per lane";
     } else if (pe.mac == "int8-lut") {
-      per_lane("pe-int8-lut");
-      r.source = "synthesis: pe-int8-lut per lane";
+      per_lane("pe-int8");
+      r.source = "synthesis: pe-int8 per lane";
     } else {  // int8-dsp
       // The DSP58's INT8 mode is a three-element dot product per cycle (AM004): ceil(lanes / 3) DSP58 per PE; the
       // PE's adder tree over those partial sums and its group accumulator stay in fabric (assumption: pe-int4-lut's
       // per-lane LUTs and FFs, an adder tree of the same depth).
       const double pes = static_cast<double>(pe.rows) * pe.cols;
       r.used.dsp = pes * std::ceil(pe.lanes / 3.0);
-      const SynthesisUnit& tree = find_unit(synthesis, "pe-int4-lut");
-      r.used.lut = lanes_total * tree.lut / tree.macs;
-      r.used.ff = lanes_total * tree.ff / tree.macs;
-      r.source = "AM004: ceil(lanes/3) DSP58 per PE (INT8 3-element dot product); fabric: pe-int4-lut per lane (assumption)";
+      const rtl::UnitCost& tree = find_unit(synthesis, "pe-int4");
+      r.used.lut = lanes_total * static_cast<double>(tree.lut) / lanes_of(tree);
+      r.used.ff = lanes_total * static_cast<double>(tree.ff) / lanes_of(tree);
+      r.source = "AM004: ceil(lanes/3) DSP58 per PE (INT8 3-element dot product); fabric: pe-int4 per lane (assumption)";
     }
     rep.rows.push_back(r);
   }
   {
     // FIXME(issue 12): the LUT quantizer replaces the comparator quantizer; per-element cost of today's RTL.
-    const std::string unit = pe.mac == "fp6" ? "fp6-quantizer" : pe.mac.rfind("int", 0) == 0 ? "int8-quantizer" : "fp4-quantizer";
+    const std::string unit = pe.mac == "fp6" ? "quantizer-fp6" : pe.mac.rfind("int", 0) == 0 ? "quantizer-int8" : "quantizer-fp4";
     ResourceRow r;
     r.unit = "quantizer";
-    auto it = std::find_if(synthesis.begin(), synthesis.end(), [&](const SynthesisUnit& u) { return u.unit == unit; });
-    if (it != synthesis.end()) {
-      r.used.lut = c.quantizer.lanes * it->lut;
-      r.used.ff = c.quantizer.lanes * it->ff;
+    if (const rtl::UnitCost* q = synthesis.find(unit)) {
+      r.used.lut = c.quantizer.lanes * static_cast<double>(q->lut);
+      r.used.ff = c.quantizer.lanes * static_cast<double>(q->ff);
       r.source = fmt::format("synthesis: {} x lanes", unit);
     } else {
       // Assumption until the quantizer is in docs/synthesis.json: ~500 LUT per element (issue 12's measurement of

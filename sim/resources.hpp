@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "rtl/synthesis.hpp"
 #include "sim/config.hpp"
 
 namespace fpqvar::sim {
@@ -43,18 +44,13 @@ struct ResourceReport {
   [[nodiscard]] bool fits() const { return over_budget.empty(); }
 };
 
-// Costs of the synthesized units (docs/synthesis.json), per unit name.
-struct SynthesisUnit {
-  std::string unit;
-  double lut = 0, ff = 0, dsp = 0, bram = 0;
-  int macs = 1;  // lanes the figures cover (a PE: G)
-};
-// The synthesis report compiled into the program (docs/synthesis.json at build time).
-[[nodiscard]] const std::vector<SynthesisUnit>& builtin_synthesis();
+// The synthesis document compiled into the program (docs/synthesis.json at build time, read by rtl/synthesis.hpp's
+// validating reader).
+[[nodiscard]] const rtl::SynthesisDoc& builtin_synthesis();
 
-// Throws std::invalid_argument when a unit the design needs is missing from the synthesis report.
+// Throws std::invalid_argument when a unit the design needs is missing from the synthesis document.
 [[nodiscard]] ResourceReport resource_report(const AcceleratorConfig& c,
-                                             const std::vector<SynthesisUnit>& synthesis = builtin_synthesis());
+                                             const rtl::SynthesisDoc& synthesis = builtin_synthesis());
 
 class DoesNotFit : public std::runtime_error {
  public:

@@ -1,6 +1,9 @@
-// pe: one processing element, a G-lane dot product of low-bit FP codes, exact in integers (quant/pe_contract.hpp).
+// pe: one processing element, a G-lane dot product of low-bit codes, exact in integers (quant/pe_contract.hpp).
+// PAIR (fpqvar_pairs.svh) picks the lanes: the FP pairs use fp_mul (rtl/mul/fp_mul.v), the integer baseline's pairs
+// (INT8_INT8, INT4_INT4) int_mul (rtl/mul/int_mul.v); everything else (ports, handshake, timing) is the same, so the
+// integer machine is this PE with integer units.
 //
-// Per accepted beat, lane i multiplies in_a[i] by in_w[i] in an fp_lut_mul (exact product, units of 2^-f); a
+// Per accepted beat, lane i multiplies in_a[i] by in_w[i] in its multiplier (exact product, units of 2^-f); a
 // pipelined adder tree sums the G products; the group accumulator adds the beats of one quantization group and
 // emits the group sum with the beat flagged in_last. A group of K elements is K/G beats (G = 32, group 128: four
 // beats). All arithmetic is exact two's complement: no rounding anywhere in the PE.
@@ -17,19 +20,21 @@
 //   LATENCY = $clog2(G) + 3 cycles: a group whose last beat is accepted in cycle t (in_valid && in_ready at the
 //     rising edge ending cycle t) has out_valid high with its sums in cycle t + LATENCY (G = 16: 7, 32: 8, 64: 9,
 //     128: 10). These are the register stages: the input registers, the product registers (the tree's leaves;
-//     fp_lut_mul is combinational), $clog2(G) adder-tree levels, and the accumulator/output registers.
+//     the multipliers are combinational), $clog2(G) adder-tree levels, and the accumulator/output registers.
+//     rtl/timing.hpp states the same as C++ functions (pe_latency), which the tests and sim/ use.
 //   Initiation interval 1 beat per cycle while out_ready is high; with out_ready low the pipeline holds.
 //
-// Widths: lane codes A_BITS/W_BITS (4, 4 or 6, 6); products P_BITS (9, 10, 13); tree SUM_BITS = P_BITS + $clog2(G);
+// Widths: lane codes A_BITS/W_BITS (4, 4 or 6, 6; integers 8 or 4); products P_BITS (9, 10, 13; integers 2W); tree SUM_BITS = P_BITS + $clog2(G);
 // accumulator and outputs ACC_BITS = SUM_BITS + BEAT_BITS, exact for groups of up to 2^BEAT_BITS beats.
 // Lane i's code sits at in_a[i*A_BITS +: A_BITS] (lane 0 in the low bits).
-`include "fp_lut_mul_params.svh"
+`include "fpqvar_pairs.svh"
 
 module pe #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
     parameter integer G = 32,  // lanes; a power of two (16, 32, 64, 128)
-    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
-    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    // FP multiplier form (rtl/mul/fp_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3. Unused by the
+    // integer pairs.
     parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer BEAT_BITS = 8,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
@@ -56,7 +61,8 @@ module pe #(
   // 52 MB with the hint, 15 MB with the hint and the per-node adder tree below (Verilator 5.006 still schedules each
   // instance's sequential code apart). Synthesis and the simulated behaviour are unchanged.
   /* verilator no_inline_module */
-  localparam integer IS_DFQ = (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) ? 1 : 0;
+  localparam integer IS_DFQ = `FPQVAR_MUL_DFQ(PAIR);
+  localparam integer IS_INT = `FPQVAR_MUL_INT(PAIR);
   // Valid/last bits of the stages: [0] input registers, [1] products, [1 + k] tree level k done (k = 1..LOG2G).
   localparam integer STAGES = LOG2G + 2;
 
@@ -85,15 +91,22 @@ module pe #(
     end
   end
 
-  // Products of the registered operands, G combinational LUT multipliers.
+  // Products of the registered operands, G combinational multipliers.
   (* mem2reg *) wire signed [P_BITS-1:0] products [0:G-1];
   genvar lane;
   generate
     for (lane = 0; lane < G; lane = lane + 1) begin : g_lane
-      fp_lut_mul #(.PAIR(PAIR), .FORM(FORM)) u_mul (
-          .a(a_q[lane*A_BITS +: A_BITS]),
-          .w(w_q[lane*W_BITS +: W_BITS]),
-          .p(products[lane]));
+      if (IS_INT != 0) begin : g_int
+        int_mul #(.W(A_BITS)) u_mul (
+            .a(a_q[lane*A_BITS +: A_BITS]),
+            .b(w_q[lane*W_BITS +: W_BITS]),
+            .product(products[lane]));
+      end else begin : g_fp
+        fp_mul #(.PAIR(PAIR), .FORM(FORM)) u_mul (
+            .a(a_q[lane*A_BITS +: A_BITS]),
+            .w(w_q[lane*W_BITS +: W_BITS]),
+            .p(products[lane]));
+      end
     end
   endgenerate
 

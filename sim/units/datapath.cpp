@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <bit>
 
+#include "rtl/timing.hpp"
+
 namespace fpqvar::sim {
 
-std::int64_t pe_array_latency_cycles(int lanes) { return std::bit_width(static_cast<unsigned>(lanes - 1)) + 4; }
+std::int64_t pe_array_latency_cycles(int lanes) { return rtl::timing::pe_array_latency(lanes); }
 // FIXME(rtl/timing.hpp): the LUT quantizer's RTL (issue 12) states its own latency; until then: the group must be
 // seen whole before its scale exists (group / lanes cycles), plus the scale and compare stages (3).
 std::int64_t quantizer_latency_cycles(int lanes, int group) { return ceil_div(group, lanes) + 3; }
@@ -51,8 +53,8 @@ PeArray::PeArray(const sc_core::sc_module_name& name, const UnitContext& ctx, co
 
 ReservationUnit::Cost PeArray::cost(const Work& w) {
   const auto& s = m_specs;
-  const std::int64_t beats_per_group = ceil_div(w.group, s.lanes);
-  const std::int64_t cycles_per_group = std::max<std::int64_t>(beats_per_group, s.rows / s.drain_rows);
+  const int beats_per_group = rtl::timing::pe_beats_per_group(w.group, s.lanes);
+  const std::int64_t cycles_per_group = rtl::timing::pe_array_cycles_per_group(beats_per_group, s.rows, s.drain_rows);
   const std::int64_t row_passes = ceil_div(w.m, s.rows);
   const std::int64_t col_passes = ceil_div(w.n, s.cols);
   Cost c;

@@ -17,7 +17,7 @@ set(fpqvar_bench_build_args "")
 if(fpqvar_bench_pes GREATER 16)
   set(fpqvar_bench_build_args ARGS --output-split 20000 --output-split-cfuncs 2000 OPT_FAST -O1 JOBS 2)
 endif()
-fpqvar_verilate(vpe_array_bench TOP pe_array SOURCES mul/fp_lut_mul.v pe/pe.v pe_array/pe_array.v
+fpqvar_verilate(vpe_array_bench TOP pe_array SOURCES mul/fp_mul.v mul/int_mul.v pe/pe.v pe_array/pe_array.v
   PARAMS PAIR=0 R=${FPQVAR_RTL_BENCH_ROWS} C=${FPQVAR_RTL_BENCH_COLS} G=32 DRAIN_W=${FPQVAR_RTL_BENCH_DRAIN_W}
   ${fpqvar_bench_build_args})
 add_executable(rtl_pe_array_bench ${CMAKE_CURRENT_LIST_DIR}/rtl_pe_array_bench.cpp)

@@ -1,4 +1,4 @@
-// fp_lut_mul: the low-bit floating-point multiplier of FPQVAR-Sim, sign-magnitude, built from lookup tables.
+// fp_mul: the low-bit floating-point multiplier (block `mul`) of FPQVAR-Sim, sign-magnitude, built from lookup tables.
 //
 // Contract (quant/product_table.hpp): p = value(a) * value(w) * 2^FRAC_BITS exactly, a signed two's-complement
 // integer of P_BITS bits. Purely combinational: the PE registers around it.
@@ -10,24 +10,24 @@
 //           table over whole codes;
 //   FORM 1  decode each operand's magnitude index to {shift, significand} (e2m3: 1.mmm / 0.mmm and the exponent
 //           field), multiply the significands (4 x 4 bits for e2m3) and shift by the sum of the shifts.
-// Both forms are bit-identical for every code pair (tests/rtl/fp_lut_mul_test.cpp); which is smaller is a synthesis
+// Both forms are bit-identical for every code pair (tests/rtl/mul_test.cpp); which is smaller is a synthesis
 // question (docs/synthesis.md: yosys 0.23, xcup): the table for e2m1 (30 vs 56 LUTs) and DFQ (30 vs 37), the
 // significand product for e2m3 (49 vs 84), and those are the defaults. Every table (the magnitudes and the decodes)
-// is generated from quant/ at build time (tools/gen_rtl_tables -> fp_lut_mul_tables.svh), which also checks the
+// is generated from quant/ at build time (tools/gen_rtl_tables -> fp_mul_tables.svh), which also checks the
 // sign-magnitude split against quant's whole product table before writing it; nothing here is typed by hand.
 //
-// PAIR selects the operand formats (ids from fp_lut_mul_params.svh):
+// PAIR selects the operand formats (ids from fpqvar_pairs.svh; the integer pairs use rtl/mul/int_mul.v):
 //   0 `FPQVAR_PAIR_E2M1_E2M1  e2m1 x e2m1            a, w 4 bits, p 9 bits, f = 2 (6*6 = 144 * 2^-2)
 //   1 `FPQVAR_PAIR_DFQ4_E2M1  dfq-e1m2-e2m1 x e2m1   a, w 4 bits, p 10 bits, f = 3 (product in units of the scale
 //                                                    of a's side: a[3] = 1 -> negative side)
 //   2 `FPQVAR_PAIR_E2M3_E2M3  e2m3 x e2m3            a, w 6 bits, p 13 bits, f = 6
 // Example (pair 0): a = 4'b0111 (6.0), w = 4'b1011 (-1.5): signs 0 ^ 1 = negative; |p| = entry {111, 011} = 36
 // (9.0 * 2^2; form 1: 6.0 * 2 = 3 << 2, 1.5 * 2 = 3 << 0, 9 << 2 = 36); p = -36 = 9'h1dc.
-`include "fp_lut_mul_params.svh"
+`include "fpqvar_pairs.svh"
 
-module fp_lut_mul #(
+module fp_mul #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
-    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // Multiplier form (rtl/mul/fp_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
     // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
     parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
@@ -38,7 +38,7 @@ module fp_lut_mul #(
     input  wire        [W_BITS-1:0] w,  // weight code
     output wire signed [P_BITS-1:0] p   // exact product, units of 2^-f
 );
-  `include "fp_lut_mul_tables.svh"
+  `include "fp_mul_tables.svh"
 
   localparam integer MAG_BITS = P_BITS - 1;
   wire negative = a[A_BITS-1] ^ w[W_BITS-1];
@@ -95,8 +95,8 @@ module fp_lut_mul #(
 endmodule
 
 // fp_sig_mul: |p| = (sig_a * sig_w) << (sh_a + sh_w) from two decoded operands da = {sh_a, sig_a}, dw = {sh_w, sig_w}
-// (FORM 1 of fp_lut_mul). The generator guarantees the result fits MAG_BITS for every pair of decodes it emits.
-// It lives in fp_lut_mul's file so that every source list naming the multiplier keeps working.
+// (FORM 1 of fp_mul). The generator guarantees the result fits MAG_BITS for every pair of decodes it emits.
+// It lives in fp_mul's file so that every source list naming the multiplier keeps working.
 // Example (e2m3): 7.5 -> {2, 4'b1111}, 0.125 -> {0, 4'b0001}: (15 * 1) << 2 = 60 = 0.9375 * 2^6.
 /* verilator lint_off DECLFILENAME */
 module fp_sig_mul #(
