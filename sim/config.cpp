@@ -329,9 +329,11 @@ std::vector<std::string> AcceleratorConfig::validate() const {
        fmt::format("must be a power of two >= 2 (the adder tree), got {}", pe.lanes));
   need(pe.drain_rows >= 1 && pe.rows % std::max(pe.drain_rows, 1) == 0, "pe_array.drain_rows",
        fmt::format("must divide pe_array.rows ({}), got {}", pe.rows, pe.drain_rows));
-  static const std::set<std::string> kMacs = {"fp4", "fp4-dfq", "fp6", "int4", "int8-lut", "int8-dsp"};
+  static const std::set<std::string> kMacs = {"fp4", "fp4-dfq", "fp6", "fp6-dfq", "int4", "int8"};
   need(kMacs.count(pe.mac) == 1, "pe_array.mac",
-       fmt::format("must be one of fp4, fp4-dfq, fp6, int4, int8-lut, int8-dsp, got '{}'", pe.mac));
+       fmt::format("must be one of fp4, fp4-dfq, fp6, fp6-dfq, int4, int8, got '{}'", pe.mac));
+  need(pe.dsp_lanes >= 0 && pe.dsp_lanes <= pe.lanes && (pe.dsp_lanes == 0 || pe.mac == "int8"), "pe_array.dsp_lanes",
+       fmt::format("must be in [0, lanes = {}], and 0 unless mac is int8; got {}", pe.lanes, pe.dsp_lanes));
   need(accumulate.lanes >= 1, "accumulate.lanes", "must be at least 1");
   need(sfu.lanes >= 1, "sfu.lanes", "must be at least 1");
   need(sfu.latency_cycles >= 0, "sfu.latency_cycles", "must not be negative");

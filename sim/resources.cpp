@@ -73,30 +73,40 @@ ResourceReport resource_report(const AcceleratorConfig& c, const rtl::SynthesisD
       r.source = "synthesis: pe-fp4 per lane x rows x cols x lanes";
     } else if (pe.mac == "fp4-dfq") {
       // FIXME(issue 12): no RTL PE runs both E2M1 and DFQ activations yet. Assumption: a DFQ PE (two trees) whose
-      // lanes also hold the E2M1 x E2M1 magnitude table, selected per operator: pe-dfq + fp4-mul per lane.
+      // lanes also hold the E2M1 x E2M1 magnitude table, selected per operator: pe-dfq + mul-fp4 per lane.
       per_lane("pe-dfq");
-      const rtl::UnitCost& mul = find_unit(synthesis, "mul-fp4");
-      r.used.lut += lanes_total * static_cast<double>(mul.lut);
+      r.used.lut += lanes_total * static_cast<double>(find_unit(synthesis, "mul-fp4").lut);
       r.source = "synthesis: pe-dfq per lane + mul-fp4 per lane (assumption: the E2M1 table beside the DFQ table)";
     } else if (pe.mac == "fp6") {
       per_lane("pe-fp6");
       r.source = "synthesis: pe-fp6 per lane";
+    } else if (pe.mac == "fp6-dfq") {
+      // FIXME(issue 12): no RTL for DFQ INT6-/E2M3+ activations. Assumption: pe-fp6 plus a second significand-product
+      // multiplier per lane (mul-fp6-f1) and a second adder tree (pe-fp6's per-lane LUTs again, halved: the tree
+      // without the multipliers).
+      per_lane("pe-fp6");
+      const rtl::UnitCost& pe6 = find_unit(synthesis, "pe-fp6");
+      const rtl::UnitCost& mul6 = find_unit(synthesis, "mul-fp6-f1");
+      r.used.lut += lanes_total * (static_cast<double>(mul6.lut) + 0.5 * static_cast<double>(pe6.lut) / lanes_of(pe6));
+      r.used.ff += lanes_total * 0.5 * static_cast<double>(pe6.ff) / lanes_of(pe6);
+      r.source = "synthesis: pe-fp6 + mul-fp6-f1 per lane + half of pe-fp6 per lane for the second tree (assumption)";
     } else if (pe.mac == "int4") {
       per_lane("pe-int4");
       r.source = "synthesis: pe-int4 per lane";
-    } else if (pe.mac == "int8-lut") {
-      per_lane("pe-int8");
-      r.source = "synthesis: pe-int8 per lane";
-    } else {  // int8-dsp
-      // The DSP58's INT8 mode is a three-element dot product per cycle (AM004): ceil(lanes / 3) DSP58 per PE; the
-      // PE's adder tree over those partial sums and its group accumulator stay in fabric (assumption: pe-int4-lut's
-      // per-lane LUTs and FFs, an adder tree of the same depth).
+    } else {  // int8
+      // Fabric lanes: pe-int8 per lane. DSP lanes: the DSP58's INT8 mode is a three-element dot product per cycle
+      // (AM004): ceil(dsp_lanes / 3) DSP58 per PE; their partial sums join the PE's adder tree in fabric
+      // (pe-int8-dsp's per-lane LUT/FF, the synthesized PE whose products come from DSP slices).
       const double pes = static_cast<double>(pe.rows) * pe.cols;
-      r.used.dsp = pes * std::ceil(pe.lanes / 3.0);
-      const rtl::UnitCost& tree = find_unit(synthesis, "pe-int4");
-      r.used.lut = lanes_total * static_cast<double>(tree.lut) / lanes_of(tree);
-      r.used.ff = lanes_total * static_cast<double>(tree.ff) / lanes_of(tree);
-      r.source = "AM004: ceil(lanes/3) DSP58 per PE (INT8 3-element dot product); fabric: pe-int4 per lane (assumption)";
+      const rtl::UnitCost& fabric = find_unit(synthesis, "pe-int8");
+      const rtl::UnitCost& dsp = find_unit(synthesis, "pe-int8-dsp");
+      const double fabric_lanes = pes * (pe.lanes - pe.dsp_lanes), dsp_lanes = pes * pe.dsp_lanes;
+      r.used.lut = fabric_lanes * static_cast<double>(fabric.lut) / lanes_of(fabric) +
+                   dsp_lanes * static_cast<double>(dsp.lut) / lanes_of(dsp);
+      r.used.ff = fabric_lanes * static_cast<double>(fabric.ff) / lanes_of(fabric) +
+                  dsp_lanes * static_cast<double>(dsp.ff) / lanes_of(dsp);
+      r.used.dsp = pes * std::ceil(pe.dsp_lanes / 3.0);
+      r.source = "synthesis: pe-int8 per fabric lane, pe-int8-dsp's fabric per DSP lane; AM004: 3 INT8 MACs per DSP58";
     }
     rep.rows.push_back(r);
   }
@@ -122,7 +132,7 @@ ResourceReport resource_report(const AcceleratorConfig& c, const rtl::SynthesisD
     // Assumption: FP32 butterflies on DSP58 floating-point adders (AM004 DSPFP32), log2(128) = 7 stages of
     // 128 / cycles_per_group adders plus 128 / cycles_per_group multipliers for x * s; 60 LUT + 100 FF of routing
     // and control per DSP.
-    const double per_cycle = 128.0 / c.hadamard.cycles_per_group;
+    const double per_cycle = c.hadamard.present ? 128.0 / c.hadamard.cycles_per_group : 0.0;
     ResourceRow r{"hadamard", {}, "assumption: (7 + 1) x 128 / cycles_per_group DSP58 (FP32 add/mul), 60 LUT + 100 FF each"};
     r.used.dsp = 8 * per_cycle;
     r.used.lut = 60 * r.used.dsp;

@@ -24,9 +24,11 @@ namespace {
 bool pe_supports(const std::string& mac, const std::string& act, const std::string& weight) {
   if (mac == "fp4") return act == "e2m1" && weight == "e2m1";
   if (mac == "fp4-dfq") return (act == "e2m1" || act == "dfq-e1m2-e2m1") && weight == "e2m1";
-  if (mac == "fp6") return (act == "e2m3" || act == "dfq-int6-e2m3") && weight == "e2m3";
+  if (mac == "fp6") return act == "e2m3" && weight == "e2m3";
+  if (mac == "fp6-dfq") return (act == "e2m3" || act == "dfq-int6-e2m3") && weight == "e2m3";
   if (mac == "int4") return act == "int4" && weight == "int4";
-  return (act == "int8" || act == "int4") && (weight == "int8" || weight == "int4");  // int8-lut, int8-dsp
+  // int8: any signed integer codes up to 8 bits
+  return act.rfind("int", 0) == 0 && weight.rfind("int", 0) == 0;
 }
 
 std::int64_t contract_group_of(const models::GraphOp& op) {
@@ -61,6 +63,9 @@ std::vector<std::string> check_workload(const AcceleratorConfig& config, const m
     if (!pe_supports(config.pe_array.mac, act, weight))
       faults.push_back(fmt::format("{}: the {} PE does not multiply {} activations by {} weights", op.name,
                                    config.pe_array.mac, act, weight));
+    if (op.layer && graph.recipe && graph.recipe->layer(*op.layer).rotation != quant::Rotation::kNone &&
+        !config.hadamard.present)
+      faults.push_back(fmt::format("{}: the recipe rotates its input, and the design has no Hadamard unit", op.name));
     const std::int64_t group = contract_group_of(op);
     if (group % config.pe_array.lanes != 0)
       faults.push_back(fmt::format("{}: its contract group of {} is not a multiple of the PE's {} lanes (a beat would "

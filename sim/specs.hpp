@@ -112,10 +112,12 @@ struct QuantizerSpecs {
 // The online Hadamard unit: x * s, then the group-wise fast Walsh-Hadamard transform; one group every
 // cycles_per_group cycles.
 struct HadamardSpecs {
+  bool present = true;  // false: a design without the unit (its recipes rotate nothing)
   int cycles_per_group = 4;
 
   template <class V>
   void describe(V&& v) {
+    v("present", present, "", "the design has an online Hadamard unit");
     v("cycles_per_group", cycles_per_group, "cycles", "initiation interval of one 128-value group");
   }
 };
@@ -127,9 +129,13 @@ struct PeArraySpecs {
   int cols = 16;
   int lanes = 32;
   int drain_rows = 4;
-  // The PE's datapath, which decides the format pairs it runs and its synthesis unit (sim/pe_array.hpp):
-  // fp4 | fp4-dfq | fp6 | int4 | int8-lut | int8-dsp
+  // The PE's datapath, which decides the format pairs it runs and its synthesis unit (sim/resources.hpp):
+  // fp4 (E2M1 x E2M1) | fp4-dfq (also DFQ E1M2-/E2M1+ activations) | fp6 (E2M3 x E2M3) | fp6-dfq (also DFQ
+  // INT6-/E2M3+ activations) | int4 | int8
   std::string mac = "fp4-dfq";
+  // int8 only: lanes of each PE built from DSP58 INT8 dot products (three multiplies per DSP58 per cycle); the other
+  // lanes - dsp_lanes are fabric multipliers.
+  int dsp_lanes = 0;
 
   template <class V>
   void describe(V&& v) {
@@ -137,7 +143,8 @@ struct PeArraySpecs {
     v("cols", cols, "PE", "PE columns: weight rows (output channels) of one pass");
     v("lanes", lanes, "MAC/PE", "multipliers per PE: elements of K per beat");
     v("drain_rows", drain_rows, "rows/cycle", "PE rows whose group sums leave the array per cycle");
-    v("mac", mac, "", "PE datapath: fp4 | fp4-dfq | fp6 | int4 | int8-lut | int8-dsp");
+    v("mac", mac, "", "PE datapath: fp4 | fp4-dfq | fp6 | fp6-dfq | int4 | int8");
+    v("dsp_lanes", dsp_lanes, "MAC/PE", "int8: lanes per PE on DSP58 dot products (3 per DSP58), the rest in fabric");
   }
 };
 
