@@ -194,4 +194,25 @@ ResourceReport resource_report(const AcceleratorConfig& c, const rtl::SynthesisD
   return rep;
 }
 
+long largest_fitting(const AcceleratorConfig& c, const std::string& key, long lo, long hi) {
+  // A value the config rejects (a psum buffer too small for the wider array) counts as not fitting.
+  auto fits = [&](long v) {
+    AcceleratorConfig t = c;
+    try {
+      apply_overrides(t, {fmt::format("{}={}", key, v)});
+    } catch (const ConfigError& e) {
+      if (e.faults().size() == 1 && e.faults()[0].rfind("--set", 0) == 0) throw;  // the key itself is bad
+      return false;
+    }
+    return resource_report(t).fits();
+  };
+  if (!fits(lo)) return lo - 1;
+  while (lo < hi) {  // invariant: lo fits
+    const long mid = lo + (hi - lo + 1) / 2;
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 }  // namespace fpqvar::sim

@@ -52,6 +52,12 @@ struct ResourceReport {
 [[nodiscard]] ResourceReport resource_report(const AcceleratorConfig& c,
                                              const rtl::SynthesisDoc& synthesis = builtin_synthesis());
 
+// The largest value in [lo, hi] of the integer parameter `key` ("pe_array.cols") for which the design fits its budget,
+// by bisection (resources grow with every sizable parameter); lo - 1 when even lo does not fit. A value the config
+// rejects (validate()) does not fit either. The config's other parameters stay as they are. Throws ConfigError for an
+// unknown or non-integer key.
+[[nodiscard]] long largest_fitting(const AcceleratorConfig& c, const std::string& key, long lo, long hi);
+
 class DoesNotFit : public std::runtime_error {
  public:
   explicit DoesNotFit(const std::string& what) : std::runtime_error(what) {}

@@ -326,6 +326,45 @@ void register_simulate(CLI::App& app) {
         fmt::print("{:<24} {}\n", n, c.description);
       }
     });
+    {
+      struct SizeOptions {
+        std::string design, param = "pe_array.cols";
+        std::vector<std::string> set;
+        long lo = 1, hi = 4096;
+      };
+      auto so = std::make_shared<SizeOptions>();
+      auto* size = simcmd->add_subcommand("size", "The largest value of one parameter for which a design fits its budget");
+      size->add_option("design", so->design, "Shipped design name or JSON file")->required();
+      size->add_option("--param", so->param, "Integer parameter to size")->capture_default_str();
+      size->add_option("--set", so->set, "Override other parameters first");
+      size->add_option("--min", so->lo, "Smallest value tried")->capture_default_str();
+      size->add_option("--max", so->hi, "Largest value tried")->capture_default_str();
+      size->callback([so] {
+        const sim::AcceleratorConfig c = load_config(so->design, so->set);
+        long best = 0;
+        try {
+          best = sim::largest_fitting(c, so->param, so->lo, so->hi);
+        } catch (const sim::ConfigError& e) {
+          throw UserError(e.what());
+        }
+        if (best < so->lo) throw UserError(fmt::format("{}: does not fit even with {} = {}", c.name, so->param, so->lo));
+        sim::AcceleratorConfig sized = c;
+        sim::apply_overrides(sized, {fmt::format("{}={}", so->param, best)});
+        const sim::ResourceReport rep = sim::resource_report(sized);
+        fmt::print("{}: largest {} that fits {}% of {}: {}\n", c.name, so->param, c.device.budget_pct, c.device.part, best);
+        fmt::print("  LUT {:.0f} / {:.0f}, FF {:.0f} / {:.0f}, DSP {:.0f} / {:.0f}, BRAM {:.0f} / {:.0f}, URAM {:.0f} / {:.0f}\n",
+                   rep.total.lut, rep.budget.lut, rep.total.ff, rep.budget.ff, rep.total.dsp, rep.budget.dsp,
+                   rep.total.bram, rep.budget.bram, rep.total.uram, rep.budget.uram);
+        sim::AcceleratorConfig next = c;
+        try {
+          sim::apply_overrides(next, {fmt::format("{}={}", so->param, best + 1)});
+          fmt::print("  {} = {} would need: {}\n", so->param, best + 1,
+                     fmt::join(sim::resource_report(next).over_budget, "; "));
+        } catch (const sim::ConfigError& e) {
+          fmt::print("  {} = {} is refused: {}\n", so->param, best + 1, e.what());
+        }
+      });
+    }
     auto show = std::make_shared<std::pair<std::string, bool>>();
     auto set = std::make_shared<std::vector<std::string>>();
     auto* s = config->add_subcommand("show", "Every parameter of a design with its unit and source");
