@@ -341,15 +341,14 @@ std::vector<std::string> AcceleratorConfig::validate() const {
   need(fp_array.latency_cycles >= 0, "fp_array.latency_cycles", "must not be negative");
   need(controller.token_tile >= 1, "controller.token_tile", "must be at least 1");
   const auto& en = energy;
-  for (const auto& [k, v] : {std::pair<std::string_view, double>{"mac_pj", en.mac_pj},
-                             {"accumulate_pj", en.accumulate_pj},
-                             {"fp_mac_pj", en.fp_mac_pj},
-                             {"sfu_pj_per_element", en.sfu_pj_per_element},
-                             {"quantizer_pj_per_element", en.quantizer_pj_per_element},
-                             {"hadamard_pj_per_element", en.hadamard_pj_per_element},
+  for (const auto& [k, v] : {std::pair<std::string_view, double>{"lut_pj", en.lut_pj},
+                             {"ff_pj", en.ff_pj},
+                             {"dsp_pj", en.dsp_pj},
+                             {"activity", en.activity},
                              {"buffer_read_pj_per_bit", en.buffer_read_pj_per_bit},
                              {"buffer_write_pj_per_bit", en.buffer_write_pj_per_bit},
-                             {"dram_pj_per_byte", en.dram_pj_per_byte},
+                             {"dram_read_pj_per_byte", en.dram_read_pj_per_byte},
+                             {"dram_write_pj_per_byte", en.dram_write_pj_per_byte},
                              {"static_w", en.static_w}})
     need(v >= 0 && std::isfinite(v), fmt::format("energy.{}", k), "must be a finite non-negative number");
   // The accumulators of one pass, double-buffered, FP32 (sim/units/accumulate.hpp).

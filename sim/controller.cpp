@@ -33,7 +33,8 @@ UnitKind unit_for(const GraphOp& op) {
     case OpKind::kAttnValue: return UnitKind::kFpArray;
     case OpKind::kQuantize:
     case OpKind::kKvQuantize: return UnitKind::kQuantizer;
-    case OpKind::kHadamard: return UnitKind::kHadamard;
+    case OpKind::kHadamard:
+    case OpKind::kChannelScale: return UnitKind::kHadamard;
     case OpKind::kGather: return UnitKind::kDma;
     default: return UnitKind::kSfu;
   }

@@ -149,25 +149,46 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
   res.stat_values = stats.values();
   for (const auto& op : graph.ops) res.macs += op.macs;
 
+  // Energy per unit of work: one fully busy cycle of the unit's resources over its peak work per cycle.
   const EnergySpecs& e = config.energy;
+  const double pj = 1e-12;
+  auto per_work_pj = [&](const std::string& unit, double peak) {
+    for (const auto& row : res.resources.rows)
+      if (row.unit == unit)
+        return ((row.used.lut * e.lut_pj + row.used.ff * e.ff_pj) * e.activity + row.used.dsp * e.dsp_pj) / peak;
+    return 0.0;
+  };
+  auto datapath = [&](const ReservationUnit& u) {
+    const double epw = per_work_pj(u.basename(), u.peak_per_cycle());
+    return [&u, epw, pj] { return static_cast<double>(u.work_done()) * epw * pj; };
+  };
+  auto buffer = [&](const Buffer& b) {
+    return [&b, &e, pj] {
+      return (static_cast<double>(b.read_bits()) * e.buffer_read_pj_per_bit +
+              static_cast<double>(b.write_bits()) * e.buffer_write_pj_per_bit) * pj;
+    };
+  };
   struct UnitRef {
     const ReservationUnit* unit;
     std::function<double()> energy_j;
   };
-  const double pj = 1e-12;
   const std::vector<UnitRef> refs = {
-      {&pe_array, [&] { return static_cast<double>(pe_array.work_done()) * e.mac_pj * pj; }},
-      {&accumulate, [&] { return static_cast<double>(accumulate.work_done()) * e.accumulate_pj * pj; }},
-      {&fp_array, [&] { return static_cast<double>(fp_array.work_done()) * e.fp_mac_pj * pj; }},
-      {&quantizer, [&] { return static_cast<double>(quantizer.work_done()) * e.quantizer_pj_per_element * pj; }},
-      {&hadamard, [&] { return static_cast<double>(hadamard.work_done()) * e.hadamard_pj_per_element * pj; }},
-      {&sfu, [&] { return static_cast<double>(sfu.work_done()) * e.sfu_pj_per_element * pj; }},
-      {&dma, [&] { return 0.0; }},
-      {&dram, [&] { return static_cast<double>(dram.work_done()) * e.dram_pj_per_byte * pj; }},
-      {&weight_buffer, [&] { return (static_cast<double>(weight_buffer.read_bits()) * e.buffer_read_pj_per_bit + static_cast<double>(weight_buffer.write_bits()) * e.buffer_write_pj_per_bit) * pj; }},
-      {&act_buffer, [&] { return (static_cast<double>(act_buffer.read_bits()) * e.buffer_read_pj_per_bit + static_cast<double>(act_buffer.write_bits()) * e.buffer_write_pj_per_bit) * pj; }},
-      {&kv_buffer, [&] { return (static_cast<double>(kv_buffer.read_bits()) * e.buffer_read_pj_per_bit + static_cast<double>(kv_buffer.write_bits()) * e.buffer_write_pj_per_bit) * pj; }},
-      {&psum_buffer, [&] { return (static_cast<double>(psum_buffer.read_bits()) * e.buffer_read_pj_per_bit + static_cast<double>(psum_buffer.write_bits()) * e.buffer_write_pj_per_bit) * pj; }},
+      {&pe_array, datapath(pe_array)},
+      {&accumulate, datapath(accumulate)},
+      {&fp_array, datapath(fp_array)},
+      {&quantizer, datapath(quantizer)},
+      {&hadamard, datapath(hadamard)},
+      {&sfu, datapath(sfu)},
+      // The sequencer, DMA engines and NoC ports (the "controller+dma" resources) run every cycle of the run.
+      {&dma, [&] { return per_work_pj("controller+dma", 1.0) * static_cast<double>(res.cycles) * pj; }},
+      {&dram, [&] {
+         return (static_cast<double>(dram.read_bytes()) * e.dram_read_pj_per_byte +
+                 static_cast<double>(dram.write_bytes()) * e.dram_write_pj_per_byte) * pj;
+       }},
+      {&weight_buffer, buffer(weight_buffer)},
+      {&act_buffer, buffer(act_buffer)},
+      {&kv_buffer, buffer(kv_buffer)},
+      {&psum_buffer, buffer(psum_buffer)},
   };
   double dynamic = 0;
   const double cycles = std::max<double>(static_cast<double>(res.cycles), 1.0);

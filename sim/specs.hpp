@@ -198,31 +198,32 @@ struct ControllerSpecs {
   }
 };
 
-// Per-event energies and static power. Dynamic energy = sum over units of events * energy per event.
+// Energy. A datapath unit's energy per unit of work is the energy of one fully busy cycle of its resources (LUT, FF,
+// DSP58 from the resource model, sim/resources.hpp) divided by the work one cycle does: a PE-array MAC costs its lane's
+// LUTs and FFs (and DSPs) switching once. Idle units cost nothing dynamic (clock-gated: an assumption the docs state).
+// Buffers cost per bit moved, DRAM per byte, the device and the board memory a static power while running.
 struct EnergySpecs {
-  double mac_pj = 0.05;              // one low-bit multiply + its share of the adder tree and group accumulator
-  double accumulate_pj = 2.0;        // one group sum dequantized and added in FP32
-  double fp_mac_pj = 2.5;            // one FP multiply-add on a DSP58
-  double sfu_pj_per_element = 3.0;   // one element through one SFU pass
-  double quantizer_pj_per_element = 0.3;
-  double hadamard_pj_per_element = 1.0;
-  double buffer_read_pj_per_bit = 0.02;
-  double buffer_write_pj_per_bit = 0.03;
-  double dram_pj_per_byte = 160.0;
-  double static_w = 10.0;
+  double lut_pj = 0.066;                  // one LUT, one active cycle
+  double ff_pj = 0.033;                   // one flip-flop, one active cycle
+  double dsp_pj = 7.6;                    // one DSP58, one active cycle
+  double activity = 1.0;                  // LUT/FF switching relative to the coefficients' own assumption
+  double buffer_read_pj_per_bit = 0.15;
+  double buffer_write_pj_per_bit = 0.15;
+  double dram_read_pj_per_byte = 65.0;
+  double dram_write_pj_per_byte = 44.0;
+  double static_w = 3.9;
 
   template <class V>
   void describe(V&& v) {
-    v("mac_pj", mac_pj, "pJ", "one PE-array MAC: multiplier, adder-tree share, group accumulator share");
-    v("accumulate_pj", accumulate_pj, "pJ", "one group sum dequantized and accumulated in FP32");
-    v("fp_mac_pj", fp_mac_pj, "pJ", "one FP multiply-add on the FP array");
-    v("sfu_pj_per_element", sfu_pj_per_element, "pJ", "one element through one SFU pass");
-    v("quantizer_pj_per_element", quantizer_pj_per_element, "pJ", "one element quantized");
-    v("hadamard_pj_per_element", hadamard_pj_per_element, "pJ", "one element through x*s and the transform");
+    v("lut_pj", lut_pj, "pJ", "one LUT switching for one active cycle");
+    v("ff_pj", ff_pj, "pJ", "one flip-flop switching for one active cycle");
+    v("dsp_pj", dsp_pj, "pJ", "one DSP58 for one active cycle");
+    v("activity", activity, "", "LUT/FF activity relative to the coefficients' own (1 = as derived)");
     v("buffer_read_pj_per_bit", buffer_read_pj_per_bit, "pJ", "one bit read from an on-chip buffer");
     v("buffer_write_pj_per_bit", buffer_write_pj_per_bit, "pJ", "one bit written to an on-chip buffer");
-    v("dram_pj_per_byte", dram_pj_per_byte, "pJ", "one byte moved to or from DRAM (device I/O + DRAM core)");
-    v("static_w", static_w, "W", "static power of the device and board memory while running");
+    v("dram_read_pj_per_byte", dram_read_pj_per_byte, "pJ", "one byte read from DRAM (device core and I/O)");
+    v("dram_write_pj_per_byte", dram_write_pj_per_byte, "pJ", "one byte written to DRAM (device core and I/O)");
+    v("static_w", static_w, "W", "static power of the device and the board memory while running");
   }
 };
 

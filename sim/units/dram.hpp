@@ -19,6 +19,8 @@ class Dram : public ReservationUnit {
   Dram(const sc_core::sc_module_name& name, const UnitContext& ctx, const DramSpecs& specs);
   [[nodiscard]] double bytes_per_cycle() const { return m_bytes_per_cycle; }
   [[nodiscard]] std::int64_t latency_cycles() const { return m_latency; }
+  [[nodiscard]] std::int64_t read_bytes() const { return m_read_bytes.value(); }
+  [[nodiscard]] std::int64_t write_bytes() const { return m_write_bytes.value(); }
 
  protected:
   Cost cost(const Work& w) override;

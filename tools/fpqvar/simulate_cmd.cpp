@@ -45,9 +45,9 @@ struct SimulateOptions {
 // The recipe a design runs when none is given: the one its PE datapath was built for.
 std::string default_recipe(const sim::AcceleratorConfig& c) {
   const std::string& mac = c.pe_array.mac;
-  if (mac == "fp6") return "fpqvar-w6a6";
+  if (mac.rfind("fp6", 0) == 0) return "fpqvar-w6a6";
   if (mac == "int4") return "int4-rtn";
-  if (mac == "int8-lut" || mac == "int8-dsp") return "int8-rtn";
+  if (mac == "int8") return "int8-rtn";
   return "fpqvar-w4a4";
 }
 
