@@ -17,6 +17,7 @@
 #include "models/var_graph.hpp"
 #include "quant/recipe.hpp"
 #include "sim/config.hpp"
+#include "sim/gpu_reference.hpp"
 #include "sim/simulate.hpp"
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/commands.hpp"
@@ -273,6 +274,13 @@ void cmd_compare(const CompareOptions& o) {
                base.energy_j_per_image / r.energy_j_per_image, r.images_per_j, r.images_per_j / base.images_per_j,
                r.resources.total.lut / 1e3, r.resources.total.lut / base.resources.total.lut, r.resources.total.dsp,
                r.resources.total.uram);
+  }
+  if (const auto gpu = sim::gpu_reference(base.model)) {
+    fmt::print("{:<22} {:<14} {:>10.3f} {:>7.2f}x {:>10.3f} {:>7.2f}x {:>10.4f} {:>7.2f}x   (measured, decoder included)\n",
+               gpu->device, "fp16", gpu->images_per_s, gpu->images_per_s / base.images_per_s, gpu->energy_j_per_image(),
+               base.energy_j_per_image / gpu->energy_j_per_image(), gpu->images_per_j(),
+               gpu->images_per_j() / base.images_per_j);
+    fmt::print("\n{}: {}\n", gpu->device, gpu->source);
   }
   if (!o.json.empty()) write_text_file(o.json, out.dump(2) + "\n");
 }
