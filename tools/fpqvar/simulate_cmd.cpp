@@ -40,6 +40,7 @@ struct SimulateOptions {
   std::string fidelity = "timing";
   std::string trace;
   std::string json, csv, timeline, png;
+  std::vector<std::string> stats{"*"};
   bool no_fit_check = false;
 };
 
@@ -200,6 +201,7 @@ void cmd_simulate(const SimulateOptions& o) {
   sim::SimOptions so;
   so.timeline = !o.timeline.empty();
   so.check_fit = !o.no_fit_check;
+  so.stats = o.stats;
   if (o.fidelity == "exact") throw UserError("--fidelity exact: not available yet (issue 13 section 4)");
   const bool show = interactive();
   so.progress = [&](int phase, std::int64_t cycle) {
@@ -311,6 +313,8 @@ void register_simulate(CLI::App& app) {
     cmd->add_option("--timeline", o->timeline, "Write a Chrome-trace/Perfetto timeline of every unit");
     cmd->add_option("--png", o->png, "Write a plot (utilization per unit per scale, roofline)");
     cmd->add_flag("--no-fit-check", o->no_fit_check, "Simulate a design even when it does not fit the device");
+    cmd->add_option("--stats", o->stats, "Statistics to collect, by name pattern (default '*'; 'pe_array.*', 'none')")
+        ->capture_default_str();
     cmd->callback([o] { cmd_simulate(*o); });
   }
   {
