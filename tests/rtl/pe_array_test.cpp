@@ -1,4 +1,4 @@
-// The verilated PE array against exact group sums computed in the test (rtl_test_util.hpp's own decoder), for three
+// The verilated PE array against the exact group sums of the arithmetic contract (rtl_test_util.hpp), for three
 // shapes: 3 x 4 PEs, G = 16, DFQ, one row per transfer (DRAIN_W = 1); 4 x 2, e2m1, DRAIN_W = 2; 2 x 3, e2m3 with
 // significand-product multipliers, DRAIN_W = 2 (the whole tile in one transfer). Checked: operand broadcast (PE (r, c)
 // sees activation row r and weight column c), random and corner groups bit for bit (tolerance 0), the drain order

@@ -1,4 +1,4 @@
-// The verilated PE against exact group sums computed in the test (rtl_test_util.hpp's own decoder), for G = 16, 32,
+// The verilated PE against the exact group sums of the arithmetic contract (rtl_test_util.hpp), for G = 16, 32,
 // 64, 128 over the three multiplier pairs, with input bubbles and output backpressure; and the measured latency and
 // initiation interval against the ones documented in rtl/pe/pe.v. Tolerance 0.
 #include <bit>

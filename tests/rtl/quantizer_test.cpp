@@ -5,7 +5,7 @@
 //     arbitrary mantissas, 0) and of e8m0 power-of-two scales. Oracle: quant::encode / quant::encode_dual.
 //   - absmax_scale: every FP16 pattern as a group's largest element (the 31,744 finite positive absmax values, and
 //     their negatives, infs, NaNs) for e2m1, e1m2, e2m3, int4, int6, int8 with FP16 scales and e2m1, e2m3 with pow2
-//     scales. Oracle: the absmax of the group computed here in float, then quant::scale_from_absmax.
+//     scales. Oracle: quant::quantizer_absmax of the group, then quant::scale_from_absmax.
 // quant::encode is the oracle by design (DESIGN.md: the bit-level function lives once in quant/ and is the oracle
 // for the RTL); its own exhaustive tests against exact rational arithmetic are in tests/quant/. Tolerance 0.
 #include <cmath>
@@ -22,6 +22,7 @@
 #include "quant/encode.hpp"
 #include "quant/fp_bits.hpp"
 #include "quant/tensor_quant.hpp"
+#include "quant/unit_contract.hpp"
 #include "verilated.h"
 
 namespace {
@@ -227,11 +228,8 @@ void check_group(Model& m, const std::vector<std::uint16_t>& group, int& failure
   m.dut->scale = group[1];
   m.dut->scale_pos = group[2];
   m.dut->eval();  // the fourth member is wired to 0 in quantizer_tb.v
-  float absmax = 0.0f;
-  for (std::size_t i = 0; i < 3; ++i) {
-    const float v = fp16(group[i]);
-    if (!std::isnan(v)) absmax = std::max(absmax, std::fabs(v));
-  }
+  // The quantizer unit's absmax stage (quant/unit_contract.hpp) over the group, its fourth member 0.
+  const float absmax = q::quantizer_absmax(std::vector<float>{fp16(group[0]), fp16(group[1]), fp16(group[2]), 0.0f}).all;
   const std::uint16_t absmax_bits = q::float_to_half_bits(absmax);
   if (m.dut->absmax != absmax_bits && ++failures <= 10)
     ADD_FAILURE() << fmt::format("absmax of {:04x} {:04x} {:04x}: rtl {:04x}, expected {:04x}", group[0], group[1],

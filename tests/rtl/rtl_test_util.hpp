@@ -1,65 +1,50 @@
-// Helpers shared by the RTL tests and benchmarks: an independent decoder of the small float codes (the oracle side),
-// exact group sums, and packing of lane codes into Verilator port types.
+// Helpers shared by the RTL tests and benchmarks: the multiplier pairs, the exact group sums of the arithmetic
+// contract (the oracle side), and packing of lane codes into Verilator port types.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
+#include <map>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
+#include "quant/format.hpp"
+#include "quant/product_table.hpp"
+#include "quant/unit_contract.hpp"
 #include "verilated.h"
 
 namespace fpqvar::rtl_test {
 
-// Value of a sign-magnitude float code with all-finite encodings and subnormals, written from the OCP MX v1.0
-// definitions independently of quant/format.cpp: exponent field e == 0: 0.m * 2^(1 - bias); else 1.m * 2^(e - bias).
-// Bias 1 for e2m1, e1m2 and e2m3. Examples: e2m1 0b0111 = 1.1b * 2^(3-1) = 6.0; 0b0001 = 0.1b * 2^0 = 0.5;
-// e1m2 0b0111 = 1.11b * 2^0 = 1.75; e2m3 0b011111 = 1.111b * 2^2 = 7.5.
-inline double small_float(unsigned code, int exp_bits, int man_bits) {
-  const unsigned mag_bits = unsigned(exp_bits + man_bits);
-  const bool negative = (code >> mag_bits) & 1u;
-  const unsigned e = (code >> man_bits) & ((1u << exp_bits) - 1u);
-  const unsigned m = code & ((1u << man_bits) - 1u);
-  const double frac = double(m) / double(1u << man_bits);
-  const double mag = e == 0 ? frac : std::ldexp(1.0 + frac, int(e) - 1);
-  return negative ? -mag : mag;
-}
-inline double e2m1_value(unsigned c) { return small_float(c, 2, 1); }
-inline double e2m3_value(unsigned c) { return small_float(c, 2, 3); }
-// dfq-e1m2-e2m1 in units of its own side's scale: top bit set -> -(e1m2 magnitude of the low 3 bits), else e2m1.
-inline double dfq4_value(unsigned c) { return (c & 8u) ? -small_float(c & 7u, 1, 2) : small_float(c, 2, 1); }
-
-// The multiplier pairs of rtl/mul/fp_lut_mul.v, with the fixed-point unit 2^-frac_bits of their products
-// (frac_bits = the sum of the operands' fraction bits: e2m1 1, e1m2 2, e2m3 3).
+// The multiplier pairs of rtl/mul/fp_lut_mul.v: code widths, product width, the fixed-point unit 2^-frac_bits of
+// their products (frac_bits = the sum of the operands' fraction bits: e2m1 1, e1m2 2, e2m3 3), and their formats.
 struct PairSpec {
   int id;
   int a_bits, w_bits, p_bits, frac_bits;
   bool dfq;
-  double (*a_value)(unsigned);
-  double (*w_value)(unsigned);
+  const char* a_format;
+  const char* w_format;
 };
-inline constexpr PairSpec kPairE2m1{0, 4, 4, 9, 2, false, e2m1_value, e2m1_value};
-inline constexpr PairSpec kPairDfq4{1, 4, 4, 10, 3, true, dfq4_value, e2m1_value};
-inline constexpr PairSpec kPairE2m3{2, 6, 6, 13, 6, false, e2m3_value, e2m3_value};
+inline constexpr PairSpec kPairE2m1{0, 4, 4, 9, 2, false, "e2m1", "e2m1"};
+inline constexpr PairSpec kPairDfq4{1, 4, 4, 10, 3, true, "dfq-e1m2-e2m1", "e2m1"};
+inline constexpr PairSpec kPairE2m3{2, 6, 6, 13, 6, false, "e2m3", "e2m3"};
 
-// Exact group sums in units of 2^-frac_bits: `pos` over the lanes whose activation is not on the DFQ negative side
-// (every lane for non-DFQ pairs), `neg` over the others. Each product is an exact double integer after scaling
-// (<= 13 bits), and sums stay far below 2^53, so double arithmetic is exact here.
+// The pe unit's group sums from the arithmetic contract (quant/unit_contract.hpp pe_group_sums, itself checked
+// against exact rationals in tests/quant/unit_contract_test.cpp), in units of 2^-frac_bits: `pos` over the lanes
+// whose activation is not on the DFQ negative side (every lane for non-DFQ pairs), `neg` over the others.
 struct GroupSums {
-  std::int64_t pos = 0, neg = 0;
+  std::int64_t pos = 0, neg = 0;  // the order of the PE's outputs out_sum, out_sum_neg
   bool operator==(const GroupSums&) const = default;
 };
 inline GroupSums exact_group_sums(const PairSpec& p, std::span<const std::uint8_t> a, std::span<const std::uint8_t> w) {
-  GroupSums s;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double v = std::ldexp(p.a_value(a[i]) * p.w_value(w[i]), p.frac_bits);
-    const auto iv = static_cast<std::int64_t>(v);
-    if (p.dfq && (a[i] >> (p.a_bits - 1)) & 1u)
-      s.neg += iv;
-    else
-      s.pos += iv;
-  }
-  return s;
+  namespace q = fpqvar::quant;
+  static std::map<int, q::ProductTable> tables;  // one per pair id, built on first use
+  auto it = tables.find(p.id);
+  if (it == tables.end())
+    it = tables.emplace(p.id, q::make_product_table(q::format_by_name(p.a_format), q::format_by_name(p.w_format))).first;
+  if (it->second.frac_bits != p.frac_bits)
+    throw std::logic_error("rtl_test_util: the pair's frac_bits differ from the contract's product table");
+  const q::PeGroupSums s = q::pe_group_sums(it->second, a, w);
+  return GroupSums{s.pos, s.neg};
 }
 
 inline std::int64_t sign_extend(std::uint64_t bits, int width) {
