@@ -166,6 +166,9 @@ struct VarGraph {
   [[nodiscard]] std::int64_t weight_footprint_bytes() const;  // sum of weights[].bytes: the resident parameters
 };
 
+// The recipe is read as written: a layer with format_search takes its own weight/act formats (the search runs at
+// calibration; pass the applied recipe of a quantized model file to see the chosen ones), and GALT / SmoothQuant give
+// the layer its vector s whether or not it has been calibrated yet.
 // Throws std::invalid_argument when the config does not validate(), the recipe does not fit the model's shapes
 // (quant::validate_shapes) or batch < 1.
 [[nodiscard]] VarGraph build_var_graph(const VarConfig& model, const quant::Recipe* recipe, const GraphOptions& options);
