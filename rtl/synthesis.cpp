@@ -202,6 +202,83 @@ std::vector<SynthUnit> make_units() {
   u.push_back(quantizer("quantizer-absmax-e2m1", "absmax of 8 FP16 values -> FP16 E2M1 scale (absmax/6)",
                         "absmax_scale", {"quantizer/absmax_scale.v"},
                         {{"GROUP", "8"}, {"BITS", "4"}, {"MAN_BITS", "1"}, {"BIAS", "1"}}));
+
+  // ---- quantizer: the LUT quantizer (rtl/quantizer/lut_quantizer.v): groups of 128 FP16 values, 32 lanes, absmax,
+  // FP16 scale, thresholds shared by the lanes, a binary search per lane; bit-exact with quant
+  // (tests/rtl/lut_quantizer_test.cpp). LUTs per quantized element = lut / L. The lane alone ("-lane": the search
+  // with its registers, the thresholds as inputs) is the per-element part; the rest is per group. ----
+  const std::vector<std::string> lutq = {"quantizer/lut_quantizer.v", "quantizer/lut_quantizer_lane.v",
+                                         "quantizer/lut_quantizer_ep.v"};
+  const SynthParams lutq_shape = {{"L", "32"}, {"GROUP", "128"}, {"DEPTH", "32"}, {"REG_EVERY", "1"}, {"ROUNDING", "0"}};
+  auto lut_quantizer = [&](std::string name, std::string description, SynthParams fmt_params) {
+    SynthUnit unit = quantizer(std::move(name), std::move(description), "lut_quantizer", lutq,
+                               with(std::move(fmt_params), lutq_shape));
+    unit.needs_tables = true;  // lut_quantizer_params.svh and lut_quantizer_formats.svh (generated with the tables)
+    return unit;
+  };
+  u.push_back(lut_quantizer("quantizer-lut-fp4", "LUT quantizer: 32 lanes of FP16 -> E2M1, group 128, FP16 absmax scale, RNE",
+                            {{"FMT", "0"}, {"DFQ", "0"}}));
+  u.push_back(lut_quantizer("quantizer-lut-fp6", "LUT quantizer: 32 lanes of FP16 -> E2M3, group 128, FP16 absmax scale, RNE",
+                            {{"FMT", "2"}, {"DFQ", "0"}}));
+  u.push_back(lut_quantizer("quantizer-lut-dfq",
+                            "LUT quantizer: 32 lanes of FP16 -> DFQ E1M2|E2M1, group 128, two FP16 absmax scales, RNE",
+                            {{"FMT", "0"}, {"DFQ", "1"}, {"NEG_FMT", "1"}}));
+  u.push_back(quantizer("quantizer-lut-fp4-lane", "LUT quantizer lane alone: E2M1 binary search, 3 register segments",
+                        "lut_quantizer_lane", {"quantizer/lut_quantizer_lane.v"},
+                        {{"IW", "3"}, {"N", "7"}, {"SIDES", "1"}, {"BANK", "144"}, {"NSEG", "3"}, {"REG_EVERY", "1"}}));
+  u.push_back(quantizer("quantizer-lut-fp6-lane", "LUT quantizer lane alone: E2M3 binary search, 5 register segments",
+                        "lut_quantizer_lane", {"quantizer/lut_quantizer_lane.v"},
+                        {{"IW", "5"}, {"N", "31"}, {"SIDES", "1"}, {"BANK", "528"}, {"NSEG", "5"}, {"REG_EVERY", "1"}}));
+  u.push_back(quantizer("quantizer-lut-dfq-lane", "LUT quantizer lane alone: DFQ binary search (side by sign), 3 segments",
+                        "lut_quantizer_lane", {"quantizer/lut_quantizer_lane.v"},
+                        {{"IW", "3"}, {"N", "7"}, {"SIDES", "2"}, {"BANK", "256"}, {"NSEG", "3"}, {"REG_EVERY", "1"}}));
+
+  // ---- hadamard (rtl/hadamard/hadamard.v): x * s, GHT signs, FP32 FWHT over 128, * k; bit-exact with
+  // quant::rotate_activation_hw (tests/rtl/hadamard_test.cpp). LANES elements per cycle: log2(128) * LANES FP32
+  // adders, 2 * LANES FP32 multipliers (one operand constant for * k). In fabric (-nodsp) and with DSP slices. ----
+  const std::vector<std::string> fp32 = {"fp/fp32_add.v", "fp/fp32_mul.v"};
+  const std::vector<std::string> had = {"hadamard/hadamard.v", "hadamard/hadamard_stage.v", "fp/fp32_add.v",
+                                        "fp/fp32_mul.v"};
+  auto unit_of = [](std::string name, Block block, std::string description, std::string top,
+                    std::vector<std::string> sources, SynthParams params, bool nodsp, bool tables) {
+    SynthUnit unit;
+    unit.name = std::move(name);
+    unit.block = block;
+    unit.description = std::move(description);
+    unit.top = std::move(top);
+    unit.sources = std::move(sources);
+    unit.params = std::move(params);
+    unit.nodsp = nodsp;
+    unit.needs_tables = tables;
+    return unit;
+  };
+  u.push_back(unit_of("hadamard-l1", Block::kHadamard, "Hadamard unit, block 128, 1 element/cycle (7 FP32 adders)",
+                      "hadamard", had, {{"BLOCK", "128"}, {"LANES", "1"}, {"HAS_S", "1"}}, true, true));
+  u.push_back(unit_of("hadamard-l4", Block::kHadamard, "Hadamard unit, block 128, 4 elements/cycle (28 FP32 adders)",
+                      "hadamard", had, {{"BLOCK", "128"}, {"LANES", "4"}, {"HAS_S", "1"}}, true, true));
+  u.push_back(unit_of("hadamard-l4-dsp", Block::kHadamard,
+                      "Hadamard unit, block 128, 4 elements/cycle, multipliers on DSP slices", "hadamard", had,
+                      {{"BLOCK", "128"}, {"LANES", "4"}, {"HAS_S", "1"}}, false, true));
+  u.push_back(unit_of("hadamard-fp32-add", Block::kHadamard, "FP32 adder (RNE, subnormals; combinational)", "fp32_add",
+                      fp32, {}, true, false));
+  u.push_back(unit_of("hadamard-fp32-mul", Block::kHadamard, "FP32 multiplier (RNE, subnormals; combinational)",
+                      "fp32_mul", fp32, {}, true, false));
+  u.push_back(unit_of("hadamard-fp32-mul-dsp", Block::kHadamard, "FP32 multiplier, significand product on DSP slices",
+                      "fp32_mul", fp32, {}, false, false));
+
+  // ---- accumulate (rtl/accumulate/accumulate.v): group sums * combined scale, rounded once, FP32 accumulation;
+  // bit-exact with quant/pe_contract.hpp (tests/rtl/accumulate_test.cpp). One group per cycle. ----
+  const std::vector<std::string> acc = {"accumulate/accumulate.v", "fp/fp32_add.v", "fp/fp32_mul.v"};
+  u.push_back(unit_of("accumulate-fp4", Block::kAccumulate, "Dequantize-accumulate, E2M1 x E2M1 sums (f = 2), in fabric",
+                      "accumulate", acc, {{"SUM_BITS", "30"}, {"FRAC_BITS", "2"}, {"DFQ", "0"}}, true, false));
+  u.push_back(unit_of("accumulate-fp4-dsp", Block::kAccumulate,
+                      "Dequantize-accumulate, E2M1 x E2M1 sums, products on DSP slices", "accumulate", acc,
+                      {{"SUM_BITS", "30"}, {"FRAC_BITS", "2"}, {"DFQ", "0"}}, false, false));
+  u.push_back(unit_of("accumulate-dfq", Block::kAccumulate,
+                      "Dequantize-accumulate, DFQ (two sums, one rounding of their exact sum), in fabric", "accumulate",
+                      acc, {{"SUM_BITS", "30"}, {"FRAC_BITS", "3"}, {"DFQ", "1"}}, true, false));
+  u.push_back(unit_of("accumulate-dfq-dsp", Block::kAccumulate, "Dequantize-accumulate, DFQ, products on DSP slices",
+                      "accumulate", acc, {{"SUM_BITS", "30"}, {"FRAC_BITS", "3"}, {"DFQ", "1"}}, false, false));
   return u;
 }
 
