@@ -11,7 +11,8 @@
 //
 // `fpqvar trace record` is the same run in hw mode from a --quantized file, with traces::TraceWriter as the hw
 // backend's GEMM observer: --out is then the trace file (docs/traces.md), --image an optional PNG, and
-// --scales/--blocks/--ops keep only some GEMMs ("0,2,5-7", "qkv,fc2").
+// --scales/--blocks/--ops keep only some GEMMs ("0,2,5-7", "qkv,fc2"); --unit-inputs also stores each GEMM's FP32
+// input and Hadamard output (trace version 2), for --fidelity exact's quantizer and Hadamard checks.
 #include <chrono>
 #include <cstdio>
 #include <memory>
