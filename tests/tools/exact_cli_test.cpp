@@ -108,7 +108,7 @@ TEST(ExactCli, FlippedBitExitsThreeNamingTheElement) {
   const auto r = run_cli("simulate --fidelity exact --trace " + q(bad) + " --quantized " + q(f.model) +
                          " --config vck190-fpqvar-w4a4 --json " + q(json));
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
-  // The design's 64-token tiles hold the whole scale (9 tokens).
+  // The design's 32-token tiles hold the whole scale (9 tokens).
   for (const std::string& part : {std::string("exact: scale 2, block 1, fc1 (op "), std::string("pe_array tile tokens [0, 9) x columns ["),
                                   std::string("s2.b1.fc1.y[3, 10] (image 0, token 3): trace "),
                                   fmt::format("0x{:08x}", original ^ 0x400u), fmt::format("recomputed 0x{:08x}", original)})
