@@ -138,8 +138,8 @@ nlohmann::json exact_counts_to_json(const ExactCounts& c) {
           {"setup_s", c.setup_s}};
 }
 
-// One block linear of the model, prepared once by the reader thread: its weight packed for gemm_int (the model's
-// codes are then released), the faults of its tensors' digests and spec.
+// One block linear of the model, prepared once by the reader thread: its digests checked, then its weight packed for
+// gemm_int (the model's codes are then released).
 struct ExactChecker::Layer {
   bool packed_ready = false;
   quant::PackedWeight packed;
