@@ -39,7 +39,8 @@ constexpr std::pair<Block, std::string_view> kBlockNames[] = {
 // A MAC: one multiplier of `pair` and a group accumulator, acc <= (first ? 0 : acc) + product on `valid`, exact,
 // ACC_W bits. For a DFQ pair (the activation's top bit selects the side) two accumulators, as the PE contract keeps
 // two partial sums per group. FORM is fp_mul's form (0 magnitude table, 1 significand product); the integer pairs
-// use int_mul, FORM 0 its radix-4 Booth form, FORM 1 the `*` operator (a DSP slice where allowed). Port widths come from the generated pair list, so they cannot drift from the multiplier.
+// use int_mul, FORM 0 its radix-4 Booth form, FORM 1 the `*` operator (a DSP slice where allowed). Port widths come
+// from the generated pair list, so they cannot drift from the multiplier.
 std::string mac_wrapper(Pair pair) {
   const PairInfo& p = pair_info(pair);
   std::string mul =
@@ -611,11 +612,12 @@ SynthesisDoc parse_synthesis_json(std::string_view text, std::string_view source
   }
   Reader rd(source);
   SynthesisDoc doc;
-  if (rd.object(j, "", {"format", "yosys", "family", "nobram", "units"}, {"format", "yosys", "family", "nobram", "units"})) {
+  const std::vector<std::string_view> keys = {"format", "yosys", "family", "nobram", "units"};
+  if (rd.object(j, "", keys, keys)) {
     if (j.contains("format"))
       if (auto f = rd.string(j["format"], "format"); f && *f != kSynthesisFormat)
-        rd.fault("format", fmt::format("\"{}\" is not \"{}\" (regenerate the file: fpqvar synth --macs --json FILE)", *f,
-                                       kSynthesisFormat));
+        rd.fault("format", fmt::format("\"{}\" is not \"{}\" (regenerate the file: fpqvar synth --macs --json FILE)",
+                                       *f, kSynthesisFormat));
     if (j.contains("yosys"))
       if (auto v = rd.string(j["yosys"], "yosys")) doc.yosys = *v;
     if (j.contains("family"))
@@ -634,7 +636,8 @@ SynthesisDoc parse_synthesis_json(std::string_view text, std::string_view source
           if (!names.insert(c->unit).second)
             rd.fault(Reader::join(path, "unit"), fmt::format("\"{}\" appears twice", c->unit));
           if (!doc.yosys.empty() && c->yosys != doc.yosys)
-            rd.fault(Reader::join(path, "yosys"), fmt::format("\"{}\" is not the document's \"{}\"", c->yosys, doc.yosys));
+            rd.fault(Reader::join(path, "yosys"),
+                     fmt::format("\"{}\" is not the document's \"{}\"", c->yosys, doc.yosys));
           if (!doc.family.empty() && c->family != doc.family)
             rd.fault(Reader::join(path, "family"),
                      fmt::format("\"{}\" is not the document's \"{}\"", c->family, doc.family));
@@ -669,11 +672,16 @@ std::string synthesis_json_text(const SynthesisDoc& doc) {
   for (const UnitCost& c : doc.units) {
     json params = json::object();
     for (const auto& [k, v] : c.params) params[k] = v;
-    json u = {{"unit", c.unit},     {"block", std::string(block_name(c.block))}, {"top", c.top},       {"family", c.family},
-              {"yosys", c.yosys},   {"params", params},             {"nodsp", c.nodsp},   {"script", c.script},
-              {"cells", c.cells},   {"lut", c.lut},                 {"muxf", c.muxf},     {"ff", c.ff},
-              {"carry", c.carry},   {"dsp", c.dsp},                 {"bram", c.bram},     {"uram", c.uram},
-              {"lutram", c.lutram}, {"srl", c.srl},                 {"macs", c.macs}};
+    json u = {{"unit", c.unit},   {"block", std::string(block_name(c.block))},
+              {"top", c.top},     {"family", c.family},
+              {"yosys", c.yosys}, {"params", params},
+              {"nodsp", c.nodsp}, {"script", c.script},
+              {"cells", c.cells}, {"lut", c.lut},
+              {"muxf", c.muxf},   {"ff", c.ff},
+              {"carry", c.carry}, {"dsp", c.dsp},
+              {"bram", c.bram},   {"uram", c.uram},
+              {"lutram", c.lutram}, {"srl", c.srl},
+              {"macs", c.macs}};
     const long per[] = {c.lut, c.ff, c.muxf, c.carry, c.dsp};
     for (std::size_t i = 0; i < std::size(kPerMacKeys); ++i)
       u[std::string(kPerMacKeys[i])] = c.macs > 0 ? json(double(per[i]) / double(c.macs)) : json(nullptr);

@@ -19,13 +19,16 @@
 // Timing:
 //   LATENCY = $clog2(G) + 3 cycles: a group whose last beat is accepted in cycle t (in_valid && in_ready at the
 //     rising edge ending cycle t) has out_valid high with its sums in cycle t + LATENCY (G = 16: 7, 32: 8, 64: 9,
-//     128: 10). These are the register stages: the input registers, the product registers (the tree's leaves;
-//     the multipliers are combinational), $clog2(G) adder-tree levels, and the accumulator/output registers.
+//     128: 10). These are the register stages: the input registers, the leaf registers (each lane's product
+//     magnitude and sign, or an integer lane's product; the multipliers are combinational), $clog2(G) adder-tree
+//     levels, and the accumulator/output registers.
 //     rtl/timing.hpp states the same as C++ functions (pe_latency), which the tests and sim/ use.
 //   Initiation interval 1 beat per cycle while out_ready is high; with out_ready low the pipeline holds.
 //
-// Widths: lane codes A_BITS/W_BITS (4, 4 or 6, 6; integers 8 or 4); products P_BITS (9, 10, 13; integers 2W); tree SUM_BITS = P_BITS + $clog2(G);
-// accumulator and outputs ACC_BITS = SUM_BITS + BEAT_BITS, exact for groups of up to 2^BEAT_BITS beats.
+// Widths: lane codes A_BITS/W_BITS (4, 4 or 6, 6; integers 8 or 4); products P_BITS (9, 10, 13; integers 2W);
+// tree SUM_BITS = P_BITS + $clog2(G); accumulator and outputs ACC_BITS = SUM_BITS + BEAT_BITS, exact for groups of
+// up to 2^BEAT_BITS beats.
+// Cost (fpqvar synth, docs/synthesis.md): G = 32, e2m1: 634 LUT (19.8 per lane), no MUXF.
 // Lane i's code sits at in_a[i*A_BITS +: A_BITS] (lane 0 in the low bits).
 `include "fpqvar_pairs.svh"
 
@@ -104,8 +107,8 @@ module pe #(
   // they differ, and keeps the left sign:
   //     (-1)^nl * sl + (-1)^nr * sr = (-1)^nl * (sl + (-1)^(nl ^ nr) * sr),
   // one add/subtract (rtl/lib/addsub.v: one carry chain, one LUT per bit) with sub = nl ^ nr. The group accumulator
-  // applies the root's sign once, adding or subtracting the root. Example (G = 2): lanes +6.0 * -1.5 (leaf 36, n = 1) and +1.0 * +2.0
-  // (leaf 8, n = 0), units 2^-2: r = 1, s = 36 - 8 = 28, n = 1: the value -28 = -9.0 + 2.0 = -7.0 in units 2^-2.
+  // applies the root's sign once, adding or subtracting the root. Example (G = 2): lanes +6.0 * -1.5 (leaf 36, n = 1)
+  // and +1.0 * +2.0 (leaf 8, n = 0), units 2^-2: sub = 1, s = 36 - 8 = 28, n = 1: the value -28 = -9.0 + 2.0 = -7.0.
   // The integer pairs' leaves are signed products (int_mul) with n = 0, so every node is a plain adder.
   // DFQ: the activation's top bit is its side and its sign. Two trees: a lane's leaf in tree_pos is its positive-side
   // magnitude (an e2m1 x e2m1 table) with n = w_sign, zeroed when the lane is on the negative side; in tree_neg its
