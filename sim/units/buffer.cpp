@@ -33,6 +33,7 @@ void Buffer::transport(tlm::tlm_generic_payload&, TileExtension& ext, std::int64
     const std::int64_t start = std::max(ready, m_write_free);
     m_write_free = start + c.occupancy;
     ext.start = start;
+    ext.first = start + c.latency;
     ext.finish = std::max(start + c.occupancy + c.latency, ext.work.min_finish);
     note_external(ext, c);
     return;
