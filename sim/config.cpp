@@ -195,6 +195,10 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
       read_file_text(base, file_text);
       parse_into(c, file_text, base, depth + 1);
     }
+    // A design is not its base: without a name of its own it is named after its file (resolve_config), so that a
+    // modified design is never reported under a shipped design's name.
+    c.name = "custom";
+    c.description.clear();
   }
 
   std::vector<std::string> section_names;
