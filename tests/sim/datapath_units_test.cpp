@@ -1,11 +1,11 @@
 // quantizer, hadamard, pe_array, accumulate, sfu and fp_array, each elaborated alone with a test initiator and the
 // Buffer targets it streams through: start and finish cycles and statistics against the formulas in
 // sim/units/datapath.hpp (and rtl/timing.hpp for the PE array), worked by hand.
-// Reservation (sim/units/unit.hpp): start = max(ready, free); the tile's buffer accesses are issued at its start and
-// queue on their buffer ports; finish = max(start + occupancy, every buffer access's finish) + latency, and at
-// least min_finish; the unit is free again at max(start + occupancy, finish - latency).
-// Buffers (sim/units/buffer.hpp): occupancy ceil(bytes * 8 / (banks * port_bits)), latency 2, with two ports a read
-// queue and a write queue side by side.
+// Reservation (sim/units/unit.hpp): start = max(ready, free); the tile's buffer accesses are issued at its start;
+// finish = max(start + occupancy, every buffer access's finish) + latency, and at least min_finish; the unit is free
+// again at max(start + occupancy, finish - latency).
+// Buffers (sim/units/buffer.hpp): no shared queue (each client has its own share of the banks); an access takes
+// ceil(bytes * 8 / (banks * port_bits)) cycles with two ports (half that bandwidth each way with one), latency 2.
 #include <gtest/gtest.h>
 
 #include "sim/units/buffer.hpp"
@@ -46,12 +46,13 @@ TEST(QuantizerUnit, LanesLatencyAndActivationTraffic) {
     // Q1: 1000 elements in groups of 128, 2000 B read (FP16), 532 B written (codes + scales), ready 0.
     //   occupancy ceil(1000 / 32) = ceil(31.25) = 32; latency ceil(128 / 32) + 3 = 7.
     //   act read 2000 B: ceil(16000 / 256) = ceil(62.5) = 63 cycles [0, 63), done 65; act write 532 B (the other
-    //   port): ceil(4256 / 256) = ceil(16.6) = 17 [0, 17), done 19. The read binds: finish 65 + 7 = 72; free at 65.
+    //   direction): ceil(4256 / 256) = ceil(16.6) = 17 [0, 17), done 19. The read binds: finish 65 + 7 = 72; free
+    //   at 65.
     Work w = elements_work(1000, 2000, 532);
     w.group = 128;
     t.push_back(b.send(w, 0));
     // Q2: 64 elements in groups of 32, 128 B read, ready 10 while Q1 holds the unit: start 65, occupancy 2,
-    //   latency ceil(32 / 32) + 3 = 4; read 128 B = 4 cycles on the read port (free since 63): [65, 69), done 71;
+    //   latency ceil(32 / 32) + 3 = 4; read 128 B = 4 cycles from its start: [65, 69), done 71;
     //   finish max(65 + 2, 71) + 4 = 75.
     w = elements_work(64, 128);
     w.group = 32;
@@ -159,7 +160,7 @@ TEST(PeArrayUnit, PassesGroupsAndDrain) {
     // (done 254). Both under 408: finish 408 + 9 = 417.
     t.push_back(b.send(gemm(130, 50, 256, 128), 0));
     // Back to back, ready 0: 8 x 21 x 128, one pass of one group = 4 cycles, from 408 (the array frees at 408).
-    // Its reads queue behind nothing (the ports freed at 116 and 252): act 8 x 128 / 2 = 512 B -> 2 cycles
+    // Its reads from its start: act 8 x 128 / 2 = 512 B -> 2 cycles
     // (done 412), weights 21 x 128 / 2 = 1344 B -> ceil(10752 / 3456) = 4 cycles (done 414). Finish
     // max(412, 412, 414) + 9 = 423.
     t.push_back(b.send(gemm(8, 21, 128, 128), 0));
@@ -256,8 +257,8 @@ TEST(AccumulateUnit, TwoPortPsumBufferAndStreaming) {
     // Act: 300 B read in 2 cycles (done 4), 2000 B written in 7 (done 9). The psum traffic binds: finish 30 + 6 = 36.
     t.push_back(b.send(elements_work(1000, 300, 2000), 0));
     // A2 streams behind a PE tile whose last group sum leaves at 494 (min_finish = 494 + 6 = 500): 88 sums = 2
-    // cycles from 30 (free at max(23, 30) = 30); psum 352 B = 3 cycles each way from 30 (the read port is free
-    // at 28, the write port at 28): done 35. Finish max(35 + 6, 500) = 500, and the unit stays with the stream
+    // cycles from 30 (free at max(23, 30) = 30: it consumed its psum stream until then); psum 352 B = 3 cycles
+    // each way from 30: done 35. Finish max(35 + 6, 500) = 500, and the unit stays with the stream
     // until 500 - 6 = 494.
     Work w = elements_work(88);
     w.min_finish = 500;
@@ -282,15 +283,21 @@ TEST(AccumulateUnit, TwoPortPsumBufferAndStreaming) {
   expect_no_systemc_reports();
 }
 
-TEST(AccumulateUnit, OnePortPsumBufferSerialisesReadAndWrite) {
+TEST(AccumulateUnit, OnePortPsumBufferHalvesItsBandwidth) {
   AccRig r(1);
-  TileExtension a;
+  TileExtension a, c;
   r.bench.script = [&](Bench& b) {
-    // As A1 above, but the psum read [0, 28) and write [28, 56) share one port: done 58, finish 58 + 6 = 64.
+    // As A1 above, but read and write split one port: 1152 / 2 = 576 bit/cycle each, ceil(32000 / 576) =
+    // ceil(55.6) = 56 cycles, done 58: finish 58 + 6 = 64.
     a = b.send(elements_work(1000, 300, 2000), 0);
+    // 88 sums, ready 0: the unit is free at max(23, 58) = 58 (it consumes its stream as it comes); psum 352 B each
+    // way: ceil(2816 / 576) = 5 cycles, done 65; finish 65 + 6 = 71.
+    c = b.send(elements_work(88), 0);
   };
   sc_core::sc_start();
   EXPECT_EQ(a.finish, 64);
+  EXPECT_EQ(c.start, 58);
+  EXPECT_EQ(c.finish, 71);
   expect_no_systemc_reports();
 }
 
