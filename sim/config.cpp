@@ -348,6 +348,7 @@ std::vector<std::string> AcceleratorConfig::validate() const {
   need(fp_array.macs_per_cycle >= 1, "fp_array.macs_per_cycle", "must be at least 1");
   need(fp_array.latency_cycles >= 0, "fp_array.latency_cycles", "must not be negative");
   need(controller.token_tile >= 1, "controller.token_tile", "must be at least 1");
+  need(controller.tile_skew >= 1, "controller.tile_skew", "must be at least 1");
   const auto& en = energy;
   for (const auto& [k, v] : {std::pair<std::string_view, double>{"lut_pj", en.lut_pj},
                              {"ff_pj", en.ff_pj},

@@ -160,12 +160,13 @@ void expect_refused(const std::string& args, const std::vector<std::string>& exp
 }
 
 TEST(SimulateCli, DesignThatDoesNotFitIsRefusedWithTheNumbers) {
-  // 40 columns of 8 x 32 fp4-dfq lanes: far over the LUT budget, 75% of the XCVC1902's 899,840 = 674,880.
-  expect_refused("--config vck190-fpqvar-w4a4 --set pe_array.cols=40",
+  // 200 columns of 8 x 32 fp4-dfq lanes (51,200 lanes at ~20 LUT each): far over the LUT budget, 75% of the
+  // XCVC1902's 899,840 = 674,880.
+  expect_refused("--config vck190-fpqvar-w4a4 --set pe_array.cols=200",
                  {"design vck190-fpqvar-w4a4 does not fit XCVC1902 within 75% of its resources", "LUT ",
                   " > 674880 (75% of 899840)"});
   // --no-fit-check simulates it anyway.
-  const auto r = run_cli("simulate " + kModel + "--no-decoder --set pe_array.cols=40 --no-fit-check");
+  const auto r = run_cli("simulate " + kModel + "--no-decoder --set pe_array.cols=200 --no-fit-check");
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
@@ -263,9 +264,9 @@ TEST(SimConfigCli, ShowPrintsEveryParameterWithUnitAndSource) {
       EXPECT_TRUE(found) << path << " is not printed";
     }
   }
-  // device 7, clock 1, dram 4, dma 2, four buffers 5 each, quantizer 1, hadamard 2, pe_array 6, accumulate 1, sfu 2,
-  // fp_array 2, controller 3, energy 9 (sim/specs.hpp)
-  EXPECT_EQ(params, 7 + 1 + 4 + 2 + 4 * 5 + 1 + 2 + 6 + 1 + 2 + 2 + 3 + 9);
+  // device 7, clock 1, dram 5, dma 2, four buffers 5 each, quantizer 1, hadamard 2, pe_array 6, accumulate 1, sfu 2,
+  // fp_array 2, controller 4, energy 9 (sim/specs.hpp)
+  EXPECT_EQ(params, 7 + 1 + 5 + 2 + 4 * 5 + 1 + 2 + 6 + 1 + 2 + 2 + 4 + 9);
   EXPECT_NE(text.out.find("vck190-int8: "), std::string::npos);
   // list names every shipped design.
   const auto list = run_cli("sim config list");
