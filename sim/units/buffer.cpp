@@ -14,8 +14,8 @@ Buffer::Buffer(const sc_core::sc_module_name& name, const UnitContext& ctx, cons
       m_bits_per_cycle(static_cast<std::int64_t>(specs.banks) * specs.port_bits / (specs.ports == 2 ? 1 : 2)),
       m_ports(specs.ports) {
   const std::string base(basename());
-  m_read_bits = ctx.stats->add(base + ".read_bits", "bit", "bits read");
-  m_write_bits = ctx.stats->add(base + ".write_bits", "bit", "bits written");
+  m_read_bits = ctx.stats->add(base + ".read_bits", "bit", "bits read", true);
+  m_write_bits = ctx.stats->add(base + ".write_bits", "bit", "bits written", true);
 }
 
 ReservationUnit::Cost Buffer::cost(const Work& w) {

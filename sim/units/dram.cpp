@@ -25,8 +25,8 @@ Dram::Dram(const sc_core::sc_module_name& name, const UnitContext& ctx, const Dr
   const std::size_t data = static_cast<std::size_t>(specs.data_channels);
   m_bytes_per_cycle[0] = m_split ? group_bytes_per_cycle(specs, 0, n - data, hz) : total_bytes_per_cycle(specs, hz);
   m_bytes_per_cycle[1] = m_split ? group_bytes_per_cycle(specs, n - data, n, hz) : m_bytes_per_cycle[0];
-  m_read_bytes = ctx.stats->add("dram.read_bytes", "B", "bytes read from DRAM");
-  m_write_bytes = ctx.stats->add("dram.write_bytes", "B", "bytes written to DRAM");
+  m_read_bytes = ctx.stats->add("dram.read_bytes", "B", "bytes read from DRAM", true);
+  m_write_bytes = ctx.stats->add("dram.write_bytes", "B", "bytes written to DRAM", true);
 }
 
 ReservationUnit::Cost Dram::cost(const Work& w) {
