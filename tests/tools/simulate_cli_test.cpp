@@ -82,8 +82,14 @@ TEST(SimulateCli, JsonCsvAndTimelineAreCompleteAndAgree) {
   EXPECT_NEAR(j["power_w"].get<double>(), j["energy_j_per_image"].get<double>() * clock / cycles,
               1e-9 * j["power_w"].get<double>());
   EXPECT_GE(j["wall_s"].get<double>(), 0.0);
-  // The effective config: every parameter with value, unit and source.
-  EXPECT_EQ(j["config"]["pe_array"]["cols"]["value"], 22);
+  // The effective config: every parameter with value, unit and source, the design's own (as config show reads it).
+  const auto show = run_cli("sim config show vck190-fpqvar-w4a4 --json");
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const json design = json::parse(show.out);
+  for (const auto& [section, keys] : design.items()) {
+    if (!keys.is_object()) continue;
+    for (const auto& [key, p] : keys.items()) EXPECT_EQ(j["config"][section][key], p) << section << "." << key;
+  }
   EXPECT_EQ(j["config"]["clock"]["clock_mhz"]["unit"], "MHz");
   EXPECT_FALSE(j["config"]["dram"]["channel_gbps"]["source"].get<std::string>().empty());
   // Resources against the device, and every unit.
