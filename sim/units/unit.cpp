@@ -101,6 +101,7 @@ void ReservationUnit::reserve(TileExtension& ext, std::int64_t ready, const Cost
   // A streaming consumer stays occupied until its producer has delivered the last of the tile.
   m_free = std::max(start + c.occupancy, finish - c.latency);
   ext.start = start;
+  ext.first = start + c.latency;
   ext.finish = finish;
   note_external(ext, c);
 }

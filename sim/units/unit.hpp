@@ -75,6 +75,7 @@ struct Work {
 struct TileExtension : tlm::tlm_extension<TileExtension> {
   Work work;
   std::int64_t start = 0;
+  std::int64_t first = 0;   // the cycle its first data is out (start + latency): where a consumer can start streaming
   std::int64_t finish = 0;
 
   [[nodiscard]] tlm::tlm_extension_base* clone() const override { return new TileExtension(*this); }
