@@ -49,6 +49,9 @@ class CycleClock {
   double m_clock_hz;
   sc_core::sc_time m_period;
   std::uint64_t m_period_ps;
+  // SystemC time ticks per picosecond, fixed with the context's time resolution when the period is made (building
+  // sc_time(1, SC_PS) on every to_cycles() was a tenth of a whole run's time).
+  std::uint64_t m_ticks_per_ps;
 };
 
 // What one tile asks of a unit. Each unit reads the fields it needs (stated in its header) and ignores the rest.
