@@ -169,6 +169,11 @@ class ReservationUnit : public sc_core::sc_module {
 
   std::string m_work_unit;
   double m_peak;
+  // The payload issue() sends, reused: a fresh tlm_generic_payload per nested transaction allocated and freed its
+  // extension array each time. Free again when issue() returns (units form a DAG: no target calls back into the
+  // unit that issued to it); a re-entrant issue() would get a payload of its own.
+  tlm::tlm_generic_payload m_trans;
+  bool m_trans_in_use = false;
   std::int64_t m_free = 0;
   Counter m_busy, m_tiles, m_work;
   std::vector<Activity> m_activity;
