@@ -13,12 +13,11 @@ CycleClock::CycleClock(double clock_hz) : m_clock_hz(clock_hz) {
   m_period_ps = static_cast<std::uint64_t>(std::llround(1e12 / clock_hz));
   if (m_period_ps == 0) throw std::invalid_argument("clock period below 1 ps");
   m_period = sc_core::sc_time(static_cast<double>(m_period_ps), sc_core::SC_PS);
-  m_ticks_per_ps = sc_core::sc_time(1, sc_core::SC_PS).value();
+  m_ticks_per_cycle = m_period_ps * sc_core::sc_time(1, sc_core::SC_PS).value();
 }
 
 std::int64_t CycleClock::to_cycles(const sc_core::sc_time& t) const {
-  const std::uint64_t ps = t.value() / m_ticks_per_ps;
-  return static_cast<std::int64_t>(ps / m_period_ps);
+  return static_cast<std::int64_t>(t.value() / m_ticks_per_cycle);
 }
 
 ReservationUnit::ReservationUnit(const sc_core::sc_module_name& name, const UnitContext& ctx, std::string work_unit,

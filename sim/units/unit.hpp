@@ -49,9 +49,11 @@ class CycleClock {
   double m_clock_hz;
   sc_core::sc_time m_period;
   std::uint64_t m_period_ps;
-  // SystemC time ticks per picosecond, fixed with the context's time resolution when the period is made (building
-  // sc_time(1, SC_PS) on every to_cycles() was a tenth of a whole run's time).
-  std::uint64_t m_ticks_per_ps;
+  // SystemC time ticks per cycle: the period in ps times the ticks per ps (the context's time resolution, fixed
+  // once the period is made). to_cycles() divides by it once: floor(floor(v / a) / b) = floor(v / (a b)) for
+  // positive integers, so this is the two divisions it stands for. (Building sc_time(1, SC_PS) on every call was a
+  // tenth of a whole run's time; the divisions were most of what was left of b_transport.)
+  std::uint64_t m_ticks_per_cycle;
 };
 
 // What one tile asks of a unit. Each unit reads the fields it needs (stated in its header) and ignores the rest.
