@@ -97,11 +97,15 @@ TEST_F(SimPlotCli, WritesAValidPngAndNothingElse) {
   EXPECT_GT(bytes.size(), 20000u);
 }
 
+// The JSON asked for with --json is the one handed to the script, and stays, even when the plot fails (matplotlib
+// hidden: no second render of the figure is needed to see which files remain).
 TEST_F(SimPlotCli, KeepsTheJsonItWasAskedFor) {
   const fs::path png = m_dir / "run.png", json = m_dir / "run.json";
+  hide_matplotlib();
   const auto r = run_cli("simulate --model var-d4 --json '" + json.string() + "' --png '" + png.string() + "'");
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(files(), (std::vector<std::string>{"run.json", "run.png"}));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(files(), (std::vector<std::string>{"fake", "run.json"}));
+  EXPECT_NE(slurp(json).find("\"phases\""), std::string::npos);
 }
 
 TEST_F(SimPlotCli, MissingMatplotlibIsAClearErrorAndLeavesTheOldPng) {
