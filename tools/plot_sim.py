@@ -6,7 +6,8 @@ Usage: plot_sim.py RESULT.json --out RUN.png [--dpi N]
 RESULT.json is what `fpqvar simulate --json` writes (sim::run_result_to_json). The figure has three panels:
   (a) utilization per unit per phase: busy cycles of the unit in the phase / the phase's cycles (heatmap; the last
       column is the whole run). A phase's cycles run from the previous phase's last finish to its own; a unit that
-      worked ahead (a weight prefetch issued during the previous phase) can exceed 100 % of a short phase.
+      worked ahead (a weight prefetch issued during the previous phase) can exceed 100 % of a short phase, and so can
+      a buffer with two ports (each port's busy cycles count).
   (b) roofline of the MAC units (pe_array, fp_array): one point per (phase, op) group at
       x = work / DRAM bytes (MAC/B), y = work / span (MAC/cycle), under each unit's compute roof (its peak work per
       cycle, from the run's own utilization figures) and the DRAM roof y = x * DRAM B/cycle, where
@@ -272,7 +273,8 @@ def plot(run, units, phases, ops, out, dpi):
         cb.set_label("busy cycles / phase cycles")
         cb.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.set_xlabel("phase (image: class embedding and AdaLN; 0..: scales; decoder: VQ-VAE; run: whole run)")
-    ax.set_title("(a) utilization per unit per phase, % of the phase's cycles (capped at 100 % in colour)", fontsize=10)
+    ax.set_title("(a) busy cycles per unit per phase, % of the phase's cycles (colour capped at 100 %; a two-port "
+                 "buffer counts both ports, and work issued ahead of a phase counts in it)", fontsize=10)
 
     mac_unit = next((units[n]["work_unit"] for n in MAC_UNITS if n in units), "MAC")
     el_unit = next((units[n]["work_unit"] for n in ELEMENT_UNITS if n in units), "elements")
