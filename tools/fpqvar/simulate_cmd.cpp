@@ -25,6 +25,7 @@
 #include "models/var_graph.hpp"
 #include "quant/recipe.hpp"
 #include "sim/config.hpp"
+#include "sim/gpu_reference.hpp"
 #include "sim/simulate.hpp"
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/commands.hpp"
@@ -47,6 +48,7 @@ struct SimulateOptions {
   std::string fidelity = "timing";
   std::string trace;
   std::string json, csv, timeline, png;
+  std::vector<std::string> stats{"*"};
   bool no_fit_check = false;
 };
 
@@ -245,6 +247,7 @@ void cmd_simulate(const SimulateOptions& o) {
   sim::SimOptions so;
   so.timeline = !o.timeline.empty();
   so.check_fit = !o.no_fit_check;
+  so.stats = o.stats;
   if (o.fidelity == "exact") throw UserError("--fidelity exact: not available yet (issue 13 section 4)");
   const bool show = interactive();
   so.progress = [&](int phase, std::int64_t cycle) {
@@ -323,6 +326,13 @@ void cmd_compare(const CompareOptions& o) {
                r.resources.total.lut / 1e3, r.resources.total.lut / base.resources.total.lut, r.resources.total.dsp,
                r.resources.total.uram);
   }
+  if (const auto gpu = sim::gpu_reference(base.model)) {
+    fmt::print("{:<22} {:<14} {:>10.3f} {:>7.2f}x {:>10.3f} {:>7.2f}x {:>10.4f} {:>7.2f}x   (measured, decoder included)\n",
+               gpu->device, "fp16", gpu->images_per_s, gpu->images_per_s / base.images_per_s, gpu->energy_j_per_image(),
+               base.energy_j_per_image / gpu->energy_j_per_image(), gpu->images_per_j(),
+               gpu->images_per_j() / base.images_per_j);
+    fmt::print("\n{}: {}\n", gpu->device, gpu->source);
+  }
   if (!o.json.empty()) write_text_file(o.json, out.dump(2) + "\n");
 }
 
@@ -352,6 +362,8 @@ void register_simulate(CLI::App& app) {
     cmd->add_option("--timeline", o->timeline, "Write a Chrome-trace/Perfetto timeline of every unit");
     cmd->add_option("--png", o->png, "Write a plot (utilization per unit per scale, roofline)");
     cmd->add_flag("--no-fit-check", o->no_fit_check, "Simulate a design even when it does not fit the device");
+    cmd->add_option("--stats", o->stats, "Statistics to collect, by name pattern (default '*'; 'pe_array.*', 'none')")
+        ->capture_default_str();
     cmd->callback([o] { cmd_simulate(*o); });
   }
   {
