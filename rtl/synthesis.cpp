@@ -6,6 +6,7 @@
 #include "rtl/synthesis.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -279,6 +280,17 @@ std::vector<SynthUnit> make_units() {
                       acc, {{"SUM_BITS", "30"}, {"FRAC_BITS", "3"}, {"DFQ", "1"}}, true, false));
   u.push_back(unit_of("accumulate-dfq-dsp", Block::kAccumulate, "Dequantize-accumulate, DFQ, products on DSP slices",
                       "accumulate", acc, {{"SUM_BITS", "30"}, {"FRAC_BITS", "3"}, {"DFQ", "1"}}, false, false));
+
+  // docs/synthesis.json: the MAC datapaths and the units below (what sim/resources.cpp reads: the LUT quantizers of
+  // the FP designs, the comparator quantizers of the integer ones, the Hadamard unit at two widths, in fabric and with
+  // DSP slices, and the accumulate units in fabric and with DSP slices).
+  static constexpr std::string_view kDocumentUnits[] = {
+      "quantizer-lut-fp4", "quantizer-lut-fp6", "quantizer-lut-dfq",  "quantizer-int4", "quantizer-int8",
+      "hadamard-l1",       "hadamard-l4",       "hadamard-l4-dsp",    "accumulate-fp4", "accumulate-fp4-dsp",
+      "accumulate-dfq",    "accumulate-dfq-dsp"};
+  for (SynthUnit& unit : u)
+    unit.in_document = unit.counts_macs || std::find(std::begin(kDocumentUnits), std::end(kDocumentUnits),
+                                                     unit.name) != std::end(kDocumentUnits);
   return u;
 }
 
@@ -488,6 +500,21 @@ long macs_of(const SynthUnit& unit, const SynthParams& params) {
   for (const auto& [k, v] : params)
     if (k == "G") return std::stol(v);
   return 1;
+}
+
+long elements_of(const UnitCost& cost) {
+  if (cost.macs > 0) return cost.macs;
+  const char* lanes = cost.block == Block::kQuantizer ? "L" : cost.block == Block::kHadamard ? "LANES" : nullptr;
+  if (lanes == nullptr) return 1;
+  const auto v = cost.param(lanes);
+  if (!v) return 1;
+  // The reader checked that the value is an integer; a hostile document may still make it huge, zero or negative.
+  long n = 0;
+  const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc{} || end != v->data() + v->size() || n < 1 || n > (1L << 20))
+    throw std::invalid_argument(fmt::format("unit {}: parameter {} = {} is not a lane count in [1, 2^20]", cost.unit,
+                                            lanes, *v));
+  return n;
 }
 
 std::string synth_script(const SynthUnit& unit, const SynthParams& params, std::string_view family, bool no_bram) {

@@ -46,6 +46,9 @@ struct SynthUnit {
   bool needs_tables = false;         // includes the generated fp_mul_tables.svh
   std::string wrapper;               // Verilog of a synthesis-only top (written to <tmp>/<top>.v), or empty
   bool counts_macs = false;          // a MAC datapath: its multipliers are counted (macs_of) for per-MAC figures
+  // docs/synthesis.json holds this unit (`fpqvar synth --doc`): every MAC datapath unit, and the quantizer, Hadamard
+  // and accumulate units sim/'s resource model reads (kDocumentUnits in rtl/synthesis.cpp).
+  bool in_document = false;
 };
 
 // Every unit, in the order `fpqvar synth --list` shows them.
@@ -97,6 +100,12 @@ struct UnitCost {
 [[nodiscard]] std::map<std::string, long> parse_yosys_stat(std::string_view text, std::string_view source);
 // Fills lut, muxf, ff, carry, dsp, bram, uram, lutram and srl from cost.cells by the rules above.
 void count_cells(UnitCost& cost);
+
+// Elements a unit handles per cycle at full rate, from its parameters as synthesized: a LUT quantizer's lanes (L), a
+// Hadamard unit's lanes (LANES), a MAC datapath's multipliers (macs); 1 for the other units (a comparator quantizer
+// converts one element, an accumulate unit takes one group sum per cycle). Per-element figures are count / this.
+// Throws std::invalid_argument when the lane parameter is not in [1, 2^20] (a hostile document).
+[[nodiscard]] long elements_of(const UnitCost& cost);
 
 // ---- the synthesis document (docs/synthesis.json) ----
 

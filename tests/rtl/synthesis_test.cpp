@@ -150,14 +150,21 @@ TEST(SynthesisCatalogue, ScriptsHavePlaceholdersNotPaths) {
   EXPECT_EQ(expand_script("a <rtl>/x <generated> <tmp>/s <rtl>", "/r", "/g", "/t"), "a /r/x /g /t/s /r");
 }
 
-// docs/synthesis.json (the document sim/ reads) is valid, holds every MAC datapath unit of the catalogue, synthesized
-// with the catalogue's parameters and script, and names no machine path.
-TEST(SynthesisCatalogue, DocumentHoldsEveryMacUnit) {
+// docs/synthesis.json (the document sim/ reads) is valid, holds exactly the catalogue's document units (every MAC
+// datapath, and the quantizer, Hadamard and accumulate units sim/ reads) in catalogue order, as `fpqvar synth --doc`
+// writes them, synthesized with the catalogue's parameters and script, and names no machine path.
+TEST(SynthesisCatalogue, DocumentHoldsEveryDocumentUnit) {
   const SynthesisDoc doc = read_synthesis_json(FPQVAR_SYNTHESIS_JSON);
+  std::vector<std::string> want, have;
+  for (const SynthUnit& u : synth_units())
+    if (u.in_document) want.push_back(u.name);
+  for (const UnitCost& c : doc.units) have.push_back(c.unit);
+  EXPECT_EQ(have, want) << "docs/synthesis.json is not what `fpqvar synth --doc --json docs/synthesis.json` writes";
   for (const SynthUnit& u : synth_units()) {
-    if (!u.counts_macs) continue;
+    if (u.counts_macs) EXPECT_TRUE(u.in_document) << u.name << ": every MAC datapath belongs in the document";
+    if (!u.in_document) continue;
     const UnitCost* c = doc.find(u.name);
-    ASSERT_NE(c, nullptr) << u.name << " is missing from docs/synthesis.json (fpqvar synth --macs --json ...)";
+    ASSERT_NE(c, nullptr) << u.name << " is missing from docs/synthesis.json (fpqvar synth --doc --json ...)";
     SynthParams params = u.params;
     std::sort(params.begin(), params.end());
     EXPECT_EQ(c->params, params) << u.name;

@@ -5,8 +5,12 @@
 // The units (top module, sources, parameters), the yosys script, the counting rules and the JSON document are
 // rtl/synthesis.hpp's (library fpqvar::rtl_cost, which sim/ links too); this command runs yosys and writes files.
 // The flow is out of context: -noiopad -noclkbuf, -flatten, so the counts are the unit's logic alone.
-// `--macs --json FILE` writes every MAC datapath unit (multipliers, MACs, PEs) with its per-MAC figures
-// (lut_per_mac, ff_per_mac, ...): docs/synthesis.json, which sim/'s cost model reads, is that document.
+// `--macs` chooses every MAC datapath unit (multipliers, MACs, PEs), whose JSON carries per-MAC figures (lut_per_mac,
+// ff_per_mac, ...); `--doc` those and the quantizer, Hadamard and accumulate units sim/'s resource model reads:
+// docs/synthesis.json is `--doc --json docs/synthesis.json`. `--reuse FILE` takes a chosen unit from FILE instead of
+// synthesizing it again when FILE holds it with the same parameters and script and was made by the same yosys with
+// the same flow (so `--doc --reuse docs/synthesis.json --json docs/synthesis.json` synthesizes only the units the
+// document lacks or whose script changed, and writes what a full run would write).
 // `--check FILE` re-synthesizes the chosen units and compares their counts with FILE's: the synthesis regression
 // test (tests/rtl/CMakeLists.txt) runs it on the small units against docs/synthesis.json.
 #include <sys/wait.h>
@@ -114,7 +118,9 @@ struct TempDir {
 struct SynthOptions {
   std::vector<std::string> units;
   bool all = false;
-  bool macs = false;  // every unit that counts MACs (multipliers, MACs, PEs): the sim/ cost model's figures
+  bool macs = false;  // every unit that counts MACs (multipliers, MACs, PEs)
+  bool doc = false;   // every unit docs/synthesis.json holds (SynthUnit::in_document)
+  std::vector<std::string> reuse_paths;  // documents whose matching units are taken instead of synthesized
   bool list = false;
   std::vector<std::string> overrides;  // NAME=VALUE
   std::string json_path;
@@ -225,12 +231,14 @@ void cmd_synth(const SynthOptions& o) {
     return;
   }
   std::vector<const SynthUnit*> chosen;
-  if (o.all || o.macs) {
-    if (!o.units.empty()) throw UserError("name units, or pass --all or --macs, not both");
+  if (int(o.all) + int(o.macs) + int(o.doc) > 1) throw UserError("pass one of --all, --macs and --doc");
+  if (o.all || o.macs || o.doc) {
+    if (!o.units.empty()) throw UserError("name units, or pass --all, --macs or --doc, not both");
     for (const auto& u : units)
-      if (o.all || u.counts_macs) chosen.push_back(&u);
+      if (o.all || (o.macs && u.counts_macs) || (o.doc && u.in_document)) chosen.push_back(&u);
   } else {
-    if (o.units.empty()) throw UserError("name a unit (fpqvar synth --list shows them), or pass --all or --macs");
+    if (o.units.empty())
+      throw UserError("name a unit (fpqvar synth --list shows them), or pass --all, --macs or --doc");
     for (const auto& name : o.units) {
       const SynthUnit* u = rtl::find_synth_unit(name);
       if (u == nullptr) {
@@ -244,6 +252,9 @@ void cmd_synth(const SynthOptions& o) {
   if (!o.overrides.empty() && chosen.size() > 1) throw UserError("-p applies to a single unit; name one");
   if (!o.check_path.empty() && (!o.json_path.empty() || !o.overrides.empty()))
     throw UserError("--check compares with a document: no --json, no -p");
+  if (!o.reuse_paths.empty() && !o.check_path.empty())
+    throw UserError("--check re-synthesizes every unit it checks: no --reuse");
+  if (!o.reuse_paths.empty() && !o.overrides.empty()) throw UserError("-p synthesizes a variant: no --reuse");
 
   std::optional<rtl::SynthesisDoc> reference;
   if (!o.check_path.empty()) {
@@ -265,6 +276,37 @@ void cmd_synth(const SynthOptions& o) {
   if (reference && (reference->family != o.family || reference->nobram != o.no_bram))
     throw UserError(fmt::format("{} is for -family {}{}; pass the same options", o.check_path, reference->family,
                                 reference->nobram ? " -nobram" : ""));
+  // Documents to reuse units from: made by this yosys with this flow, or refused (their counts would not be this
+  // run's).
+  std::vector<std::pair<std::string, rtl::SynthesisDoc>> reuse;
+  for (const auto& path : o.reuse_paths) {
+    try {
+      reuse.emplace_back(path, rtl::read_synthesis_json(path));
+    } catch (const rtl::SynthesisFileError& e) {
+      throw UserError(e.what());
+    }
+    const rtl::SynthesisDoc& r = reuse.back().second;
+    if (r.yosys != version)
+      throw UserError(fmt::format("--reuse {}: made with {}, this is {}; synthesize without --reuse", path, r.yosys,
+                                  version));
+    if (r.family != o.family || r.nobram != o.no_bram)
+      throw UserError(fmt::format("--reuse {}: made for -family {}{}, this run is -family {}{}", path, r.family,
+                                  r.nobram ? " -nobram" : "", o.family, o.no_bram ? " -nobram" : ""));
+  }
+  // The unit of a reused document that this run would reproduce: same name, block, top, DSP choice, parameters and
+  // script (the script names the sources, parameters and flow).
+  auto reusable = [&](const SynthUnit& u) -> std::pair<const UnitCost*, std::string> {
+    rtl::SynthParams params = u.params;
+    const std::string script = rtl::synth_script(u, params, o.family, o.no_bram);
+    std::sort(params.begin(), params.end());
+    for (const auto& [path, r] : reuse)
+      if (const UnitCost* c = r.find(u.name))
+        if (c->block == u.block && c->top == u.top && c->nodsp == u.nodsp && c->params == params &&
+            c->script == script && c->macs == rtl::macs_of(u, u.params))
+          return {c, path};
+    return {nullptr, {}};
+  };
+
   rtl::SynthesisDoc doc{version, o.family, o.no_bram, {}};
   const bool table = o.json_path != "-";
   if (table) {
@@ -276,11 +318,15 @@ void cmd_synth(const SynthOptions& o) {
   // not lose the rows before it).
   std::vector<std::string> mismatches;
   for (const auto* u : chosen) {
-    doc.units.push_back(synth_one(*u, o, version));
+    const auto [reused, reused_from] = reusable(*u);
+    if (reused != nullptr) doc.units.push_back(*reused);
+    else doc.units.push_back(synth_one(*u, o, version));
     if (!table) continue;
     const UnitCost& r = doc.units.back();
     std::string note;
-    if (reference) {
+    if (reused != nullptr) {
+      note = fmt::format("reused from {}", reused_from);
+    } else if (reference) {
       const auto d = differences(reference->at(r.unit), r);
       note = d.empty() ? "same" : fmt::format("DIFFERS: {}", fmt::join(d, "; "));
       if (!d.empty()) mismatches.push_back(fmt::format("{}: {}", r.unit, fmt::join(d, "; ")));
@@ -312,8 +358,13 @@ void register_synth(CLI::App& app) {
   cmd->add_option("unit", o->units, "Unit name(s); --list shows them");
   cmd->add_flag("--list", o->list, "List the units");
   cmd->add_flag("--all", o->all, "Synthesize every unit");
-  cmd->add_flag("--macs", o->macs,
-                "Synthesize every MAC datapath unit (multipliers, MACs, PEs; docs/synthesis.json is this with --json)");
+  cmd->add_flag("--macs", o->macs, "Synthesize every MAC datapath unit (multipliers, MACs, PEs)");
+  cmd->add_flag("--doc", o->doc,
+                "Synthesize every unit of docs/synthesis.json: the MAC datapaths and the quantizer, Hadamard and "
+                "accumulate units sim/ reads (docs/synthesis.json is this with --json)");
+  cmd->add_option("--reuse", o->reuse_paths,
+                  "Take a unit from this synthesis document instead of synthesizing it when the document holds it "
+                  "with the same parameters and script, made by the same yosys and flow (repeatable)");
   cmd->add_option("-p,--param", o->overrides, "Override a Verilog parameter of the unit: NAME=INTEGER (repeatable)");
   cmd->add_option("--json", o->json_path, "Write the result as JSON to FILE ('-': print JSON instead of the table)");
   cmd->add_option("--check", o->check_path,
