@@ -4,12 +4,18 @@
 // with the numbers (simulate() throws DoesNotFit).
 //
 // Per unit (every figure's source is in its row of the report):
-//   pe_array     rows * cols * lanes * (the PE unit's LUT / FF / DSP per lane; pe-fp4, pe-dfq, pe-fp6, pe-int4-lut,
-//                pe-int8-lut synthesized at 32 lanes, scaled per lane); int8-dsp: lanes / 3 DSP58 per PE (the DSP58's
-//                three-element INT8 dot product, AM004) plus the fabric adder tree of pe-int4-lut's per-lane LUTs
-//   quantizer    lanes * the quantizer's per-element cost (synthesis of rtl/quantizer)
-//   hadamard, accumulate, sfu, fp_array, controller + dma: stated assumptions (sim/resources.cpp) until their RTL is
-//                synthesized
+//   pe_array     rows * cols * lanes * (the PE unit's LUT / FF / DSP per lane; pe-fp4, pe-dfq, pe-fp6, pe-int4,
+//                pe-int8 synthesized at 32 lanes, scaled per lane); int8 DSP lanes: ceil(dsp_lanes / 3) DSP58 per PE
+//                (the DSP58's three-element INT8 dot product, AM004) plus pe-int8-dsp's fabric per lane
+//   quantizer    lanes * the quantizer's per-element cost: the LUT quantizer quantizer-lut-fp4 / -dfq / -fp6 (32
+//                lanes, scaled per element) for the FP datapaths (fp4-dfq: fp4 + dfq, two quantizers; fp6-dfq: two
+//                fp6, an assumption), the comparator quantizer quantizer-int4 / -int8 (one element) for the integer ones
+//   hadamard     128 / cycles_per_group elements per cycle * hadamard-l4-dsp per element (FP32 multipliers on DSPs)
+//   accumulate   lanes * accumulate-dfq-dsp (DFQ datapaths) or accumulate-fp4-dsp (the others), one group per cycle
+//   LUTs         LUT cells plus the LUTs of LUT RAM and SRL cells (8 per RAM32M16, ...), every unit from synthesis
+//   DSPs         yosys' xcup DSP48E2 counts stand for DSP58s (a DSP58 covers a DSP48E2's 27 x 18 product: an upper
+//                bound), except the INT8 PE's DSP58 dot-product model above
+//   sfu, fp_array, controller + dma: stated assumptions (sim/resources.cpp) until their RTL exists
 //   buffers      max(capacity / block capacity, banks * ceil(port_bits / 72)) blocks of BRAM36 (36 Kib, 72-bit port)
 //                or URAM288 (288 Kib, 72-bit port), AM007
 #pragma once

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <stdexcept>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -106,6 +108,113 @@ TEST(ShippedDesigns, EachIsTheLargestArrayThatFits) {
     EXPECT_FALSE(over.over_budget.empty());
     EXPECT_EQ(largest_fitting(c, "pe_array.cols", 1, 4096), c.pe_array.cols);
   }
+  expect_no_systemc_reports();
+}
+
+// ---- the quantizer, Hadamard and accumulate rows from synthesis (sim/resources.cpp) ----
+
+// A unit of a synthetic synthesis document: its counts as given (resource_report reads the counts and the LUT RAM
+// cells; the document reader's consistency checks are tests/rtl's).
+rtl::UnitCost unit_cost(std::string name, rtl::Block block, rtl::SynthParams params, long lut, long ff, long dsp,
+                        std::map<std::string, long> lutram_cells = {}, long srl = 0, long macs = 0) {
+  rtl::UnitCost u;
+  u.unit = std::move(name);
+  u.block = block;
+  u.params = std::move(params);
+  u.lut = lut;
+  u.ff = ff;
+  u.dsp = dsp;
+  u.srl = srl;
+  u.macs = macs;
+  u.cells = lutram_cells;
+  for (const auto& [cell, n] : lutram_cells) u.lutram += n;
+  if (srl > 0) u.cells["SRL16E"] = srl;
+  return u;
+}
+
+const ResourceRow& row_of(const ResourceReport& rep, const std::string& unit) {
+  for (const auto& r : rep.rows)
+    if (r.unit == unit) return r;
+  throw std::out_of_range("no resource row " + unit);
+}
+
+rtl::SynthesisDoc synthetic_doc() {
+  using rtl::Block;
+  rtl::SynthesisDoc doc{"yosys test", "xcup", false, {}};
+  doc.units.push_back(unit_cost("pe-fp4", Block::kPe, {{"G", "32"}}, 640, 960, 0, {}, 0, 32));
+  doc.units.push_back(unit_cost("pe-dfq", Block::kPe, {{"G", "32"}}, 1280, 1700, 0, {}, 0, 32));
+  doc.units.push_back(unit_cost("mul-fp4", Block::kMul, {}, 16, 0, 0, {}, 0, 1));
+  doc.units.push_back(unit_cost("quantizer-lut-fp4", Block::kQuantizer, {{"L", "32"}}, 3200, 1600, 0,
+                                {{"RAM32M16", 10}}, 4));
+  doc.units.push_back(unit_cost("quantizer-lut-dfq", Block::kQuantizer, {{"L", "32"}}, 6400, 3200, 0,
+                                {{"RAM32M16", 20}, {"RAM64M", 1}}, 12));
+  doc.units.push_back(unit_cost("hadamard-l4-dsp", Block::kHadamard, {{"LANES", "4"}}, 4000, 800, 8, {{"RAM32M", 2}}));
+  doc.units.push_back(unit_cost("accumulate-fp4-dsp", Block::kAccumulate, {}, 1000, 100, 6));
+  doc.units.push_back(unit_cost("accumulate-dfq-dsp", Block::kAccumulate, {}, 2000, 200, 12));
+  return doc;
+}
+
+// Hand-worked: LUT sites = LUT cells + 8 per RAM32M16, 4 per RAM32M/RAM64M, 1 per SRL16E; a unit of E elements per
+// cycle (L, LANES; 1 for accumulate) is charged per element.
+TEST(ResourcesFromSynthesis, QuantizerHadamardAccumulatePerElement) {
+  const rtl::SynthesisDoc doc = synthetic_doc();
+  AcceleratorConfig c = resolve_config("vck190-fpqvar-w4a4");
+  c.pe_array.mac = "fp4";
+  c.quantizer.lanes = 64;           // two quantizer-lut-fp4 of 32 lanes
+  c.hadamard.cycles_per_group = 16;  // 128 / 16 = 8 elements per cycle: two hadamard-l4-dsp
+  c.accumulate.lanes = 10;
+  ResourceReport rep = resource_report(c, doc);
+  // quantizer: 64 / 32 x (3200 + 10 x 8 + 4) = 2 x 3284
+  EXPECT_DOUBLE_EQ(row_of(rep, "quantizer").used.lut, 6568.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "quantizer").used.ff, 3200.0);
+  EXPECT_NE(row_of(rep, "quantizer").source.find("quantizer-lut-fp4"), std::string::npos);
+  // hadamard: 8 / 4 x (4000 + 2 x 4) LUT, 2 x 800 FF, 2 x 8 DSP
+  EXPECT_DOUBLE_EQ(row_of(rep, "hadamard").used.lut, 8016.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "hadamard").used.ff, 1600.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "hadamard").used.dsp, 16.0);
+  // accumulate: 10 x (1000 LUT, 100 FF, 6 DSP)
+  EXPECT_DOUBLE_EQ(row_of(rep, "accumulate").used.lut, 10000.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "accumulate").used.ff, 1000.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "accumulate").used.dsp, 60.0);
+  EXPECT_NE(row_of(rep, "accumulate").source.find("accumulate-fp4-dsp"), std::string::npos);
+
+  // The W4A4 datapath: both LUT quantizers, the DFQ accumulate unit.
+  c.pe_array.mac = "fp4-dfq";
+  c.quantizer.lanes = 32;
+  rep = resource_report(c, doc);
+  // (3200 + 80 + 4) + (6400 + 20 x 8 + 1 x 4 + 12) = 3284 + 6576
+  EXPECT_DOUBLE_EQ(row_of(rep, "quantizer").used.lut, 9860.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "accumulate").used.lut, 20000.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "accumulate").used.dsp, 120.0);
+
+  // No Hadamard unit: nothing charged.
+  c.hadamard.present = false;
+  rep = resource_report(c, doc);
+  EXPECT_DOUBLE_EQ(row_of(rep, "hadamard").used.lut, 0.0);
+  EXPECT_DOUBLE_EQ(row_of(rep, "hadamard").used.dsp, 0.0);
+  expect_no_systemc_reports();
+}
+
+TEST(ResourcesFromSynthesis, MissingUnitsAndUnknownCellsAreRefused) {
+  AcceleratorConfig c = resolve_config("vck190-fpqvar-w4a4");
+  rtl::SynthesisDoc doc = synthetic_doc();
+  doc.units.erase(std::remove_if(doc.units.begin(), doc.units.end(),
+                                 [](const rtl::UnitCost& u) { return u.unit == "hadamard-l4-dsp"; }),
+                  doc.units.end());
+  try {
+    (void)resource_report(c, doc);
+    ADD_FAILURE() << "a design whose Hadamard unit is not in the document was costed";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("hadamard-l4-dsp"), std::string::npos) << e.what();
+  }
+  doc = synthetic_doc();
+  doc.units[3].cells["RAM999X1Q"] = 1;  // quantizer-lut-fp4
+  doc.units[3].lutram += 1;
+  EXPECT_THROW((void)resource_report(c, doc), std::invalid_argument);
+  // A lane count a hostile document could carry.
+  doc = synthetic_doc();
+  doc.units[5].params = {{"LANES", "0"}};
+  EXPECT_THROW((void)resource_report(c, doc), std::invalid_argument);
   expect_no_systemc_reports();
 }
 
