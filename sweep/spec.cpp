@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -130,6 +131,12 @@ class Reader {
       fault(path, fmt::format("'{}' is neither a shipped design ({}) nor a file", *s, fmt::join(names, ", ")));
       return std::nullopt;
     }
+    try {  // a design file is read now: its faults are the spec's, not every point's
+      (void)sim::resolve_config(p.string());
+    } catch (const sim::ConfigError& e) {
+      fault(path, fmt::format("design file: {}", e.what()));
+      return std::nullopt;
+    }
     return p.string();
   }
   std::optional<std::string> recipe(const json& j, const std::string& path) {
@@ -142,6 +149,12 @@ class Reader {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(p, ec)) {
       fault(path, fmt::format("'{}' is neither a recipe preset ({}) nor a file", *s, fmt::join(names, ", ")));
+      return std::nullopt;
+    }
+    try {
+      (void)quant::load_recipe(p);
+    } catch (const quant::RecipeError& e) {
+      fault(path, fmt::format("recipe file: {}", e.what()));
       return std::nullopt;
     }
     return p.string();
@@ -275,6 +288,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
     return std::nullopt;
   }
   Axis a;
+  a.path = path;
   if (j.contains("name")) {  // coupled
     if (!rd.object(j, path, {"name", "values"})) return std::nullopt;
     auto name = rd.string(j["name"], Reader::join(path, "name"));
@@ -542,19 +556,16 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
       rd.fault("sampling.samples", "random and lhs sampling need \"samples\"");
   }
   if (s.sampling == Sampling::kGrid) {
-    std::function<void(const std::vector<Axis>&, const std::string&)> check = [&](const std::vector<Axis>& axes,
-                                                                                  const std::string& path) {
-      for (std::size_t i = 0; i < axes.size(); ++i) {
-        if (axes[i].continuous)
-          rd.fault(Reader::at(path, i), fmt::format("'{}' is continuous (min/max without step): a grid needs "
-                                                    "\"values\" or \"step\", or sampling random or lhs",
-                                                    axes[i].name));
-        for (std::size_t v = 0; v < axes[i].coupled_values.size(); ++v)
-          check(axes[i].coupled_values[v].axes,
-                Reader::join(Reader::at(Reader::join(Reader::at(path, i), "values"), v), "parameters"));
+    std::function<void(const std::vector<Axis>&)> check = [&](const std::vector<Axis>& axes) {
+      for (const Axis& a : axes) {
+        if (a.continuous)
+          rd.fault(a.path, fmt::format("'{}' is continuous (min/max without step): a grid needs \"values\" or "
+                                       "\"step\", or sampling random or lhs",
+                                       a.name));
+        for (const CoupledValue& v : a.coupled_values) check(v.axes);
       }
     };
-    check(s.axes, "parameters");
+    check(s.axes);
   }
   if (auto it = doc.find("constraints"); it != doc.end() && rd.object(*it, "constraints", {"fit", "limits"})) {
     if (auto f = it->find("fit"); f != it->end())

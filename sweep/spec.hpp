@@ -75,6 +75,7 @@ struct Axis {
   bool continuous = false;
   double min = 0, max = 0;
   bool integer = false, log = false;
+  std::string path;                  // where the spec defines it ("parameters[2]"), for messages
 
   [[nodiscard]] std::size_t size() const { return coupled ? coupled_values.size() : values.size(); }
 };

@@ -97,6 +97,14 @@ bool program_exists(const std::string& name) {
   return false;
 }
 
+// The Python that plots: $FPQVAR_PYTHON, else Debian's /usr/bin/python3 (where tools/install_deps.sh puts
+// matplotlib; a python3 earlier on PATH, e.g. pyenv's, may lack it), else python3 from PATH.
+std::string python_interpreter() {
+  if (const char* p = std::getenv("FPQVAR_PYTHON"); p && *p) return p;
+  if (::access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";
+  return "python3";
+}
+
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) {
@@ -668,9 +676,13 @@ void cmd_report(const ReportOptions& o) {
     const fs::path data = fs::path(o.png_dir) / ".report.json";
     write_text_file(data, j.dump() + "\n");
     const std::string script = std::string(FPQVAR_SOURCE_DIR) + "/tools/plot_sweep.py";
-    const int rc = run_program({"python3", script, data.string(), "--out-dir", o.png_dir}, nullptr);
+    const std::string python = python_interpreter();
+    const int rc = run_program({python, script, data.string(), "--out-dir", o.png_dir}, nullptr);
     fs::remove(data, ec);
-    if (rc != 0) throw UserError(fmt::format("{}: plotting failed (python3 {} exited with {})", o.png_dir, script, rc));
+    if (rc != 0)
+      throw UserError(fmt::format("{}: plotting failed ({} {} exited with {}; it needs matplotlib: apt-get install "
+                                  "python3-matplotlib)",
+                                  o.png_dir, python, script, rc));
   }
 }
 
