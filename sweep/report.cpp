@@ -58,9 +58,13 @@ double Report::value(std::size_t i, const std::string& metric) const {
 }
 
 Report build_report(const std::string& sweep, std::vector<StoredPoint> points,
-                    const std::map<std::string, MetricMap>& quality_by_recipe, std::vector<Objective> objectives) {
+                    const std::map<std::string, MetricMap>& quality_by_recipe, std::vector<Objective> objectives,
+                    const std::vector<std::string>& param_order) {
   Report r;
   r.sweep = sweep;
+  for (const std::string& p : param_order)
+    if (std::any_of(points.begin(), points.end(), [&](const StoredPoint& sp) { return sp.params.contains(p); }))
+      r.params.push_back(p);
   std::sort(points.begin(), points.end(), [](const StoredPoint& a, const StoredPoint& b) { return a.index < b.index; });
   r.points = std::move(points);
   for (const StoredPoint& p : r.points) {

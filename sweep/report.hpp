@@ -29,12 +29,13 @@ struct Report {
   [[nodiscard]] double value(std::size_t i, const std::string& metric) const;
 };
 
-// quality_by_recipe: recipe_key -> quality metrics ("quality.*"). Objectives name point or quality metrics
+// quality_by_recipe: recipe_key -> quality metrics ("quality.*"). param_order: parameter names in the spec's order
+// (others follow in order of first appearance). Objectives name point or quality metrics
 // (resources.* aliases accepted); one that no point has is an error (std::invalid_argument). The front is taken over
 // the points whose status is ok.
 [[nodiscard]] Report build_report(const std::string& sweep, std::vector<StoredPoint> points,
                                   const std::map<std::string, MetricMap>& quality_by_recipe,
-                                  std::vector<Objective> objectives);
+                                  std::vector<Objective> objectives, const std::vector<std::string>& param_order = {});
 
 // One row per point: sweep, point_index, point_key, status, on_front, design, model, batch, recipe, the parameters,
 // the metrics, the quality metrics, config_hash, error. RFC 4180 quoting.

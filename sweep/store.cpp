@@ -111,6 +111,8 @@ CREATE TABLE IF NOT EXISTS sweeps(
   name TEXT PRIMARY KEY,
   spec_json TEXT NOT NULL,
   points INTEGER NOT NULL,
+  param_names_json TEXT NOT NULL,
+  metric_names_json TEXT NOT NULL,
   first_run_at TEXT NOT NULL,
   last_run_at TEXT NOT NULL,
   fpqvar_version TEXT NOT NULL);
@@ -244,11 +246,12 @@ void Store::begin_sweep(const SweepSpec& spec, int points, const std::vector<std
   exec("BEGIN IMMEDIATE");
   try {
     Stmt s(m_db,
-           "INSERT INTO sweeps(name, spec_json, points, first_run_at, last_run_at, fpqvar_version) "
-           "VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT(name) DO UPDATE SET spec_json = ?2, points = ?3, "
-           "last_run_at = ?4, fpqvar_version = ?5",
+           "INSERT INTO sweeps(name, spec_json, points, param_names_json, metric_names_json, first_run_at, last_run_at, "
+           "fpqvar_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT(name) DO UPDATE SET spec_json = ?2, "
+           "points = ?3, param_names_json = ?4, metric_names_json = ?5, last_run_at = ?6, fpqvar_version = ?7",
            m_path);
-    s.bind(1, spec.name).bind(2, spec.source.dump()).bind(3, points).bind(4, now).bind(5, FPQVAR_SWEEP_VERSION);
+    s.bind(1, spec.name).bind(2, spec.source.dump()).bind(3, points).bind(4, json(param_names).dump());
+    s.bind(5, json(metric_names).dump()).bind(6, now).bind(7, FPQVAR_SWEEP_VERSION);
     s.step();
     // The wide view: fixed columns, then one per parameter and metric (names are the spec's: checked identifiers
     // and metric names; quoted anyway).
@@ -358,10 +361,21 @@ MergeStats Store::merge(const std::filesystem::path& shard) {
 
 std::vector<SweepRow> Store::sweeps() const {
   std::vector<SweepRow> v;
-  Stmt s(m_db, "SELECT name, spec_json, points, first_run_at, last_run_at FROM sweeps ORDER BY name", m_path);
-  while (s.step())
-    v.push_back({s.text(0), parse_column(s.text(1), m_path, "sweeps.spec_json"), static_cast<int>(s.integer(2)),
-                 s.text(3), s.text(4)});
+  Stmt s(m_db,
+         "SELECT name, spec_json, points, param_names_json, metric_names_json, first_run_at, last_run_at FROM sweeps "
+         "ORDER BY name",
+         m_path);
+  while (s.step()) {
+    SweepRow r{s.text(0), parse_column(s.text(1), m_path, "sweeps.spec_json"), static_cast<int>(s.integer(2)), {}, {},
+               s.text(5), s.text(6)};
+    for (int col : {3, 4}) {
+      const json names = parse_column(s.text(col), m_path, col == 3 ? "sweeps.param_names_json" : "sweeps.metric_names_json");
+      if (!names.is_array()) throw StoreError(fmt::format("{}: damaged sweeps row {}", m_path.string(), r.name));
+      for (const json& n : names)
+        if (n.is_string()) (col == 3 ? r.param_names : r.metric_names).push_back(n.get<std::string>());
+    }
+    v.push_back(std::move(r));
+  }
   return v;
 }
 

@@ -2,7 +2,8 @@
 //
 // Schema version 1:
 //   meta(key PRIMARY KEY, value)                 schema_version, created_by
-//   sweeps(name PRIMARY KEY, spec_json, points, first_run_at, last_run_at, fpqvar_version)
+//   sweeps(name PRIMARY KEY, spec_json, points, param_names_json, metric_names_json, first_run_at, last_run_at,
+//          fpqvar_version)                      the spec as run last, its point count, its parameter and metric names
 //   points(sweep, point_key, point_index, params_json, design, model, batch, recipe, recipe_key, decoder,
 //          overrides_json, status, error, config_hash, config_name, metrics_json, wall_s, worker, finished_at,
 //          PRIMARY KEY (sweep, point_key))
@@ -61,6 +62,7 @@ struct SweepRow {
   std::string name;
   nlohmann::json spec;
   int points = 0;
+  std::vector<std::string> param_names, metric_names;  // in the spec's order
   std::string first_run_at, last_run_at;
 };
 

@@ -32,6 +32,8 @@ def value(point, metric):
 
 
 def label(v):
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, list):
@@ -60,6 +62,13 @@ def maybe_log(ax, values, which):
 def plot_front(report, ok, out):
     objectives = report["objectives"][:3]
     pairs = [(0, 1), (0, 2), (1, 2)][: max(1, len(objectives) * (len(objectives) - 1) // 2)]
+    # The recipes' quality against the first objective, when it was computed and is not an objective already.
+    names = [o["metric"] for o in objectives]
+    quality = next((q for q in ("quality.local_sqnr_db", "quality.logits_sqnr_db")
+                    if q in report.get("quality_metrics", []) and q not in names), None)
+    if quality and len(objectives) >= 2:
+        objectives = objectives + [{"metric": quality, "direction": "max"}]
+        pairs = pairs + [(0, len(objectives) - 1)]
     params = report["parameters"]
     colour_by = params[0] if params else None
     groups = sorted({json.dumps(p["params"].get(colour_by)) for p in ok}, key=lambda s: sort_key(json.loads(s)))

@@ -659,7 +659,7 @@ void cmd_report(const ReportOptions& o) {
   sweep::Report r;
   try {
     const auto quality = recipe_quality(store, row->name, row->spec, wants_quality, o.eval_threads);
-    r = sweep::build_report(row->name, store.points(row->name), quality, objectives);
+    r = sweep::build_report(row->name, store.points(row->name), quality, objectives, row->param_names);
   } catch (const sweep::StoreError& e) {
     throw UserError(e.what());
   } catch (const std::invalid_argument& e) {
