@@ -255,7 +255,7 @@ void Store::begin_sweep(const SweepSpec& spec, int points, const std::vector<std
     s.step();
     // The wide view: fixed columns, then one per parameter and metric (names are the spec's: checked identifiers
     // and metric names; quoted anyway).
-    std::vector<std::string> cols = {"point_index", "point_key", "status", "design", "model", "batch", "recipe"};
+    std::vector<std::string> cols = {"point_index", "point_key", "status", "design", "model", "batch", "recipe", "recipe_key"};
     std::vector<std::string> used(cols.begin(), cols.end());
     auto unique_col = [&](const std::string& name) {
       std::string c = column_name(name);
@@ -271,6 +271,12 @@ void Store::begin_sweep(const SweepSpec& spec, int points, const std::vector<std
     for (const std::string& m : metric_names)
       sql += fmt::format(", json_extract(metrics_json, {}) AS {}", quote_literal(fmt::format("$.\"{}\"", m)),
                          quote_ident(unique_col(m)));
+    // The recipe's quality under the sweep's quality settings (NULL until `fpqvar sweep report` computes it).
+    for (const char* q : {"quality.local_sqnr_db", "quality.logits_sqnr_db", "quality.top1_agreement"})
+      sql += fmt::format(", (SELECT json_extract(q.metrics_json, {}) FROM quality AS q WHERE q.recipe_key = "
+                         "points.recipe_key AND q.eval_key = {}) AS {}",
+                         quote_literal(fmt::format("$.\"{}\"", q)), quote_literal(spec.quality.key()),
+                         quote_ident(unique_col(q)));
     sql += fmt::format(", error, config_hash, wall_s, finished_at FROM points WHERE sweep = {} ORDER BY point_index",
                        quote_literal(spec.name));
     exec(sql);

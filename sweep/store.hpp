@@ -12,7 +12,8 @@
 //   quality(recipe_key, eval_key, settings_json, metrics_json, computed_at, PRIMARY KEY (recipe_key, eval_key))
 //   views: point_params(sweep, point_key, name, value) and point_metrics(sweep, point_key, name, value), the JSON
 //          columns in long form (json_each); per sweep "sweep_<name>" (non-alphanumerics -> '_'): one row per point,
-//          one column per parameter and metric ('.' -> '_' in column names).
+//          one column per parameter and metric ('.' -> '_' in column names), and its recipe's quality under the
+//          sweep's quality settings (quality_local_sqnr_db, quality_logits_sqnr_db, quality_top1_agreement).
 //
 // Durability: WAL journal, synchronous=NORMAL, one transaction per recorded point. A crash or kill of the program
 // loses no committed point (an operating-system crash or power loss may lose the last ones). Rows are inserted with
