@@ -59,13 +59,15 @@ struct SynthUnit {
 // The yosys script of a unit, with placeholders for the machine's folders: <rtl> (the repository's rtl/),
 // <generated> (the generated includes) and <tmp> (a scratch folder holding the wrapper and the statistics file
 // stat.txt). Documents record this form, which names no machine path; expand_script fills the placeholders in.
-// Example (mul-fp4): "read_verilog -I<rtl> -I<generated> <rtl>/mul/fp_mul.v; chparam -set PAIR 0 fp_mul; chparam
-// -set FORM 0 fp_mul; synth_xilinx -top fp_mul -family xcup -flatten -noiopad -noclkbuf -nodsp; tee -q -o
-// <tmp>/stat.txt stat".
+// Example (mul-fp4): "read_verilog -DFPQVAR_YOSYS -icells -I<rtl> -I<generated> <rtl>/mul/fp_mul.v; chparam -set
+// PAIR 0 fp_mul; chparam -set FORM 0 fp_mul; synth_xilinx -top fp_mul -family xcup -flatten -noiopad -noclkbuf
+// -nodsp; setattr -unset keep_hierarchy; setattr -mod -unset keep_hierarchy; flatten; tee -q -o <tmp>/stat.txt
+// stat" (instances marked keep_hierarchy are mapped on their own, then flattened for the statistics).
 [[nodiscard]] std::string synth_script(const SynthUnit& unit, const SynthParams& params, std::string_view family,
                                        bool no_bram);
 [[nodiscard]] std::string expand_script(std::string_view script, const std::filesystem::path& rtl_dir,
-                                        const std::filesystem::path& generated_dir, const std::filesystem::path& tmp_dir);
+                                        const std::filesystem::path& generated_dir,
+                                        const std::filesystem::path& tmp_dir);
 
 // ---- counts ----
 

@@ -77,4 +77,70 @@ constexpr int pe_array_cycles_per_group(int beats, int rows, int drain_w) {
   return beats > transfers ? beats : transfers;
 }
 
+// ---- quantizer: rtl/quantizer/lut_quantizer.v (groups of GROUP = L * B FP16 values, L per beat) ----
+
+struct LutQuantizerShape {
+  int code_bits = 4;      // 4 (e2m1, e1m2, DFQ) or 6 (e2m3)
+  int man_bits = 1;       // the format's mantissa bits (DFQ: the positive side's)
+  int neg_man_bits = -1;  // DFQ: the negative side's mantissa bits; -1 without DFQ
+  int lanes = 32;         // L, a power of two >= 2
+  int group = 128;        // a power of two >= lanes
+  int reg_every = 1;      // search stages per pipeline register (REG_EVERY)
+};
+constexpr int lut_quantizer_beats(const LutQuantizerShape& s) { return pe_beats_per_group(s.group, s.lanes); }
+// The family bases of a side (the midpoints of its subnormal and first normal binade, k = 1, 3, 5, ..):
+// min(2^(man_bits+1), N), N = 2^(code_bits-1) - 1: e2m1 4, e1m2 7, e2m3 16. A side has ceil(NB / B) generator units
+// taking ceil(NB / units) steps per group.
+constexpr int lut_quantizer_bases(int code_bits, int man_bits) {
+  const int n = (1 << (code_bits - 1)) - 1, b = 1 << (man_bits + 1);
+  return b < n ? b : n;
+}
+constexpr int lut_quantizer_side_steps(int bases, int beats) {
+  const int units = (bases + beats - 1) / beats;
+  return (bases + units - 1) / units;
+}
+// C: the generator's steps per group, the larger side's (<= B).
+constexpr int lut_quantizer_steps(const LutQuantizerShape& s) {
+  const int b = lut_quantizer_beats(s);
+  const int pos = lut_quantizer_side_steps(lut_quantizer_bases(s.code_bits, s.man_bits), b);
+  const int neg =
+      s.neg_man_bits < 0 ? 0 : lut_quantizer_side_steps(lut_quantizer_bases(s.code_bits, s.neg_man_bits), b);
+  return pos > neg ? pos : neg;
+}
+// NSEG: register segments of a lane's binary search, ceil((code_bits - 1) / reg_every).
+constexpr int lut_quantizer_segments(const LutQuantizerShape& s) {
+  return (s.code_bits - 1 + s.reg_every - 1) / s.reg_every;
+}
+// A group whose first beat is accepted in cycle t (unit empty, beats back to back, out_ready high) has its first code
+// beat valid in cycle t + B + log2(L) + C + NSEG + 6. (L = 32, GROUP 128, e2m1: 4 + 5 + 4 + 3 + 6 = 22.)
+constexpr int lut_quantizer_latency(const LutQuantizerShape& s) {
+  return lut_quantizer_beats(s) + log2_exact(s.lanes) + lut_quantizer_steps(s) + lut_quantizer_segments(s) + 6;
+}
+// One beat in and one out per cycle: one group per B cycles, while the group buffer holds the groups in flight.
+constexpr int lut_quantizer_cycles_per_group(const LutQuantizerShape& s) { return lut_quantizer_beats(s); }
+// The smallest group buffer (DEPTH, in beats) that sustains that rate at out_ready high.
+constexpr int lut_quantizer_min_depth(const LutQuantizerShape& s) {
+  return lut_quantizer_latency(s) - lut_quantizer_segments(s);
+}
+
+// ---- hadamard: rtl/hadamard/hadamard.v (x * s, GHT signs, FP32 FWHT over BLOCK, * k; LANES elements per beat) ----
+
+// A block whose first beat is accepted in cycle t (unit empty, beats back to back, out_ready high) has its first
+// output beat valid in cycle t + 3 + log2(LANES) + (B - 1) + 2 log2(B), B = BLOCK / LANES: the input, multiply and
+// output registers, one register per spatial stage (h < LANES), D + 2 per temporal stage (D = h / LANES beats).
+// BLOCK 128: LANES 1 -> 144, 4 -> 46, 8 -> 29, 32 -> 15, 128 -> 10.
+constexpr int hadamard_latency(int block, int lanes) {
+  const int b = pe_beats_per_group(block, lanes);
+  return 3 + log2_exact(lanes) + (b - 1) + 2 * log2_exact(b);
+}
+// One beat per cycle: one block per BLOCK / LANES cycles.
+constexpr int hadamard_cycles_per_block(int block, int lanes) { return pe_beats_per_group(block, lanes); }
+
+// ---- accumulate: rtl/accumulate/accumulate.v (one group's sums and scales per transfer) ----
+
+// An output whose last group is accepted in cycle t is valid in cycle t + 5 (input registers, combined scales,
+// products, partial, accumulator/output register); one group per cycle.
+constexpr int accumulate_latency() { return 5; }
+constexpr int accumulate_interval() { return 1; }
+
 }  // namespace fpqvar::rtl::timing

@@ -305,6 +305,10 @@ std::vector<std::string> AcceleratorConfig::validate() const {
   need(dram.efficiency > 0 && dram.efficiency <= 1, "dram.efficiency",
        fmt::format("must be in (0, 1], got {}", dram.efficiency));
   need(dram.latency_ns >= 0, "dram.latency_ns", "must not be negative");
+  need(dram.data_channels >= 0 && dram.data_channels < static_cast<int>(std::max<std::size_t>(dram.channel_gbps.size(), 1)),
+       "dram.data_channels",
+       fmt::format("must be in [0, channels - 1] (weights need a channel), got {} of {} channels", dram.data_channels,
+                   dram.channel_gbps.size()));
   need(dram.capacity_gib > 0, "dram.capacity_gib", "must be positive");
   need(dma.setup_cycles >= 0, "dma.setup_cycles", "must not be negative");
   need(dma.descriptor_bytes >= 64, "dma.descriptor_bytes", "must be at least 64");

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <queue>
+#include <tuple>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -134,8 +137,10 @@ TileExtension Controller::issue(tlm_utils::simple_initiator_socket<Controller>& 
   return ext;
 }
 
-TileExtension Controller::dma(int index, std::int64_t bytes, bool write, BufferId buffer, std::int64_t ready) {
+TileExtension Controller::dma(int index, std::int64_t bytes, bool write, BufferId buffer, std::int64_t ready,
+                              bool data) {
   Work w;
+  w.data = data;
   w.op_index = index;
   w.bytes = bytes;
   w.write = write;
@@ -165,7 +170,7 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
   for (std::int64_t c0 = 0; c0 < op.n; c0 += chunk) {
     const std::int64_t cols = std::min(chunk, op.n - c0);
     const std::size_t slot = m_weight_slot++ % m_weight_slot_free.size();
-    const TileExtension load = dma(index, cols * row_bytes, false, BufferId::kWeight, m_weight_slot_free[slot]);
+    const TileExtension load = dma(index, cols * row_bytes, false, BufferId::kWeight, m_weight_slot_free[slot], false);
     Work mac;
     mac.op_index = index;
     mac.m = rows;
@@ -214,7 +219,7 @@ std::int64_t Controller::run_fp_gemm(int index, double frac, std::int64_t ready)
     const std::int64_t bytes = streamed / chunks + (i < streamed % chunks ? 1 : 0);
     const std::size_t slot = next++ % slots.size();
     std::int64_t loaded = ready;
-    if (bytes > 0) loaded = std::max(loaded, dma(index, bytes, false, buffer, slots[slot]).finish);
+    if (bytes > 0) loaded = std::max(loaded, dma(index, bytes, false, buffer, slots[slot], attention).finish);
     Work w;
     w.op_index = index;
     // The chunk's share of the MACs as one GEMM of that many MACs (the unit's cost depends on the product only).
@@ -243,11 +248,15 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
   const std::int64_t in_bytes = scaled(op.in_bytes, frac);
   const std::int64_t out_bytes = scaled(op.out_bytes, frac);
 
-  // Spill: a tile whose input and output do not fit in half the activation buffer goes through DRAM.
+  // Spill: a tile whose input and output do not fit in half the activation buffer goes through DRAM. Attention is
+  // fused (Q K^T, softmax and P V stream each query row's scores through the FP array and the SFU, as
+  // flash-attention does): the score matrix never leaves the chip, so those three never spill.
   const auto act_half = static_cast<std::int64_t>(m_config.act_buffer.capacity_kib * 1024.0 / 2.0);
-  const bool spill = op.kind != OpKind::kGather && in_bytes + out_bytes > act_half;
+  const bool fused_attention =
+      op.kind == OpKind::kAttnScore || op.kind == OpKind::kSoftmax || op.kind == OpKind::kAttnValue;
+  const bool spill = op.kind != OpKind::kGather && !fused_attention && in_bytes + out_bytes > act_half;
   if (spill) {
-    ready = std::max(ready, dma(index, in_bytes, false, BufferId::kAct, ready).finish);
+    ready = std::max(ready, dma(index, in_bytes, false, BufferId::kAct, ready, true).finish);
     timing.spill_bytes += in_bytes;
   }
 
@@ -256,7 +265,9 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
   switch (unit) {
     case UnitKind::kPeArray: done = run_pe_linear(index, frac, t0, t1, ready); break;
     case UnitKind::kFpArray: done = run_fp_gemm(index, frac, ready); break;
-    case UnitKind::kDma: done = dma(index, in_bytes + scaled(op.weight_bytes, frac), false, BufferId::kAct, ready).finish; break;
+    case UnitKind::kDma:
+      done = dma(index, in_bytes + scaled(op.weight_bytes, frac), false, BufferId::kAct, ready, true).finish;
+      break;
     default: {
       Work w;
       w.op_index = index;
@@ -287,9 +298,10 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
     }
   }
   // This scale's K and V go to the KV history in DRAM (written by kv_quantize, or by qkv without one).
-  if (op.kv_write_bytes > 0) done = std::max(done, dma(index, scaled(op.kv_write_bytes, frac), true, BufferId::kAct, done).finish);
+  if (op.kv_write_bytes > 0)
+    done = std::max(done, dma(index, scaled(op.kv_write_bytes, frac), true, BufferId::kAct, done, true).finish);
   if (spill) {
-    done = dma(index, out_bytes, true, BufferId::kAct, done).finish;
+    done = dma(index, out_bytes, true, BufferId::kAct, done, true).finish;
     timing.spill_bytes += out_bytes;
   }
   return done;
@@ -324,13 +336,22 @@ void Controller::run() {
     const bool tiled = token_wise(ops[i]);
     const int tokens = ops[i].scale >= 0 ? m_graph.model.tokens_at(ops[i].scale) : 1;
     const int tiles = tiled && level1 ? (tokens + tile_tokens - 1) / tile_tokens : 1;
+    // The run's tiles are independent chains of operators. The controller issues the next operator of whichever
+    // tile is ready first (a dataflow controller: each unit's queue then fills in the order its work becomes ready),
+    // so tile t + 1's attention runs on the FP array while tile t's linears run on the PE array. Ties go to the
+    // lower tile.
     std::int64_t run_end = prev_all;
-    for (int t = 0; t < tiles; ++t) {
+    using Ready = std::tuple<std::int64_t, int, std::size_t>;  // (ready cycle, tile, op index)
+    std::priority_queue<Ready, std::vector<Ready>, std::greater<>> ready_queue;
+    for (int t = 0; t < tiles; ++t) ready_queue.emplace(prev_all, t, i);
+    while (!ready_queue.empty()) {
+      const auto [ready, t, k] = ready_queue.top();
+      ready_queue.pop();
       const int t0 = tiled && level1 ? t * tile_tokens : 0;
       const int t1 = !tiled ? 0 : level1 ? std::min(tokens, t0 + tile_tokens) : tokens;
-      std::int64_t r = prev_all;
-      for (std::size_t k = i; k < j; ++k) r = execute(static_cast<int>(k), t0, t1, r);
-      run_end = std::max(run_end, r);
+      const std::int64_t done = execute(static_cast<int>(k), t0, t1, ready);
+      if (k + 1 < j) ready_queue.emplace(done, t, k + 1);
+      else run_end = std::max(run_end, done);
     }
     prev_all = run_end;
     m_end = std::max(m_end, run_end);

@@ -5,9 +5,10 @@
 // image and synchronise once at the end (co-simulation syncs before each RTL-backed tile).
 //
 // Level 1 (ControllerSpecs::level1): operators overlap across token tiles. A scale's tokens split into tiles of
-// `token_tile` tokens (each with its rows of all 2B CFG images); the operators between two barriers form a run,
-// issued tile-major (tile 0 through every operator of the run, then tile 1, ...), so while the PE array runs tile
-// t's proj, the FP array runs tile t+1's attention and the SFU tile t's LayerNorm. Barriers: attention's Q K^T needs
+// `token_tile` tokens (each with its rows of all 2B CFG images); the operators between two barriers form a run, in
+// which each tile is a chain of operators. The controller is a dataflow scheduler: it issues the next operator of
+// whichever tile is ready first, so while the PE array runs tile t's proj, the FP array runs tile t+1's attention
+// and the SFU another tile's LayerNorm; each unit serves its tiles in the order they were issued. Barriers: attention's Q K^T needs
 // the K/V of every tile of its scale; the per-scale tail (upsample, Phi, f_hat, downsample, word_embed) and the
 // per-image operators work on whole tensors. The price: each token tile streams its operators' weights (and
 // attention its KV history) again; the controller counts that traffic. Without level 1 each operator runs over all
@@ -21,7 +22,8 @@
 // the Hadamard steps on the hadamard unit; gathers on the DMA; everything else on the SFU, with the passes
 // sfu_passes() states.
 // Data placement: weights and the KV history live in DRAM; activations in the activation buffer while a tile's input
-// and output fit in half of it, else they spill to DRAM (read before, written after, both counted).
+// and output fit in half of it, else they spill to DRAM (read before, written after, both counted). Attention is fused
+// (Q K^T, softmax, P V per query row, as flash-attention): its score matrix never spills.
 #pragma once
 
 #include <cstdint>
@@ -92,7 +94,8 @@ class Controller : public sc_core::sc_module {
   std::int64_t run_pe_linear(int index, double frac, int t0, int t1, std::int64_t ready);
   std::int64_t run_fp_gemm(int index, double frac, std::int64_t ready);
   TileExtension issue(tlm_utils::simple_initiator_socket<Controller>& to, Work w, std::int64_t ready);
-  TileExtension dma(int index, std::int64_t bytes, bool write, BufferId buffer, std::int64_t ready);
+  // A DMA transfer of op `index`; data: the data traffic class (KV, spills, tables) rather than weights.
+  TileExtension dma(int index, std::int64_t bytes, bool write, BufferId buffer, std::int64_t ready, bool data);
 
   const UnitContext& m_ctx;
   AcceleratorConfig m_config;

@@ -59,16 +59,22 @@ struct DramSpecs {
   double efficiency = 0.8;                 // achieved / peak bandwidth for long sequential bursts
   double latency_ns = 200.0;               // request to first data
   double capacity_gib = 8.0;               // sum of the channels
+  // The last data_channels channels hold the KV cache, activation spills and gathered tables; the others hold the
+  // weights. Each group is its own in-order queue (the board's memory controllers are separate devices). 0: every
+  // channel holds everything, one queue.
+  int data_channels = 0;
 
   template <class V>
   void describe(V&& v) {
     v("channel_gbps", channel_gbps, "GB/s", "peak bandwidth of each channel");
+    v("data_channels", data_channels, "", "channels (the last ones) for KV cache, spills and tables; 0 = shared");
     v("efficiency", efficiency, "", "achieved fraction of the peak bandwidth on long bursts");
     v("latency_ns", latency_ns, "ns", "latency from request to first data");
     v("capacity_gib", capacity_gib, "GiB", "capacity of all channels together");
   }
 };
 
+// One descriptor engine per traffic class (weights; KV cache, spills and tables), each in order.
 struct DmaSpecs {
   int setup_cycles = 16;                  // per descriptor (address generation, AXI handshakes)
   std::int64_t descriptor_bytes = 65536;  // longest transfer one descriptor moves

@@ -18,10 +18,11 @@ bool matches(std::string_view pattern, std::string_view name) {
 }
 }  // namespace
 
-Counter StatRegistry::add(std::string name, std::string unit, std::string description) {
+Counter StatRegistry::add(std::string name, std::string unit, std::string description, bool required) {
   if (std::any_of(m_infos.begin(), m_infos.end(), [&](const StatInfo& i) { return i.name == name; }))
     throw std::logic_error(fmt::format("statistic {} registered twice", name));
-  const bool on = std::any_of(m_enabled.begin(), m_enabled.end(), [&](const std::string& p) { return matches(p, name); });
+  const bool on = required ||
+                  std::any_of(m_enabled.begin(), m_enabled.end(), [&](const std::string& p) { return matches(p, name); });
   m_infos.push_back({std::move(name), std::move(unit), std::move(description), on});
   m_storage.push_back(0);
   return Counter(on ? &m_storage.back() : &m_sink);

@@ -39,8 +39,9 @@ class StatRegistry {
   StatRegistry(const StatRegistry&) = delete;
   StatRegistry& operator=(const StatRegistry&) = delete;
 
-  // Registers a counter; throws std::logic_error when the name is taken.
-  Counter add(std::string name, std::string unit, std::string description);
+  // Registers a counter; throws std::logic_error when the name is taken. A `required` counter is one a result is
+  // computed from (busy cycles, work, bytes and bits behind utilization and energy): always enabled.
+  Counter add(std::string name, std::string unit, std::string description, bool required = false);
 
   [[nodiscard]] const std::vector<StatInfo>& infos() const { return m_infos; }
   // Current values, in registration order (a disabled counter reads 0).

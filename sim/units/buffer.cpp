@@ -10,11 +10,12 @@ constexpr std::int64_t kReadLatency = 2;  // BRAM/URAM with the output register 
 
 Buffer::Buffer(const sc_core::sc_module_name& name, const UnitContext& ctx, const BufferSpecs& specs)
     : ReservationUnit(name, ctx, "bit", static_cast<double>(specs.banks) * specs.port_bits * specs.ports),
-      m_bits_per_cycle(static_cast<std::int64_t>(specs.banks) * specs.port_bits),
+      // Two ports: reads and writes each have every bank's port; one port: the two directions split it.
+      m_bits_per_cycle(static_cast<std::int64_t>(specs.banks) * specs.port_bits / (specs.ports == 2 ? 1 : 2)),
       m_ports(specs.ports) {
   const std::string base(basename());
-  m_read_bits = ctx.stats->add(base + ".read_bits", "bit", "bits read");
-  m_write_bits = ctx.stats->add(base + ".write_bits", "bit", "bits written");
+  m_read_bits = ctx.stats->add(base + ".read_bits", "bit", "bits read", true);
+  m_write_bits = ctx.stats->add(base + ".write_bits", "bit", "bits written", true);
 }
 
 ReservationUnit::Cost Buffer::cost(const Work& w) {
@@ -27,17 +28,11 @@ ReservationUnit::Cost Buffer::cost(const Work& w) {
 }
 
 void Buffer::transport(tlm::tlm_generic_payload&, TileExtension& ext, std::int64_t ready) {
-  if (m_ports == 2 && ext.work.write) {
-    // The write port: its own queue. Counted in the unit's statistics like a read.
-    const Cost c = cost(ext.work);
-    const std::int64_t start = std::max(ready, m_write_free);
-    m_write_free = start + c.occupancy;
-    ext.start = start;
-    ext.finish = std::max(start + c.occupancy + c.latency, ext.work.min_finish);
-    note_external(ext, c);
-    return;
-  }
-  reserve(ext, ready, cost(ext.work));
+  // No queue (header): the access starts when its client is ready.
+  const Cost c = cost(ext.work);
+  ext.start = ready;
+  ext.finish = std::max(ready + c.occupancy + c.latency, ext.work.min_finish);
+  note_external(ext, c);
 }
 
 }  // namespace fpqvar::sim

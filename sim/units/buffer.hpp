@@ -1,9 +1,13 @@
 // buffer: an on-chip buffer (weights, activations, KV cache, partial sums) of `banks` banks, each `port_bits` wide,
-// built from block RAM or UltraRAM. Loosely timed with resource reservation, one queue per port: with two ports,
-// writes (the DMA filling the next tile) and reads (the datapath streaming the current one) proceed side by side,
-// as a true-dual-port BRAM/URAM allows; with one port they share it.
+// built from block RAM or UltraRAM. Loosely timed, without a shared queue: each client (the DMA, the PE array, the
+// SFU, ...) streams through its own share of the banks, as FPGA designs give each consumer its own BRAM ports and
+// bank group, so one client never waits behind another's access. An access of `bytes` takes
+//   bits / (banks * port_bits / (ports == 2 ? 1 : 2)) cycles (+2 of read latency, BRAM/URAM with the output register),
+// which stretches the client's tile when its own rate is slower (sim/units/unit.hpp). busy_cycles sums the accesses
+// of all clients: above the run's cycles (per port), the clients together ask more than the banks give, and the
+// report flags the buffer as oversubscribed. With two ports reads and writes each have every bank's port; with one
+// the two directions split it (half the bandwidth each).
 // Reads Work: bytes, write.
-//   occupancy = ceil(bytes * 8 / (banks * port_bits)), latency = 2 (BRAM/URAM read with the output register)
 // Capacity is not a timing matter here: the controller sizes tiles to it (sim/controller.hpp) and the resource
 // model maps it to blocks (sim/resources.hpp).
 #pragma once
@@ -27,7 +31,6 @@ class Buffer : public ReservationUnit {
  private:
   std::int64_t m_bits_per_cycle;
   int m_ports;
-  std::int64_t m_write_free = 0;  // the second port's queue (writes) when ports == 2
   Counter m_read_bits, m_write_bits;
 };
 

@@ -24,14 +24,16 @@ ReservationUnit::Cost Dma::cost(const Work& w) {
 void Dma::transport(tlm::tlm_generic_payload&, TileExtension& ext, std::int64_t ready) {
   const Work& w = ext.work;
   const Cost c = cost(w);
-  const std::int64_t start = std::max(ready, m_engine_free);
-  m_engine_free = start + c.occupancy;
+  std::int64_t& engine_free = m_engine_free[w.data ? 1 : 0];
+  const std::int64_t start = std::max(ready, engine_free);
+  engine_free = start + c.occupancy;
   const std::int64_t first = start + m_specs.setup_cycles;  // the first descriptor is out
   auto* to_buffer = w.buffer >= 0 ? buffer_sockets[static_cast<std::size_t>(w.buffer)].get() : nullptr;
   Work dram_work;
   dram_work.op_index = w.op_index;
   dram_work.bytes = w.bytes;
   dram_work.write = w.write;
+  dram_work.data = w.data;
   Work buf_work = dram_work;
   buf_work.write = !w.write;  // a load writes the buffer, a store reads it
   std::int64_t finish = 0;

@@ -1,9 +1,10 @@
-// dma: moves tiles between DRAM and the on-chip buffers. Loosely timed: one in-order descriptor engine that spends
+// dma: moves tiles between DRAM and the on-chip buffers. Loosely timed: two in-order descriptor engines, one for the
+// weights and one for the data (KV cache, spills, tables: Work::data), each of which spends
 // setup_cycles per descriptor (address generation and AXI handshakes), then passes the data on as two nested
 // transactions, the DRAM access and the buffer access, streamed into each other (the buffer write of a load starts
 // when the first DRAM data arrives and ends no earlier than the last). The engine is free for its next descriptor
 // as soon as it has issued this one: transfers overlap in the DRAM queue, not in the engine.
-// Reads Work: bytes, write (true = buffer -> DRAM), buffer (BufferId).
+// Reads Work: bytes, write (true = buffer -> DRAM), buffer (BufferId), data (engine and DRAM group).
 #pragma once
 
 #include "sim/specs.hpp"
@@ -23,7 +24,7 @@ class Dma : public ReservationUnit {
 
  private:
   DmaSpecs m_specs;
-  std::int64_t m_engine_free = 0;
+  std::int64_t m_engine_free[2] = {0, 0};
   Counter m_descriptors;
 };
 

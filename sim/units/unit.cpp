@@ -28,9 +28,9 @@ ReservationUnit::ReservationUnit(const sc_core::sc_module_name& name, const Unit
         (std::string("to_") + std::string(to_string(b))).c_str());
   socket.register_b_transport(this, &ReservationUnit::b_transport);
   const std::string base = std::string(basename());
-  m_busy = ctx.stats->add(base + ".busy_cycles", "cycles", "cycles the unit was occupied by tiles");
+  m_busy = ctx.stats->add(base + ".busy_cycles", "cycles", "cycles the unit was occupied by tiles", true);
   m_tiles = ctx.stats->add(base + ".tiles", "tiles", "tile transactions served");
-  m_work = ctx.stats->add(base + ".work", m_work_unit, "useful work done");
+  m_work = ctx.stats->add(base + ".work", m_work_unit, "useful work done", true);
 }
 
 void ReservationUnit::b_transport(int, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {

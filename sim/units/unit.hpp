@@ -58,6 +58,7 @@ struct Work {
   std::int64_t in_bytes = 0;         // datapath units: bytes read from the activation buffer
   std::int64_t out_bytes = 0;        // datapath units: bytes written to the activation buffer
   bool write = false;                // dram, buffer: direction
+  bool data = false;                 // dram, dma: the data traffic class (KV, spills, tables), not weights
   int buffer = -1;                   // dma: the buffer the data lands in or leaves from (BufferId); fp_array: the
                                      // buffer its second operand streams from (weights or the KV cache)
   std::int64_t elements = 0;         // quantizer, hadamard, sfu, accumulate: values (group sums for accumulate)

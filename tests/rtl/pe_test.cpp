@@ -1,6 +1,7 @@
 // Block `pe` (rtl/pe/pe.v): the verilated PE against exact group sums computed in the test (rtl_test_util.hpp's own
-// decoder), for G = 16, 32, 64, 128 over the three FP pairs and for the integer baseline's pairs (int8 at G = 32,
-// int4 at G = 16: the same module with integer multipliers), with input bubbles and output backpressure (the
+// decoder), for G = 16, 32, 64, 128 over the three FP pairs and for the integer baseline's pairs (int8 at G = 32 and,
+// in its `*` operator form, G = 16; int4 at G = 16: the same module with integer multipliers), with input bubbles
+// and output backpressure (the
 // harness checks the valid/ready rules every cycle); and the measured latency and initiation interval against
 // rtl/timing.hpp's pe_latency / pe_interval, the functions sim/ times its PEs with. Tolerance 0.
 #include <bit>
@@ -12,6 +13,7 @@
 #include "Vvpe_g16_dfq4.h"
 #include "Vvpe_g32_e2m1.h"
 #include "Vvpe_g16_int4.h"
+#include "Vvpe_g16_int8_f1.h"
 #include "Vvpe_g32_int8.h"
 #include "Vvpe_g64_e2m3.h"
 #include "rtl/timing.hpp"
@@ -71,6 +73,7 @@ TEST(Pe, G64E2m3RandomAndCorners) { check_pe<Vvpe_g64_e2m3>(kPairE2m3, 64, 6401)
 TEST(Pe, G128E2m1RandomAndCorners) { check_pe<Vvpe_g128_e2m1>(kPairE2m1, 128, 12801); }
 TEST(Pe, G32Int8RandomAndCorners) { check_pe<Vvpe_g32_int8>(kPairInt8, 32, 3281); }
 TEST(Pe, G16Int4RandomAndCorners) { check_pe<Vvpe_g16_int4>(kPairInt4, 16, 1641); }
+TEST(Pe, G16Int8OperatorFormRandomAndCorners) { check_pe<Vvpe_g16_int8_f1>(kPairInt8, 16, 1681); }
 
 TEST(Pe, G16LatencyAndInterval) { check_timing<Vvpe_g16_dfq4>(kPairDfq4, 16); }
 TEST(Pe, G32LatencyAndInterval) { check_timing<Vvpe_g32_e2m1>(kPairE2m1, 32); }
@@ -78,6 +81,7 @@ TEST(Pe, G64LatencyAndInterval) { check_timing<Vvpe_g64_e2m3>(kPairE2m3, 64); }
 TEST(Pe, G128LatencyAndInterval) { check_timing<Vvpe_g128_e2m1>(kPairE2m1, 128); }
 TEST(Pe, G32Int8LatencyAndInterval) { check_timing<Vvpe_g32_int8>(kPairInt8, 32); }
 TEST(Pe, G16Int4LatencyAndInterval) { check_timing<Vvpe_g16_int4>(kPairInt4, 16); }
+TEST(Pe, G16Int8OperatorFormLatencyAndInterval) { check_timing<Vvpe_g16_int8_f1>(kPairInt8, 16); }
 
 // A worked example of the integer PE (G = 16, int4): 8 lanes 7 x 7 = 49, 8 lanes -8 x 7 = -56 (-8 = 0b1000, the
 // code the quantizer never emits): 8 * 49 - 8 * 56 = -56 in one group, in out_sum; out_sum_neg stays 0.

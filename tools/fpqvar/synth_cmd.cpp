@@ -165,8 +165,9 @@ UnitCost synth_one(const SynthUnit& unit, const SynthOptions& o, const std::stri
                                   p.string()));
   }
   if (unit.needs_tables && !fs::is_regular_file(gen / "fp_mul_tables.svh"))
-    throw UserError(fmt::format("unit {}: generated tables not found in {} (build the fpqvar_rtl_tables target, or pass "
-                                "--generated-dir)", unit.name, gen.string()));
+    throw UserError(fmt::format(
+        "unit {}: generated tables not found in {} (build the fpqvar_rtl_tables target, or pass --generated-dir)",
+        unit.name, gen.string()));
   if (!unit.wrapper.empty()) std::ofstream(tmp.path / (unit.top + ".v")) << unit.wrapper;
 
   UnitCost r;
@@ -194,7 +195,8 @@ UnitCost synth_one(const SynthUnit& unit, const SynthOptions& o, const std::stri
                                 tail_lines(read_text(log), 15)));
   }
   const fs::path stat = tmp.path / "stat.txt";
-  if (!fs::is_regular_file(stat)) throw std::runtime_error(fmt::format("yosys wrote no statistics ({})", stat.string()));
+  if (!fs::is_regular_file(stat))
+    throw std::runtime_error(fmt::format("yosys wrote no statistics ({})", stat.string()));
   r.cells = rtl::parse_yosys_stat(read_text(stat), stat.string());
   rtl::count_cells(r);
   if (o.keep) spdlog::info("kept {}", tmp.path.string());
@@ -320,7 +322,8 @@ void register_synth(CLI::App& app) {
       ->check(CLI::IsMember({"xcup", "xcu", "xc7", "xc6s"}));
   cmd->add_option("--yosys", o->yosys, "The yosys executable");
   cmd->add_option("--rtl-dir", o->rtl_dir, "The repository's rtl/ folder (default: the one this binary was built from)");
-  cmd->add_option("--generated-dir", o->generated_dir, "Folder of the generated fp_mul_tables.svh and fpqvar_pairs.svh");
+  cmd->add_option("--generated-dir", o->generated_dir,
+                  "Folder of the generated fp_mul_tables.svh and fpqvar_pairs.svh");
   cmd->add_flag("--no-bram", o->no_bram, "Keep table-like logic out of block RAM (synth_xilinx -nobram)");
   cmd->add_flag("--keep", o->keep, "Keep the temporary folder with the yosys script's inputs and log");
   cmd->callback([o] { cmd_synth(*o); });

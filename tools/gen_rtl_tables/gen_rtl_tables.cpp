@@ -31,6 +31,7 @@
 
 #include "quant/format.hpp"
 #include "quant/product_table.hpp"
+#include "tools/gen_rtl_tables/datapath_tables.hpp"
 
 namespace {
 
@@ -403,6 +404,12 @@ int main(int argc, char** argv) {
     write_atomically(std::filesystem::path(out_dir) / "fpqvar_pairs.svh", params_text());
     write_atomically(std::filesystem::path(out_dir) / "fpqvar_pairs.hpp", header_text());
     write_atomically(std::filesystem::path(out_dir) / "fp_mul_tables.svh", tables_text());
+    write_atomically(std::filesystem::path(out_dir) / "lut_quantizer_params.svh",
+                     fpqvar::gen_rtl_tables::lut_quantizer_params_text());
+    write_atomically(std::filesystem::path(out_dir) / "lut_quantizer_formats.svh",
+                     fpqvar::gen_rtl_tables::lut_quantizer_formats_text());
+    write_atomically(std::filesystem::path(out_dir) / "hadamard_params.svh",
+                     fpqvar::gen_rtl_tables::hadamard_params_text());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gen_rtl_tables: %s\n", e.what());
     return 1;
