@@ -4,7 +4,11 @@
   front.png    the points that ran (status ok) on each pair of the first three objectives, coloured by the first
                parameter; the Pareto front's points ringed in black
   effects.png  one panel per (objective, parameter): every ok point's value against the parameter's value (jittered),
-               the median per value (bar) and the best per value (line) - what each parameter does on its own
+               the median per value (bar) and the best per value (line) - what each parameter does on its own; a row
+               for the recipes' quality (local SQNR) when it was computed and is not an objective
+Each figure's footer names the command that made it (the report's "command") and, where quality is shown, the
+`fpqvar eval` settings. PNGs are stored with a 256-colour palette (Pillow, matplotlib's own dependency) to keep them
+small enough for a repository.
 
 Usage: plot_sweep.py REPORT.json --out-dir DIR
 """
@@ -53,6 +57,41 @@ def axis_name(obj):
     return f"{obj['metric']} ({obj['direction']})"
 
 
+def quality_metric(report, names):
+    """The recipes' quality metric to show beside the objectives, when computed and not an objective already."""
+    return next((q for q in ("quality.local_sqnr_db", "quality.logits_sqnr_db")
+                 if q in report.get("quality_metrics", []) and q not in names), None)
+
+
+def footer(fig, report, with_quality):
+    """Writes what made the figure at its bottom; returns the fraction of the height it takes."""
+    lines = []
+    if report.get("command"):
+        lines.append(f"made by: {report['command']}" +
+                     (f"  (fpqvar {report['fpqvar_version']})" if report.get("fpqvar_version") else ""))
+    qs = report.get("quality_settings") or {}
+    if with_quality and qs.get("command"):
+        lines.append(f"quality, once per recipe: {qs['command']} (teacher-forced local SQNR on a synthetic model, "
+                     f"uncalibrated: differences between recipes, not FIDs)")
+    if not lines:
+        return 0.0
+    height = fig.get_figheight()
+    fig.text(0.005, 0.005, "\n".join(lines), fontsize=7, ha="left", va="bottom", family="monospace", color="0.25")
+    return min(0.2, (0.14 + 0.13 * len(lines)) / height)
+
+
+def save_small(fig, out, dpi):
+    """PNG with an adaptive 256-colour palette when Pillow is there (3-4x smaller for scatter plots)."""
+    fig.savefig(out, dpi=dpi, format="png")
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(out) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(out, format="PNG", optimize=True)
+
+
 def maybe_log(ax, values, which):
     finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     if finite and max(finite) / min(finite) > 100:
@@ -64,8 +103,7 @@ def plot_front(report, ok, out):
     pairs = [(0, 1), (0, 2), (1, 2)][: max(1, len(objectives) * (len(objectives) - 1) // 2)]
     # The recipes' quality against the first objective, when it was computed and is not an objective already.
     names = [o["metric"] for o in objectives]
-    quality = next((q for q in ("quality.local_sqnr_db", "quality.logits_sqnr_db")
-                    if q in report.get("quality_metrics", []) and q not in names), None)
+    quality = quality_metric(report, names)
     if quality and len(objectives) >= 2:
         objectives = objectives + [{"metric": quality, "direction": "max"}]
         pairs = pairs + [(0, len(objectives) - 1)]
@@ -104,13 +142,17 @@ def plot_front(report, ok, out):
         axes[0][0].legend(title=colour_by, fontsize=8, title_fontsize=8, loc="best")
     fig.suptitle(f"sweep {report['sweep']}: {len(ok)} points ran, {len(report['front'])} on the Pareto front "
                  f"(ringed)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    shown = any(o["metric"].startswith("quality.") for o in objectives)
+    fig.tight_layout(rect=(0, footer(fig, report, shown), 1, 1))
+    save_small(fig, out, 100)
     plt.close(fig)
 
 
 def plot_effects(report, ok, out):
-    objectives = report["objectives"]
+    objectives = list(report["objectives"])
+    quality = quality_metric(report, [o["metric"] for o in objectives])
+    if quality:
+        objectives.append({"metric": quality, "direction": "max"})
     params = report["parameters"] or ["recipe"]
     rng = random.Random(0)
     fig, axes = plt.subplots(len(objectives), len(params), figsize=(3.4 * len(params), 2.8 * len(objectives)),
@@ -139,8 +181,9 @@ def plot_effects(report, ok, out):
             ax.tick_params(axis="y", labelsize=7)
             ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"sweep {report['sweep']}: each parameter's effect (black: median, red: best)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    shown = any(o["metric"].startswith("quality.") for o in objectives)
+    fig.tight_layout(rect=(0, footer(fig, report, shown), 1, 1))
+    save_small(fig, out, 90)
     plt.close(fig)
 
 

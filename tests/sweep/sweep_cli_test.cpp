@@ -386,7 +386,13 @@ TEST(SweepCli, QualityIsComputedOncePerRecipeAndCached) {
   const auto r = run_cli("sweep report " + q(db) + " --json " + q(js));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("running fpqvar eval on 2 recipes"), std::string::npos) << r.out;
+  // The report says which eval settings gave the quality: the spec's (var-d2, 4 outlier channels) and the defaults.
+  const std::string eval = "fpqvar eval --uncalibrated --model var-d2 --synthetic 1 --outlier-channels 4 --class 207 "
+                           "--no-free-run --no-decode --recipe R";
+  EXPECT_NE(r.out.find(eval), std::string::npos) << r.out;
   const json j = json::parse(slurp(js));
+  EXPECT_EQ(j["quality_settings"]["command"], eval);
+  EXPECT_EQ(j["command"], "fpqvar sweep report " + db.string() + " --sweep q --json " + js.string());
   double int8 = 0, int4 = 0;
   for (const json& p : j["points"]) {
     const double s = p["quality"]["quality.local_sqnr_db"].get<double>();
@@ -396,6 +402,7 @@ TEST(SweepCli, QualityIsComputedOncePerRecipeAndCached) {
   EXPECT_GT(int8, int4 + 15) << int8 << " vs " << int4;
   const auto again = run_cli("sweep report " + q(db));
   EXPECT_EQ(again.out.find("running fpqvar eval"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("2 recipes, 2 cached"), std::string::npos) << again.out;
   for (const auto& f : {spec, db, js}) fs::remove(f);
 }
 
