@@ -12,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bit>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <sstream>
@@ -209,6 +211,71 @@ TEST(SweepCli, APointWithABadConfigFailsAndTheSweepGoesOn) {
   EXPECT_NE(retry.out.find("failed 2"), std::string::npos) << retry.out;
   EXPECT_EQ(rows_in(db, "bad"), 6);
   for (const auto& f : {spec, db}) fs::remove(f);
+}
+
+// Issue 16 section 3: a sweep database is deterministic apart from its time columns. The same spec run twice into
+// two databases, once with one worker and once with two (so points land in another order, in other processes), gives
+// the same rows: every point's key, index, parameters, design, recipe, overrides, status, error, config hash and every
+// metric bit for bit; only wall_s, worker (host:pid), finished_at, the sim_wall_s metric and the sweeps table's run
+// times may differ. The spec has ok, failed (lanes 24), does-not-fit (400 columns) and over-limit (4 columns on
+// var-d2: about 157 images/s) points.
+TEST(SweepCli, DatabasesAreDeterministicApartFromTimes) {
+  const fs::path spec = temp("det.json"), db1 = temp("det1.sqlite"), db2 = temp("det2.sqlite");
+  write(spec, R"({"name": "det", "workload": {"model": "var-d2", "decoder": false},
+    "parameters": [{"name": "format", "values": [
+        {"label": "DFQ", "set": {"design": "vck190-fpqvar-w4a4", "recipe": "fpqvar-w4a4"}},
+        {"label": "INT8", "set": {"design": "vck190-int8", "recipe": "int8-rtn"}}]},
+      {"key": "pe_array.lanes", "values": [32, 24]}, {"key": "pe_array.cols", "values": [2, 4, 400]}],
+    "constraints": {"limits": ["images_per_s <= 150"]},
+    "metrics": ["images_per_s", "energy_j_per_image", "cycles", "sim_wall_s", "util.*", "busy.*"]})");
+  ASSERT_EQ(run_cli("sweep run " + q(spec) + " --db " + q(db1) + " --jobs 1").exit_code, 0);
+  ASSERT_EQ(run_cli("sweep run " + q(spec) + " --db " + q(db2) + " --jobs 2").exit_code, 0);
+  const sweep::Store s1(db1, sweep::Store::Mode::kReadOnly), s2(db2, sweep::Store::Mode::kReadOnly);
+  const auto a = s1.points("det"), b = s2.points("det");
+  ASSERT_EQ(a.size(), 12u);
+  ASSERT_EQ(b.size(), a.size());
+  std::set<sweep::PointStatus> statuses;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE(fmt::format("point {} {}", a[i].index, a[i].params.dump()));
+    statuses.insert(a[i].status);
+    EXPECT_EQ(a[i].key, b[i].key);
+    EXPECT_EQ(a[i].index, b[i].index);
+    EXPECT_EQ(a[i].params, b[i].params);
+    EXPECT_EQ(a[i].design, b[i].design);
+    EXPECT_EQ(a[i].model, b[i].model);
+    EXPECT_EQ(a[i].recipe, b[i].recipe);
+    EXPECT_EQ(a[i].recipe_key, b[i].recipe_key);
+    EXPECT_EQ(a[i].batch, b[i].batch);
+    EXPECT_EQ(a[i].decoder, b[i].decoder);
+    EXPECT_EQ(a[i].overrides, b[i].overrides);
+    EXPECT_EQ(a[i].status, b[i].status);
+    EXPECT_EQ(a[i].error, b[i].error);
+    EXPECT_EQ(a[i].config_hash, b[i].config_hash);
+    EXPECT_EQ(a[i].config_name, b[i].config_name);
+    auto ma = a[i].metrics, mb = b[i].metrics;
+    if (a[i].status == sweep::PointStatus::kOk) {
+      EXPECT_TRUE(ma.count("sim_wall_s") && mb.count("sim_wall_s"));
+      EXPECT_GT(ma.at("cycles"), 0);
+    }
+    ma.erase("sim_wall_s"), mb.erase("sim_wall_s");
+    ASSERT_EQ(ma.size(), mb.size());
+    for (const auto& [k, v] : ma) {
+      ASSERT_TRUE(mb.count(k)) << k;
+      // Bit for bit: the same simulation of the same design gives the same doubles.
+      EXPECT_EQ(std::bit_cast<std::uint64_t>(v), std::bit_cast<std::uint64_t>(mb.at(k))) << k << ": " << v << " vs " << mb.at(k);
+    }
+  }
+  EXPECT_EQ(statuses.size(), 4u) << "the spec should give ok, failed, does-not-fit and over-limit points";
+  const auto r1 = s1.recipes("det"), r2 = s2.recipes("det");
+  EXPECT_EQ(r1, r2);
+  const auto w1 = s1.sweeps(), w2 = s2.sweeps();
+  ASSERT_EQ(w1.size(), 1u);
+  ASSERT_EQ(w2.size(), 1u);
+  EXPECT_EQ(w1[0].spec, w2[0].spec);
+  EXPECT_EQ(w1[0].points, w2[0].points);
+  EXPECT_EQ(w1[0].param_names, w2[0].param_names);
+  EXPECT_EQ(w1[0].metric_names, w2[0].metric_names);
+  for (const auto& f : {spec, db1, db2}) fs::remove(f);
 }
 
 TEST(SweepCli, BadSpecsAndOptionsExitTwoNamingTheFileAndTheFault) {
