@@ -180,6 +180,9 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
     mac.act_bits = bits_of(op.in_type);
     mac.weight_bits = bits_of(op.weight_type);
     mac.dual = dual;
+    mac.token_begin = t0;
+    mac.token_end = t1;
+    mac.col_begin = c0;
     const TileExtension pe = issue(to_pe_array, mac, std::max(ready, load.finish));
     timing.busy_cycles += pe.finish - pe.start - pe_latency;
     timing.work += rows * cols * op.k;
@@ -194,6 +197,13 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
                    (m_config.pe_array.rows + m_config.pe_array.cols) * 4;
     acc.out_bytes = rows * cols * out_bytes_per_value;
     acc.min_finish = pe.finish + acc_latency;
+    acc.token_begin = t0;
+    acc.token_end = t1;
+    acc.col_begin = c0;
+    acc.m = rows;
+    acc.n = cols;
+    acc.k = op.k;
+    acc.group = static_cast<int>(group);
     done = std::max(done, issue(to_accumulate, acc, pe.start + pe_latency).finish);
   }
   return done;
@@ -275,6 +285,8 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
       w.in_bytes = in_bytes;
       w.out_bytes = out_bytes;
       w.passes = sfu_passes(op.kind);
+      w.token_begin = t0;
+      w.token_end = t1;
       if (unit == UnitKind::kQuantizer) {
         // The quantizer reads the values it quantizes: for kv_quantize the elements produced are codes of this
         // scale's K and V rows.

@@ -69,6 +69,11 @@ struct Work {
   int act_bits = 0, weight_bits = 0; // pe_array: code widths (buffer bandwidth)
   bool dual = false;                 // pe_array, accumulate: DFQ (two group sums per output and group)
   std::int64_t min_finish = 0;       // streaming: the tile cannot complete before this cycle (its producer's end)
+  // Where the tile lies in its op (co-simulation fetches its data by it, sim/cosim): quantizer, hadamard, pe_array,
+  // accumulate: the token tile [token_begin, token_end) of the op's scale (0, 0: the whole op); pe_array, accumulate:
+  // the first output column of the weight tile (its columns are [col_begin, col_begin + n)).
+  int token_begin = 0, token_end = 0;
+  std::int64_t col_begin = 0;
 };
 
 // The tile transaction's extension: the work asked, and the unit's answer (start and finish cycle).
