@@ -308,7 +308,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
 
   // Steps 5-6.
   t0 = Clock::now();
-  if (l.integer && m_options.observer != nullptr) m_options.observer->on_gemm(GemmRecord{site, a, q, y});
+  if (l.integer && m_options.observer != nullptr) m_options.observer->on_gemm(GemmRecord{site, a, q, y, x, xq});
   if (!q.bias.empty()) {
     const float* b = q.bias.data();
     for (int r = 0; r < rows; ++r) {

@@ -322,7 +322,7 @@ nlohmann::json run_result_to_json(const RunResult& r, const models::VarGraph& gr
   j["wall_s"] = r.wall_s;
   j["macs"] = r.macs;
   j["dram_bytes"] = r.dram_bytes;
-  if (r.fidelity == Fidelity::kExact) j["exact_tiles_checked"] = r.exact_tiles_checked;
+  if (r.fidelity == Fidelity::kExact) j["exact"] = exact_counts_to_json(r.exact);
   json res;
   auto counts = [](const ResourceCounts& c) {
     return json{{"lut", c.lut}, {"ff", c.ff}, {"dsp", c.dsp}, {"bram", c.bram}, {"uram", c.uram}};

@@ -18,6 +18,7 @@
 #include "models/var_graph.hpp"
 #include "sim/config.hpp"
 #include "sim/controller.hpp"
+#include "sim/exact_counts.hpp"
 #include "sim/resources.hpp"
 #include "sim/stats.hpp"
 
@@ -112,7 +113,7 @@ struct RunResult {
   std::vector<StatInfo> stat_infos;
   std::vector<std::int64_t> stat_values;
   std::vector<TimelineEvent> timeline;
-  std::int64_t exact_tiles_checked = 0;
+  ExactCounts exact;               // fidelity exact: what was checked (sim/exact.hpp fills it)
 };
 
 // Throws DoesNotFit (options.check_fit) for a design over budget, std::invalid_argument for a workload the design

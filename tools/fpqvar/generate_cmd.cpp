@@ -11,7 +11,8 @@
 //
 // `fpqvar trace record` is the same run in hw mode from a --quantized file, with traces::TraceWriter as the hw
 // backend's GEMM observer: --out is then the trace file (docs/traces.md), --image an optional PNG, and
-// --scales/--blocks/--ops keep only some GEMMs ("0,2,5-7", "qkv,fc2").
+// --scales/--blocks/--ops keep only some GEMMs ("0,2,5-7", "qkv,fc2"); --unit-inputs also stores each GEMM's FP32
+// input and Hadamard output (trace version 2), for --fidelity exact's quantizer and Hadamard checks.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -46,6 +47,7 @@ struct GenerateCliOptions {
   bool uncalibrated = false, summary = false;
   // trace record: the trace file and its filter (empty = every GEMM)
   std::string trace, trace_scales, trace_blocks, trace_ops;
+  bool trace_unit_inputs = false;  // version 2: each record's FP32 input x and transformed input xt
 };
 
 using Clock = std::chrono::steady_clock;
@@ -217,7 +219,8 @@ struct TraceOutput {
                               const models::GenerateOptions& gen, const models::QuantizedModel& qm) {
     const traces::TraceRun run{gen.labels, gen.cfg, gen.top_k, gen.top_p, gen.seed};
     try {
-      writer = std::make_unique<traces::TraceWriter>(o.trace, qm.config, qm.recipe, run, o.quantized, filter);
+      writer = std::make_unique<traces::TraceWriter>(o.trace, qm.config, qm.recipe, run, o.quantized, filter,
+                                                     o.trace_unit_inputs);
     } catch (const traces::TraceError& e) {
       throw UserError(e.what());
     } catch (const models::SafetensorsError& e) {  // the trace's temporary file cannot be made
@@ -232,8 +235,9 @@ struct TraceOutput {
     } catch (const traces::TraceError& e) {
       throw UserError(e.what());
     }
-    fmt::print("{}: {} GEMM records ({} skipped by the filter), {:.1f} MiB of tensor data\n", path, writer->records(),
-               writer->skipped(), static_cast<double>(writer->data_bytes()) / (1 << 20));
+    fmt::print("{}: {} GEMM records ({} skipped by the filter){}, {:.1f} MiB of tensor data\n", path,
+               writer->records(), writer->skipped(), writer->unit_inputs() ? " with unit inputs (version 2)" : "",
+               static_cast<double>(writer->data_bytes()) / (1 << 20));
   }
 };
 
@@ -312,6 +316,9 @@ void register_trace_record(CLI::App& app) {
   r->add_option("--scales", o->trace_scales, "Record only these scales, e.g. 0,2,5-7 (default: all)");
   r->add_option("--blocks", o->trace_blocks, "Record only these blocks, e.g. 0-3 (default: all)");
   r->add_option("--ops", o->trace_ops, "Record only these GEMMs: qkv,proj,fc1,fc2 (default: all)");
+  r->add_flag("--unit-inputs", o->trace_unit_inputs,
+              "Also store each GEMM's FP32 input and Hadamard output (trace version 2), so that --fidelity exact checks "
+              "the quantizer and Hadamard units: 4 bytes per input element each (VAR-d16 image: +0.8 GB on 0.89 GB)");
   r->callback([o] { cmd_generate(*o); });
 }
 

@@ -21,6 +21,7 @@
 #include "sim/simulate.hpp"
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/commands.hpp"
+#include "tools/fpqvar/exact_cli.hpp"
 
 namespace fpqvar::cli {
 namespace {
@@ -38,7 +39,7 @@ struct SimulateOptions {
   std::string config = "vck190-fpqvar-w4a4";
   std::vector<std::string> set;
   std::string fidelity = "timing";
-  std::string trace;
+  ExactCliOptions exact;  // --trace, --quantized, --threads (exact fidelity)
   std::string json, csv, timeline, png;
   std::vector<std::string> stats{"*"};
   bool no_fit_check = false;
@@ -197,12 +198,14 @@ void write_plot(const std::string& png, const std::string& json_path) {
 
 void cmd_simulate(const SimulateOptions& o) {
   const sim::AcceleratorConfig config = load_config(o.config, o.set);
-  const models::VarGraph graph = load_workload(o.workload, config);
+  std::unique_ptr<sim::ExactChecker> checker;  // exact fidelity: the trace's workload (exact_cli.hpp)
+  if (o.fidelity == "exact") checker = open_exact_checker(o.exact);
+  else if (!o.exact.trace.empty()) throw UserError("--trace goes with --fidelity exact");
+  const models::VarGraph graph = checker ? exact_workload(*checker, o.exact) : load_workload(o.workload, config);
   sim::SimOptions so;
   so.timeline = !o.timeline.empty();
   so.check_fit = !o.no_fit_check;
   so.stats = o.stats;
-  if (o.fidelity == "exact") throw UserError("--fidelity exact: not available yet (issue 13 section 4)");
   const bool show = interactive();
   so.progress = [&](int phase, std::int64_t cycle) {
     if (show)
@@ -210,7 +213,7 @@ void cmd_simulate(const SimulateOptions& o) {
   };
   sim::RunResult r;
   try {
-    r = sim::simulate(config, graph, so);
+    r = checker ? run_exact(config, graph, so, *checker) : sim::simulate(config, graph, so);
   } catch (const sim::DoesNotFit& e) {
     throw UserError(e.what());
   } catch (const sim::ConfigError& e) {
@@ -218,6 +221,7 @@ void cmd_simulate(const SimulateOptions& o) {
   }
   if (show) fmt::print(stderr, "\r{:60}\r", "");
   print_report(r, graph);
+  if (checker) print_exact_counts(r.exact);
   const nlohmann::json j = sim::run_result_to_json(r, graph);
   std::string json_path = o.json;
   if (!o.json.empty()) write_text_file(o.json, j.dump(2) + "\n");
@@ -307,7 +311,12 @@ void register_simulate(CLI::App& app) {
     cmd->add_option("--config,-c", o->config, "Shipped design name or design JSON file")->capture_default_str();
     cmd->add_option("--set", o->set, "Override a parameter: --set pe_array.rows=32 (repeatable)");
     cmd->add_option("--fidelity", o->fidelity, "timing | exact")->check(CLI::IsMember({"timing", "exact"}));
-    cmd->add_option("--trace", o->trace, "Trace file for --fidelity exact");
+    cmd->add_option("--trace", o->exact.trace, "Trace file for --fidelity exact (fpqvar trace record): its model, "
+                                               "recipe and batch are the workload");
+    cmd->add_option("--quantized", o->exact.quantized, "--fidelity exact: the trace's quantized model, when it is "
+                                                       "not where the trace says");
+    cmd->add_option("--threads,-j", o->exact.threads, "--fidelity exact: threads of the integer kernels (0 = every "
+                                                      "core)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--json", o->json, "Write the result as JSON");
     cmd->add_option("--csv", o->csv, "Write the per-(scale, op) breakdown as CSV");
     cmd->add_option("--timeline", o->timeline, "Write a Chrome-trace/Perfetto timeline of every unit");
@@ -315,7 +324,19 @@ void register_simulate(CLI::App& app) {
     cmd->add_flag("--no-fit-check", o->no_fit_check, "Simulate a design even when it does not fit the device");
     cmd->add_option("--stats", o->stats, "Statistics to collect, by name pattern (default '*'; 'pe_array.*', 'none')")
         ->capture_default_str();
-    cmd->callback([o] { cmd_simulate(*o); });
+    cmd->callback([o, cmd] {
+      // Exact fidelity runs the trace's workload: the workload options count only where the user gave them.
+      ExactCliOptions& e = o->exact;
+      e.model = o->workload.model;
+      e.recipe = o->workload.recipe;
+      e.batch = o->workload.batch;
+      e.model_given = cmd->count("--model") > 0;
+      e.recipe_given = cmd->count("--recipe") > 0;
+      e.batch_given = cmd->count("--batch") > 0;
+      e.graph.include_decoder = !o->workload.no_decoder;
+      if (o->workload.fp32_storage) e.graph.fp_storage = models::TensorType::Storage::kFp32;
+      cmd_simulate(*o);
+    });
   }
   {
     auto o = std::make_shared<CompareOptions>();
