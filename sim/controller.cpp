@@ -164,6 +164,7 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
   const std::int64_t out_bytes_per_value = bits_of(op.out_type) / 8;
   const std::int64_t groups = ceil_div(op.k, group);
   const std::int64_t pe_latency = pe_array_latency_cycles(m_config.pe_array.lanes);
+  const std::int64_t pe_tile_latency = pe_array_tile_latency_cycles(m_config.pe_array);
   const std::int64_t acc_latency = accumulate_latency_cycles();
   const bool dual = op.in_type.spec.format.kind == quant::FormatKind::kDual;
   std::int64_t done = ready;
@@ -184,7 +185,7 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
     mac.token_end = t1;
     mac.col_begin = c0;
     const TileExtension pe = issue(to_pe_array, mac, std::max(ready, load.finish));
-    timing.busy_cycles += pe.finish - pe.start - pe_latency;
+    timing.busy_cycles += pe.finish - pe.start - pe_tile_latency;
     timing.work += rows * cols * op.k;
     m_weight_slot_free[slot] = pe.finish;
     if (on_linear_tile) on_linear_tile(index, t0, t1, c0, c0 + cols);
@@ -295,6 +296,17 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
                              ? op.out_type.spec.group_size
                              : static_cast<int>(std::max<std::int64_t>(op.n, 1)))
                       : 128;
+        const quant::Format& f = op.out_type.spec.format;
+        if (op.out_type.storage == models::TensorType::Storage::kCodes && f.kind == quant::FormatKind::kFloat) {
+          w.code_bits = f.bits;
+          w.man_bits = f.man_bits;
+        } else if (op.out_type.storage == models::TensorType::Storage::kCodes && f.kind == quant::FormatKind::kDual &&
+                   f.sides.size() == 2 && f.sides[0].kind == quant::FormatKind::kFloat &&
+                   f.sides[1].kind == quant::FormatKind::kFloat) {
+          w.code_bits = f.bits;
+          w.man_bits = f.sides[1].man_bits;
+          w.neg_man_bits = f.sides[0].man_bits;
+        }
       } else if (unit == UnitKind::kHadamard) {
         w.group = 128;
         if (op.layer) w.group = m_graph.recipe ? m_graph.recipe->layer(*op.layer).rotation_block : 128;
@@ -302,8 +314,8 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
       auto& socket = unit == UnitKind::kQuantizer ? to_quantizer : unit == UnitKind::kHadamard ? to_hadamard : to_sfu;
       const TileExtension e = issue(socket, w, ready);
       const std::int64_t latency = unit == UnitKind::kSfu ? static_cast<std::int64_t>(w.passes) * m_config.sfu.latency_cycles
-                                   : unit == UnitKind::kQuantizer ? quantizer_latency_cycles(m_config.quantizer.lanes, std::max(w.group, 1))
-                                                                  : hadamard_latency_cycles(std::max(w.group, 1));
+                                   : unit == UnitKind::kQuantizer ? quantizer_latency_cycles(m_config.quantizer.lanes, w)
+                                                                  : hadamard_latency_cycles(std::max(w.group, 1), m_config.hadamard.cycles_per_group);
       timing.busy_cycles += std::max<std::int64_t>(e.finish - e.start - latency, 0);
       timing.work += w.elements;
       done = e.finish;
