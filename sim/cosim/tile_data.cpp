@@ -181,14 +181,14 @@ class TraceSource final : public TileSource {
         !(m.recipe == m_model.recipe))
       throw CosimInputError(fmt::format("{}: its config or recipe differs from the trace's: not the model the trace {} "
                                         "was recorded from", m_model_path.string(), file));
-    // TRACE_V2: for (const auto& r : m.records) m_unit_inputs = m_unit_inputs || r.unit_inputs.present();
+    for (const auto& r : m.records) m_unit_inputs = m_unit_inputs || r.unit_inputs.present();
   }
 
   std::shared_ptr<const LinearData> linear(const models::LinearSite& site) override {
     if (auto d = m_cache.find(site)) return d;
     const auto index = m_reader.find(site);
     if (!index) return nullptr;
-    traces::TraceRecord rec = m_reader.read(*index);  // TRACE_V2: read(*index, true)
+    traces::TraceRecord rec = m_reader.read(*index, true);  // with x and xt when the record has them (version 2)
     const models::GraphOp* op = linear_op(m_graph, site);
     const std::string label = rec.info.label(*index);
     if (op == nullptr || op->m != rec.info.rows || op->k != rec.info.in || op->n != rec.info.out)
@@ -204,7 +204,8 @@ class TraceSource final : public TileSource {
     d->out = rec.info.out;
     d->act = std::move(rec.act);
     d->y = std::move(rec.y);
-    // TRACE_V2: d->x = std::move(rec.x); d->xt = std::move(rec.xt);
+    d->x = std::move(rec.x);
+    d->xt = std::move(rec.xt);
     d->weight = ql.unpack_weight();
     d->s = ql.smooth;
     d->rotation = rotation_of(ql.recipe);
@@ -216,8 +217,8 @@ class TraceSource final : public TileSource {
   [[nodiscard]] bool has(const models::LinearSite& site) const override { return m_reader.find(site).has_value(); }
   [[nodiscard]] bool has_unit_inputs() const override { return m_unit_inputs; }
   [[nodiscard]] std::string describe() const override {
-    // TRACE_V2: the manifest's version
-    return fmt::format("trace {} ({} records; model {})", m_reader.path().string(), m_reader.size(),
+    return fmt::format("trace {} (version {}, {} records{}; model {})", m_reader.path().string(),
+                       m_reader.manifest().version, m_reader.size(), m_unit_inputs ? ", unit inputs" : "",
                        m_model_path.string());
   }
 
@@ -236,7 +237,10 @@ class TraceSource final : public TileSource {
     };
     check(r.weight.codes, [&] { return traces::weight_codes_sha256(ql); });
     check(r.weight.scales, [&] { return traces::weight_scales_sha256(ql); });
-    // TRACE_V2: check(r.unit_inputs.smooth, sha256 of ql.smooth)
+    check(r.unit_inputs.smooth, [&] {
+      return traces::sha256_hex(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(ql.smooth.data()),
+                                                              ql.smooth.size() * sizeof(float)));
+    });
   }
 
   traces::TraceReader m_reader;

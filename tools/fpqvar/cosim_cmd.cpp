@@ -8,7 +8,9 @@
 // accumulate) with the TLM model's cycles; 3 a difference (the report names the first, the JSON holds it, its
 // waveform is written: --wave, else beside the JSON, else ./cosim_mismatch.vcd), or cycles that differ unless
 // --allow-cycle-diff; 2 bad input (a trace or model that is not the workload's, a design with no verilated model).
+#include <filesystem>
 #include <memory>
+#include <system_error>
 #include <string>
 #include <vector>
 
@@ -181,9 +183,12 @@ void cmd_cosim(const CosimCmdOptions& o) {
   co.wave_margin = o.wave_margin;
   co.tlm_reference = !o.no_tlm_reference;
   co.sim.check_fit = !o.no_fit_check;
-  if (!o.wave.empty()) co.waveform = o.wave;
-  else if (!o.json.empty()) co.waveform = std::filesystem::path(o.json).replace_extension(".vcd");
-  else co.waveform = "cosim_mismatch.vcd";
+  // The waveform is written under a temporary name and renamed once complete (no partial file left as if whole).
+  std::filesystem::path wave;
+  if (!o.wave.empty()) wave = o.wave;
+  else if (!o.json.empty()) wave = std::filesystem::path(o.json).replace_extension(".vcd");
+  else wave = "cosim_mismatch.vcd";
+  co.waveform = wave.string() + ".part";
   cs::CosimResult r;
   try {
     r = cs::run_cosim(config, graph, co);
@@ -195,6 +200,12 @@ void cmd_cosim(const CosimCmdOptions& o) {
     throw UserError(e.what());
   } catch (const sim::ConfigError& e) {
     throw UserError(e.what());
+  }
+  if (r.mismatch && !r.mismatch->waveform.empty()) {
+    std::error_code ec;
+    std::filesystem::rename(r.mismatch->waveform, wave, ec);
+    if (ec) throw UserError(fmt::format("{}: cannot write the waveform: {}", wave.string(), ec.message()));
+    r.mismatch->waveform = wave;
   }
   print_report(r, graph);
   if (!o.json.empty()) write_text_file(o.json, cs::cosim_to_json(r, graph).dump(2) + "\n");
