@@ -195,6 +195,10 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
       read_file_text(base, file_text);
       parse_into(c, file_text, base, depth + 1);
     }
+    // A design is not its base: without a name of its own it is named after its file (resolve_config), so that a
+    // modified design is never reported under a shipped design's name.
+    c.name = "custom";
+    c.description.clear();
   }
 
   std::vector<std::string> section_names;
@@ -344,6 +348,7 @@ std::vector<std::string> AcceleratorConfig::validate() const {
   need(fp_array.macs_per_cycle >= 1, "fp_array.macs_per_cycle", "must be at least 1");
   need(fp_array.latency_cycles >= 0, "fp_array.latency_cycles", "must not be negative");
   need(controller.token_tile >= 1, "controller.token_tile", "must be at least 1");
+  need(controller.tile_skew >= 1, "controller.tile_skew", "must be at least 1");
   const auto& en = energy;
   for (const auto& [k, v] : {std::pair<std::string_view, double>{"lut_pj", en.lut_pj},
                              {"ff_pj", en.ff_pj},

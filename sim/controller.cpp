@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
-#include <queue>
-#include <tuple>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -360,23 +357,26 @@ void Controller::run() {
     const bool tiled = token_wise(ops[i]);
     const int tokens = ops[i].scale >= 0 ? m_graph.model.tokens_at(ops[i].scale) : 1;
     const int tiles = tiled && level1 ? (tokens + tile_tokens - 1) / tile_tokens : 1;
-    // The run's tiles are independent chains of operators. The controller issues the next operator of whichever
-    // tile is ready first (a dataflow controller: each unit's queue then fills in the order its work becomes ready),
-    // so tile t + 1's attention runs on the FP array while tile t's linears run on the PE array. Ties go to the
-    // lower tile.
+    // The run's tiles are independent chains of operators, issued in a static software-pipelined order (header):
+    // wavefront s holds op k = s - t * skew of each tile t, older tiles first, so tile t + 1 enters the pipeline
+    // `skew` ops behind tile t and its attention runs on the FP array while tile t's linears run on the PE array.
+    // The order depends on the graph and the config's tile_skew only, never on simulated times, so that every cycle
+    // stays a max-plus function of the units' durations: a faster unit never makes the run slower.
     std::int64_t run_end = prev_all;
-    using Ready = std::tuple<std::int64_t, int, std::size_t>;  // (ready cycle, tile, op index)
-    std::priority_queue<Ready, std::vector<Ready>, std::greater<>> ready_queue;
-    for (int t = 0; t < tiles; ++t) ready_queue.emplace(prev_all, t, i);
-    while (!ready_queue.empty()) {
-      const auto [ready, t, k] = ready_queue.top();
-      ready_queue.pop();
-      const int t0 = tiled && level1 ? t * tile_tokens : 0;
-      const int t1 = !tiled ? 0 : level1 ? std::min(tokens, t0 + tile_tokens) : tokens;
-      const std::int64_t done = execute(static_cast<int>(k), t0, t1, ready);
-      if (k + 1 < j) ready_queue.emplace(done, t, k + 1);
-      else run_end = std::max(run_end, done);
+    const int run_ops = static_cast<int>(j - i);
+    const int skew = std::max(1, std::min(m_config.controller.tile_skew, run_ops - 1));
+    std::vector<std::int64_t> tile_ready(static_cast<std::size_t>(tiles), prev_all);
+    for (int s = 0; s < (tiles - 1) * skew + run_ops; ++s) {
+      for (int t = 0; t < tiles; ++t) {
+        const int k = s - t * skew;
+        if (k < 0 || k >= run_ops) continue;
+        const int t0 = tiled && level1 ? t * tile_tokens : 0;
+        const int t1 = !tiled ? 0 : level1 ? std::min(tokens, t0 + tile_tokens) : tokens;
+        std::int64_t& ready = tile_ready[static_cast<std::size_t>(t)];
+        ready = execute(static_cast<int>(i) + k, t0, t1, ready);
+      }
     }
+    for (const std::int64_t done : tile_ready) run_end = std::max(run_end, done);
     prev_all = run_end;
     m_end = std::max(m_end, run_end);
     i = j;

@@ -6,9 +6,12 @@
 //
 // Level 1 (ControllerSpecs::level1): operators overlap across token tiles. A scale's tokens split into tiles of
 // `token_tile` tokens (each with its rows of all 2B CFG images); the operators between two barriers form a run, in
-// which each tile is a chain of operators. The controller is a dataflow scheduler: it issues the next operator of
-// whichever tile is ready first, so while the PE array runs tile t's proj, the FP array runs tile t+1's attention
-// and the SFU another tile's LayerNorm; each unit serves its tiles in the order they were issued. Barriers: attention's Q K^T needs
+// which each tile is a chain of operators. The controller issues them in a static software-pipelined order: tile t+1
+// enters `tile_skew` operators behind tile t (wavefronts, older tiles first), so while the PE array runs tile t's
+// proj, the FP array runs tile t+1's attention and the SFU another tile's LayerNorm; each unit serves its tiles in
+// the order they were issued. Static, not dataflow (the next op of whichever tile is ready first): an order that
+// follows simulated times lets a faster unit reorder the queues and make the run slower (tests/sim/property_test.cpp
+// found such runs), while a fixed order keeps every cycle a max-plus function of the durations. Barriers: attention's Q K^T needs
 // the K/V of every tile of its scale; the per-scale tail (upsample, Phi, f_hat, downsample, word_embed) and the
 // per-image operators work on whole tensors. The price: each token tile streams its operators' weights (and
 // attention its KV history) again; the controller counts that traffic. Without level 1 each operator runs over all

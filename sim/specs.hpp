@@ -195,12 +195,14 @@ struct ControllerSpecs {
   bool level1 = true;       // overlap operators across token tiles
   bool level2 = true;       // double-buffer weight tiles inside an operator
   int token_tile = 64;      // tokens per level-1 tile (each tile carries its tokens' rows of both CFG halves)
+  int tile_skew = 6;        // level 1: operators of tile t issued before tile t+1's first (at most the run's length - 1)
 
   template <class V>
   void describe(V&& v) {
     v("level1", level1, "", "level-1 pipeline: operators overlap across token tiles");
     v("level2", level2, "", "level-2 pipeline: load / MAC / accumulate / write-back overlap (double buffering)");
     v("token_tile", token_tile, "tokens", "tokens per level-1 tile");
+    v("tile_skew", tile_skew, "ops", "level-1 issue order: tile t+1 enters this many operators behind tile t");
   }
 };
 

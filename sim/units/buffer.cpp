@@ -31,6 +31,7 @@ void Buffer::transport(tlm::tlm_generic_payload&, TileExtension& ext, std::int64
   // No queue (header): the access starts when its client is ready.
   const Cost c = cost(ext.work);
   ext.start = ready;
+  ext.first = ready + c.latency;
   ext.finish = std::max(ready + c.occupancy + c.latency, ext.work.min_finish);
   note_external(ext, c);
 }

@@ -27,7 +27,7 @@ void Dma::transport(tlm::tlm_generic_payload&, TileExtension& ext, std::int64_t 
   std::int64_t& engine_free = m_engine_free[w.data ? 1 : 0];
   const std::int64_t start = std::max(ready, engine_free);
   engine_free = start + c.occupancy;
-  const std::int64_t first = start + m_specs.setup_cycles;  // the first descriptor is out
+  const std::int64_t issued = start + m_specs.setup_cycles;  // the first descriptor is out
   auto* to_buffer = w.buffer >= 0 ? buffer_sockets[static_cast<std::size_t>(w.buffer)].get() : nullptr;
   Work dram_work;
   dram_work.op_index = w.op_index;
@@ -36,26 +36,32 @@ void Dma::transport(tlm::tlm_generic_payload&, TileExtension& ext, std::int64_t 
   dram_work.data = w.data;
   Work buf_work = dram_work;
   buf_work.write = !w.write;  // a load writes the buffer, a store reads it
-  std::int64_t finish = 0;
+  std::int64_t first = 0, finish = 0;
   if (!w.write) {
-    const TileExtension d = issue(to_dram, dram_work, first);
+    const TileExtension d = issue(to_dram, dram_work, issued);
+    first = d.first;
     finish = d.finish;
     if (to_buffer != nullptr) {
       buf_work.min_finish = d.finish;
-      finish = issue(*to_buffer, buf_work, d.start).finish;
+      const TileExtension b = issue(*to_buffer, buf_work, d.first);  // from the first data DRAM delivers
+      first = b.first;
+      finish = b.finish;
     }
   } else {
-    std::int64_t dram_ready = first;
+    std::int64_t dram_ready = issued;
     std::int64_t data_end = 0;
     if (to_buffer != nullptr) {
-      const TileExtension b = issue(*to_buffer, buf_work, first);
-      dram_ready = b.start;
+      const TileExtension b = issue(*to_buffer, buf_work, issued);
+      dram_ready = b.first;  // the buffer's first data is out after its read latency
       data_end = b.finish;
     }
     dram_work.min_finish = data_end;
-    finish = issue(to_dram, dram_work, dram_ready).finish;
+    const TileExtension d = issue(to_dram, dram_work, dram_ready);
+    first = d.first;
+    finish = d.finish;
   }
   ext.start = start;
+  ext.first = first;
   ext.finish = std::max(finish, w.min_finish);
   note_external(ext, c);
 }

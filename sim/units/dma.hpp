@@ -1,9 +1,11 @@
 // dma: moves tiles between DRAM and the on-chip buffers. Loosely timed: two in-order descriptor engines, one for the
 // weights and one for the data (KV cache, spills, tables: Work::data), each of which spends
 // setup_cycles per descriptor (address generation and AXI handshakes), then passes the data on as two nested
-// transactions, the DRAM access and the buffer access, streamed into each other (the buffer write of a load starts
-// when the first DRAM data arrives and ends no earlier than the last). The engine is free for its next descriptor
-// as soon as it has issued this one: transfers overlap in the DRAM queue, not in the engine.
+// transactions, the DRAM access and the buffer access, streamed into each other: the buffer write of a load starts
+// when the first DRAM data arrives (the DRAM access's start + its latency, TileExtension::first) and ends no earlier
+// than the last; the DRAM write of a store starts when the buffer's first data is out (its read latency after the
+// read starts) and ends no earlier than the last. An engine is free for its next descriptor as soon as it has
+// issued this one: transfers overlap in the DRAM queue, not in the engine.
 // Reads Work: bytes, write (true = buffer -> DRAM), buffer (BufferId), data (engine and DRAM group).
 #pragma once
 

@@ -49,6 +49,7 @@ void Dram::transport(tlm::tlm_generic_payload& trans, TileExtension& ext, std::i
   const std::int64_t start = std::max(ready, m_data_free);
   m_data_free = start + c.occupancy;
   ext.start = start;
+  ext.first = start + c.latency;
   ext.finish = std::max(start + c.occupancy + c.latency, ext.work.min_finish);
   m_data_free = std::max(m_data_free, ext.finish - c.latency);
   note_external(ext, c);

@@ -13,11 +13,11 @@ CycleClock::CycleClock(double clock_hz) : m_clock_hz(clock_hz) {
   m_period_ps = static_cast<std::uint64_t>(std::llround(1e12 / clock_hz));
   if (m_period_ps == 0) throw std::invalid_argument("clock period below 1 ps");
   m_period = sc_core::sc_time(static_cast<double>(m_period_ps), sc_core::SC_PS);
+  m_ticks_per_cycle = m_period_ps * sc_core::sc_time(1, sc_core::SC_PS).value();
 }
 
 std::int64_t CycleClock::to_cycles(const sc_core::sc_time& t) const {
-  const std::uint64_t ps = t.value() / (sc_core::sc_time(1, sc_core::SC_PS).value());
-  return static_cast<std::int64_t>(ps / m_period_ps);
+  return static_cast<std::int64_t>(t.value() / m_ticks_per_cycle);
 }
 
 ReservationUnit::ReservationUnit(const sc_core::sc_module_name& name, const UnitContext& ctx, std::string work_unit,
@@ -69,16 +69,30 @@ tlm_utils::simple_initiator_socket<ReservationUnit>& ReservationUnit::buffer_soc
 
 TileExtension ReservationUnit::issue(tlm_utils::simple_initiator_socket<ReservationUnit>& to, const Work& w,
                                      std::int64_t ready) {
-  tlm::tlm_generic_payload trans;
+  std::unique_ptr<tlm::tlm_generic_payload> own;  // only for a re-entrant call (see m_trans)
+  const bool reuse = !m_trans_in_use;
+  tlm::tlm_generic_payload& trans = reuse ? m_trans : *(own = std::make_unique<tlm::tlm_generic_payload>());
   TileExtension ext;
   ext.work = w;
   trans.set_extension(&ext);
+  // Whatever way this call ends, the payload lets go of `ext` (a payload frees the extensions it holds when it
+  // is destroyed) and is free again.
+  struct Release {
+    tlm::tlm_generic_payload* trans;
+    TileExtension* ext;
+    bool* in_use;
+    ~Release() {
+      trans->clear_extension(ext);
+      if (in_use != nullptr) *in_use = false;
+    }
+  } release{&trans, &ext, reuse ? &m_trans_in_use : nullptr};
+  if (reuse) m_trans_in_use = true;
   trans.set_command(w.write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
   trans.set_data_length(static_cast<unsigned int>(std::min<std::int64_t>(w.bytes, 0xffffffff)));
+  trans.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
   const std::int64_t now = m_ctx.clock->now();
   sc_core::sc_time delay = m_ctx.clock->to_time(std::max<std::int64_t>(ready - now, 0));
   to->b_transport(trans, delay);
-  trans.clear_extension(&ext);
   if (trans.get_response_status() != tlm::TLM_OK_RESPONSE)
     SC_REPORT_ERROR(name(), "a nested tile transaction failed");
   return ext;
@@ -101,6 +115,7 @@ void ReservationUnit::reserve(TileExtension& ext, std::int64_t ready, const Cost
   // A streaming consumer stays occupied until its producer has delivered the last of the tile.
   m_free = std::max(start + c.occupancy, finish - c.latency);
   ext.start = start;
+  ext.first = start + c.latency;
   ext.finish = finish;
   note_external(ext, c);
 }

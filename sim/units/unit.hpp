@@ -49,6 +49,11 @@ class CycleClock {
   double m_clock_hz;
   sc_core::sc_time m_period;
   std::uint64_t m_period_ps;
+  // SystemC time ticks per cycle: the period in ps times the ticks per ps (the context's time resolution, fixed
+  // once the period is made). to_cycles() divides by it once: floor(floor(v / a) / b) = floor(v / (a b)) for
+  // positive integers, so this is the two divisions it stands for. (Building sc_time(1, SC_PS) on every call was a
+  // tenth of a whole run's time; the divisions were most of what was left of b_transport.)
+  std::uint64_t m_ticks_per_cycle;
 };
 
 // What one tile asks of a unit. Each unit reads the fields it needs (stated in its header) and ignores the rest.
@@ -84,6 +89,7 @@ struct Work {
 struct TileExtension : tlm::tlm_extension<TileExtension> {
   Work work;
   std::int64_t start = 0;
+  std::int64_t first = 0;   // the cycle its first data is out (start + latency): where a consumer can start streaming
   std::int64_t finish = 0;
 
   [[nodiscard]] tlm::tlm_extension_base* clone() const override { return new TileExtension(*this); }
@@ -176,6 +182,11 @@ class ReservationUnit : public sc_core::sc_module {
 
   std::string m_work_unit;
   double m_peak;
+  // The payload issue() sends, reused: a fresh tlm_generic_payload per nested transaction allocated and freed its
+  // extension array each time. Free again when issue() returns (units form a DAG: no target calls back into the
+  // unit that issued to it); a re-entrant issue() would get a payload of its own.
+  tlm::tlm_generic_payload m_trans;
+  bool m_trans_in_use = false;
   std::int64_t m_free = 0;
   Counter m_busy, m_tiles, m_work;
   std::vector<Activity> m_activity;

@@ -9,7 +9,8 @@
 //  - the element counts are the workload's, computed here from the graph's shapes (not read back from the code);
 //  - bad requests: a design shape no verilated model matches, pe_array together with pe.
 // The corruption test (a flipped code in a trace gives the report, the waveform and exit 3) is a CLI test
-// (tests/tools/cosim_cli_test.cpp). Each test ends by asserting that SystemC reported no error and no warning.
+// (tests/tools/cosim_cli_test.cpp). Each test ends by asserting that SystemC reported no error and no warning
+// (tests/sim/sim_test_util.hpp; the shared sc_main.cpp runs GoogleTest).
 #include <gtest/gtest.h>
 
 #include <systemc>
@@ -18,29 +19,12 @@
 #include "quant/recipe.hpp"
 #include "sim/config.hpp"
 #include "sim/cosim/cosim.hpp"
-
-// libsystemc.so's main() calls sc_main: this binary's runs GoogleTest (it links gtest, not gtest_main).
-extern "C" int sc_main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+#include "tests/sim/sim_test_util.hpp"
 
 namespace fpqvar::sim::cosim {
 namespace {
 
-class NoSystemCReports {
- public:
-  NoSystemCReports()
-      : m_errors(sc_core::sc_report_handler::get_count(sc_core::SC_ERROR)),
-        m_warnings(sc_core::sc_report_handler::get_count(sc_core::SC_WARNING)) {}
-  ~NoSystemCReports() {
-    EXPECT_EQ(sc_core::sc_report_handler::get_count(sc_core::SC_ERROR), m_errors) << "SystemC SC_ERROR reports";
-    EXPECT_EQ(sc_core::sc_report_handler::get_count(sc_core::SC_WARNING), m_warnings) << "SystemC SC_WARNING reports";
-  }
-
- private:
-  int m_errors, m_warnings;
-};
+using sim::test::expect_no_systemc_reports;
 
 const AcceleratorConfig& tiny_design() {
   static const AcceleratorConfig c = resolve_config(FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-w4a4.json");
@@ -93,7 +77,6 @@ CosimResult run(const std::string& units, const std::string& scales, const std::
 
 // The unit alone on scales 2-3 of block 1: `ops` names the layers.
 void check_unit(RtlUnit unit, const std::string& ops) {
-  NoSystemCReports no_reports;
   const models::VarGraph g = small_graph();
   const CosimResult r = run(std::string(to_string(unit)), "2-3", "1", ops, g);
   ASSERT_EQ(r.units.size(), 1u);
@@ -132,6 +115,7 @@ void check_unit(RtlUnit unit, const std::string& ops) {
     for (const auto& o : r.ops) EXPECT_EQ(o.rtl_cycles, o.tlm_cycles) << o.op << " scale " << o.scale;
   }
   EXPECT_GT(u.clocked, 0);
+  expect_no_systemc_reports();
 }
 
 TEST(Cosim, PeArrayFc1AndDfqFc2) { check_unit(RtlUnit::kPeArray, "fc1,fc2"); }
@@ -143,7 +127,6 @@ TEST(Cosim, AccumulateQkvAndDfqFc2) { check_unit(RtlUnit::kAccumulate, "qkv,fc2"
 
 // --rtl all on every quantized linear of the image: pe_array, quantizer, hadamard and accumulate, every tile.
 TEST(Cosim, AllUnitsWholeImage) {
-  NoSystemCReports no_reports;
   const models::VarGraph g = small_graph();
   const CosimResult r = run("all", "", "", "", g);
   const Expect e = expected(g, {});
@@ -161,12 +144,12 @@ TEST(Cosim, AllUnitsWholeImage) {
   EXPECT_EQ(j.at("cosim").at("units").size(), 4u);
   EXPECT_TRUE(j.at("cosim").at("mismatch").is_null());
   EXPECT_EQ(j.at("cycles"), r.run.cycles);  // simulate's own keys are there
+  expect_no_systemc_reports();
 }
 
 // A design whose PE array no verilated model matches (rows / drain_rows = 4 transfers, the ci models drain 2), and
 // pe_array with pe: refused before any simulation.
 TEST(Cosim, RefusesWhatItCannotRun) {
-  NoSystemCReports no_reports;
   const models::VarGraph g = small_graph();
   AcceleratorConfig c = tiny_design();
   apply_overrides(c, {"pe_array.rows=4"});
@@ -181,6 +164,7 @@ TEST(Cosim, RefusesWhatItCannotRun) {
   EXPECT_THROW((void)parse_units("pe_array,pe"), std::invalid_argument);
   EXPECT_THROW((void)parse_units("pe_aray"), std::invalid_argument);
   EXPECT_EQ(parse_units("all").size(), 4u);
+  expect_no_systemc_reports();
 }
 
 }  // namespace

@@ -35,12 +35,6 @@
 #include "tests/models/small_model.hpp"
 #include "traces/trace_writer.hpp"
 
-// libsystemc.so's main() calls sc_main: this binary's runs GoogleTest (it links gtest, not gtest_main).
-extern "C" int sc_main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
-
 namespace fpqvar::sim {
 namespace {
 

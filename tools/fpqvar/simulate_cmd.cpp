@@ -1,8 +1,16 @@
 // `fpqvar simulate`, `fpqvar compare` and `fpqvar sim config list|show`: the accelerator model (sim/) from the
 // command line. The commands parse options, call sim::simulate() and write what it returns: a terminal table, JSON,
 // CSV, a Chrome-trace/Perfetto timeline and a PNG (tools/plot_sim.py).
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -190,11 +198,49 @@ std::string timeline_json(const sim::RunResult& r, const models::VarGraph& g) {
   return doc.dump();
 }
 
+// The Python that draws the plot: $FPQVAR_PYTHON when set, else Debian's /usr/bin/python3 (where
+// python3-matplotlib installs; a python3 earlier on PATH, e.g. a pyenv shim, often lacks it), else python3 on PATH.
+std::string plot_python() {
+  if (const char* p = std::getenv("FPQVAR_PYTHON"); p != nullptr && *p != '\0') return p;
+  if (::access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";
+  return "python3";
+}
+
+// Runs tools/plot_sim.py on the result JSON (no shell: the paths go to the script as they are). The script writes
+// the PNG to a temporary file beside it and renames it into place, so a failed plot leaves no PNG; its own message
+// (a bad JSON, matplotlib missing: exit 3) goes to stderr before the UserError's line.
 void write_plot(const std::string& png, const std::string& json_path) {
   const std::string script = std::string(FPQVAR_SOURCE_DIR) + "/tools/plot_sim.py";
-  const std::string cmd = fmt::format("python3 '{}' '{}' --out '{}'", script, json_path, png);
-  if (std::system(cmd.c_str()) != 0) throw UserError(fmt::format("{}: plotting failed ({})", png, cmd));
+  if (::access(script.c_str(), R_OK) != 0) throw UserError(fmt::format("{}: cannot plot: {} is missing", png, script));
+  const std::string python = plot_python();
+  std::vector<std::string> args = {python, script, json_path, "--out", png};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  pid_t pid = 0;
+  if (const int err = ::posix_spawnp(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ); err != 0)
+    throw UserError(fmt::format("{}: cannot plot: cannot start {} ({}); set FPQVAR_PYTHON to a Python 3 with "
+                                "matplotlib", png, python, std::strerror(err)));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw UserError(fmt::format("{}: cannot plot: waitpid failed ({})", png, std::strerror(errno)));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  const std::string how = WIFEXITED(status) ? fmt::format("exited with status {}", WEXITSTATUS(status))
+                                            : fmt::format("was killed by signal {}", WTERMSIG(status));
+  throw UserError(fmt::format("{}: plotting failed: {} {} {}{}", png, python, script, how,
+                              WIFEXITED(status) && WEXITSTATUS(status) == 3 ? " (matplotlib missing)" : ""));
 }
+
+// A file removed when it goes out of scope (the JSON handed to the plot when --json was not asked for).
+struct TempFile {
+  std::filesystem::path path;
+  ~TempFile() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove(path, ec);
+  }
+};
 
 void cmd_simulate(const SimulateOptions& o) {
   const sim::AcceleratorConfig config = load_config(o.config, o.set);
@@ -228,8 +274,11 @@ void cmd_simulate(const SimulateOptions& o) {
   if (!o.csv.empty()) write_text_file(o.csv, ops_csv(r));
   if (!o.timeline.empty()) write_text_file(o.timeline, timeline_json(r, graph));
   if (!o.png.empty()) {
+    TempFile temp;
     if (json_path.empty()) {
-      json_path = o.png + ".json";
+      temp.path = std::filesystem::temp_directory_path() /
+                  fmt::format("fpqvar_simulate_{}_{}.json", ::getpid(), std::chrono::steady_clock::now().time_since_epoch().count());
+      json_path = temp.path.string();
       write_text_file(json_path, j.dump() + "\n");
     }
     write_plot(o.png, json_path);
