@@ -61,6 +61,8 @@ struct CosimOptions {
   std::filesystem::path waveform;      // where the first mismatch's VCD goes (empty: not written)
   int wave_margin = 16;                // cycles shown before the inputs and after the output of the mismatch
   bool tlm_reference = true;           // also run the TLM-only model (reference cycles and speed)
+  int threads = 1;                     // pe_array / pe: the blocks of a tile run on this many threads, each on
+                                       // its own model instance (results do not depend on it)
   SimOptions sim;                      // passed on to simulate() (make_unit is set by run_cosim)
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -463,24 +464,22 @@ void RtlPeArray::run_tile(TileExtension& ext, std::int64_t ready, const models::
 }
 
 StreamCycles RtlPeArray::run_array(Tile& t, std::vector<std::int64_t>& pos, std::vector<std::int64_t>& neg, int pair) {
-  auto& engine = m_arrays[pair];
-  if (!engine) engine = make_engine<IPeArrayEngine>(*t.model, false);
+  auto& engines = m_arrays[pair];
+  const int threads = std::max(1, m_state.options().threads);
+  while (static_cast<int>(engines.size()) < threads) engines.push_back(make_engine<IPeArrayEngine>(*t.model, false));
   const PeArraySpecs& s = specs();
   const bool single = m_backend == RtlUnit::kPe;
   t.R = s.rows;
   t.C = s.cols;
-  t.rb = single ? 1 : engine->shape().rows;
-  t.cb = single ? 1 : engine->shape().cols;
+  t.rb = single ? 1 : engines.front()->shape().rows;
+  t.cb = single ? 1 : engines.front()->shape().cols;
   t.row_passes = (t.m + t.R - 1) / t.R;
   t.col_passes = (t.n + t.C - 1) / t.C;
   t.passes = t.row_passes * t.col_passes;
   const std::int64_t bis = t.R / t.rb, bjs = (t.C + t.cb - 1) / t.cb;
   pos.assign(std::size_t(t.m * t.n * t.groups), 0);
   neg.assign(pos.size(), 0);
-  StreamCycles first;
-  bool have = false;
-  UnitReport& u = m_state.tally(m_backend);
-  PeSums out;
+  // The blocks the tile uses (a block it leaves idle computes nothing to check).
   for (std::int64_t bi = 0; bi < bis; ++bi)
     for (std::int64_t bj = 0; bj < bjs; ++bj) {
       Tile::Block b;
@@ -506,35 +505,63 @@ StreamCycles RtlPeArray::run_array(Tile& t, std::vector<std::int64_t>& pos, std:
           }
         }
       }
-      if (!any_row || !any_col) continue;  // a block the tile leaves idle: it computes nothing to check
-      PeStream st{t.a, t.w, t.k, t.group, int(t.passes), b.rows, b.cols};
-      const StreamCycles cyc = engine->run(st, out, nullptr);
-      u.clocked += cyc.clocked;
-      // PE arrays of one design run in lockstep: every block must take the same cycles.
-      if (!have) {
-        first = cyc;
-        have = true;
-      } else if (cyc.first_in != first.first_in || cyc.last_in != first.last_in || cyc.last_out != first.last_out) {
-        throw RtlProtocolError(fmt::format("{}: two blocks of one tile took different cycles ({} / {} vs {} / {})",
-                                           engine->describe(), cyc.occupancy(), cyc.span(), first.occupancy(),
-                                           first.span()));
-      }
-      for (std::int64_t p = 0; p < t.passes; ++p)
-        for (std::int64_t g = 0; g < t.groups; ++g)
-          for (int r = 0; r < t.rb; ++r) {
-            const std::int64_t row = b.rows[std::size_t(p * t.rb + r)];
-            if (row < 0) continue;
-            for (int c = 0; c < t.cb; ++c) {
-              const std::int64_t col = b.cols[std::size_t(p * t.cb + c)];
-              if (col < 0) continue;
-              const std::size_t from = std::size_t(((p * t.groups + g) * t.rb + r) * t.cb + c);
-              const std::size_t to = std::size_t((row * t.n + col) * t.groups + g);
-              pos[to] = out.pos[from];
-              neg[to] = out.neg[from];
-            }
-          }
-      t.blocks.push_back(std::move(b));
+      if (any_row && any_col) t.blocks.push_back(std::move(b));
     }
+  // Each block's stream on a model, blocks dealt round-robin to the workers. Blocks write disjoint (row, column)
+  // cells of pos / neg: no two workers touch the same element.
+  std::vector<StreamCycles> cycles(t.blocks.size());
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+  auto work = [&](int worker) {
+    try {
+      PeSums out;
+      for (std::size_t i = std::size_t(worker); i < t.blocks.size(); i += std::size_t(threads)) {
+        const Tile::Block& b = t.blocks[i];
+        PeStream st{t.a, t.w, t.k, t.group, int(t.passes), b.rows, b.cols};
+        cycles[i] = engines[std::size_t(worker)]->run(st, out, nullptr);
+        for (std::int64_t p = 0; p < t.passes; ++p)
+          for (std::int64_t g = 0; g < t.groups; ++g)
+            for (int r = 0; r < t.rb; ++r) {
+              const std::int64_t row = b.rows[std::size_t(p * t.rb + r)];
+              if (row < 0) continue;
+              for (int c = 0; c < t.cb; ++c) {
+                const std::int64_t col = b.cols[std::size_t(p * t.cb + c)];
+                if (col < 0) continue;
+                const std::size_t from = std::size_t(((p * t.groups + g) * t.rb + r) * t.cb + c);
+                const std::size_t to = std::size_t((row * t.n + col) * t.groups + g);
+                pos[to] = out.pos[from];
+                neg[to] = out.neg[from];
+              }
+            }
+      }
+    } catch (...) {
+      errors[std::size_t(worker)] = std::current_exception();
+    }
+  };
+  if (threads == 1 || t.blocks.size() < 2) {
+    work(0);
+    for (int w = 1; w < threads; ++w) work(w);  // no blocks left for them: nothing runs
+  } else {
+    std::vector<std::thread> pool;
+    for (int w = 1; w < threads; ++w) pool.emplace_back(work, w);
+    work(0);
+    for (auto& th : pool) th.join();
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  // PE arrays of one design run in lockstep: every block must take the same cycles.
+  UnitReport& u = m_state.tally(m_backend);
+  StreamCycles first;
+  for (std::size_t i = 0; i < cycles.size(); ++i) {
+    u.clocked += cycles[i].clocked;
+    if (i == 0) {
+      first = cycles[i];
+    } else if (cycles[i].first_in != first.first_in || cycles[i].last_in != first.last_in ||
+               cycles[i].last_out != first.last_out) {
+      throw RtlProtocolError(fmt::format("{}: two blocks of one tile took different cycles ({} / {} vs {} / {})",
+                                         engines.front()->describe(), cycles[i].occupancy(), cycles[i].span(),
+                                         first.occupancy(), first.span()));
+    }
+  }
   return first;
 }
 

@@ -135,7 +135,8 @@ class RtlPeArray final : public PeArray {
 
   CosimState& m_state;
   RtlUnit m_backend;
-  std::map<int, std::unique_ptr<IPeArrayEngine>> m_arrays;  // by pair (pe_array, pe)
+  // By pair (pe_array, pe): one engine per worker thread (CosimOptions::threads), each a separate model instance.
+  std::map<int, std::vector<std::unique_ptr<IPeArrayEngine>>> m_arrays;
   std::map<int, std::unique_ptr<IMulEngine>> m_muls;        // by pair (mul)
 };
 

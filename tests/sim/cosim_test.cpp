@@ -67,8 +67,9 @@ Expect expected(const models::VarGraph& g, const traces::TraceFilter& f) {
 }
 
 CosimResult run(const std::string& units, const std::string& scales, const std::string& blocks, const std::string& ops,
-                const models::VarGraph& g) {
+                const models::VarGraph& g, int threads = 1) {
   CosimOptions o;
+  o.threads = threads;
   o.units = parse_units(units);
   o.filter = traces::TraceFilter::parse(scales, blocks, ops);
   o.seed = 7;
@@ -125,10 +126,12 @@ TEST(Cosim, QuantizerProjAndDfqFc2) { check_unit(RtlUnit::kQuantizer, "proj,fc2"
 TEST(Cosim, HadamardQkvAndFc1) { check_unit(RtlUnit::kHadamard, "qkv,fc1"); }
 TEST(Cosim, AccumulateQkvAndDfqFc2) { check_unit(RtlUnit::kAccumulate, "qkv,fc2"); }
 
-// --rtl all on every quantized linear of the image: pe_array, quantizer, hadamard and accumulate, every tile.
+// --rtl all on every quantized linear of the image: pe_array, quantizer, hadamard and accumulate, every tile; the
+// PE array's blocks on two threads (the 2 x 2 test array is one block of the 2 x 2 model: the threads' split is
+// exercised by PeArrayOnTwoThreadsAsOnOne on a wider design).
 TEST(Cosim, AllUnitsWholeImage) {
   const models::VarGraph g = small_graph();
-  const CosimResult r = run("all", "", "", "", g);
+  const CosimResult r = run("all", "", "", "", g, 2);
   const Expect e = expected(g, {});
   EXPECT_TRUE(r.passed()) << (r.mismatch ? r.mismatch->summary() : "");
   EXPECT_TRUE(r.cycles_equal());
@@ -144,6 +147,36 @@ TEST(Cosim, AllUnitsWholeImage) {
   EXPECT_EQ(j.at("cosim").at("units").size(), 4u);
   EXPECT_TRUE(j.at("cosim").at("mismatch").is_null());
   EXPECT_EQ(j.at("cycles"), r.run.cycles);  // simulate's own keys are there
+  expect_no_systemc_reports();
+}
+
+// A 2 x 6 array on the 2 x 2 model: three blocks per tile, dealt to two threads; the same sums, the same cycles and
+// the same run as on one thread, and as the TLM's.
+TEST(Cosim, PeArrayOnTwoThreadsAsOnOne) {
+  const models::VarGraph g = small_graph();
+  AcceleratorConfig c = tiny_design();
+  apply_overrides(c, {"pe_array.cols=6"});
+  auto one = [&](int threads) {
+    CosimOptions o;
+    o.units = {RtlUnit::kPeArray};
+    o.filter = traces::TraceFilter::parse("3", "0", "fc1,fc2");
+    o.threads = threads;
+    o.sim.check_fit = false;
+    return run_cosim(c, g, o);
+  };
+  const CosimResult r1 = one(1), r2 = one(2);
+  const Expect e = expected(g, traces::TraceFilter::parse("3", "0", "fc1,fc2"));
+  for (const CosimResult* r : {&r1, &r2}) {
+    EXPECT_TRUE(r->passed()) << (r->mismatch ? r->mismatch->summary() : "");
+    EXPECT_TRUE(r->cycles_equal());
+    EXPECT_EQ(r->units.front().elements, e.group_sums);
+    ASSERT_TRUE(r->tlm.has_value());
+    EXPECT_EQ(r->run.cycles, r->tlm->cycles);
+  }
+  EXPECT_EQ(r2.units.front().rtl_cycles, r1.units.front().rtl_cycles);
+  EXPECT_EQ(r2.units.front().clocked, r1.units.front().clocked);
+  // Three blocks of 2 x 2 PEs each clock the whole stream: three times one block's cycles.
+  EXPECT_EQ(r1.units.front().clocked % 3, 0);
   expect_no_systemc_reports();
 }
 

@@ -14,7 +14,7 @@
 // design (4 x 4 blocks of its 8 x 41 array of 32-lane PEs, the 32-lane quantizers, the 8-lane Hadamard unit); the
 // default `ci` set holds the test design's shapes (tests/fixtures/cosim/tiny-w4a4.json, --config that file).
 //   ./cosim_bench [--model var-d16] [--config vck190-fpqvar-w4a4] [--scale -1] [--block 0] [--rtl all]
-//                 [--ops qkv,fc1] [--repeats 1] [--json F]
+//                 [--ops qkv,fc1] [--repeats 1] [--threads 1] [--json F]
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -65,7 +65,7 @@ std::string work_name(cs::RtlUnit u) {
 int main(int argc, char** argv) {
   CLI::App app{"cosim_bench: co-simulation speed against the TLM-only model, same process"};
   std::string model = "var-d16", config = "vck190-fpqvar-w4a4", rtl = "all", ops, json_out;
-  int scale = -1, block = 0, repeats = 1;
+  int scale = -1, block = 0, repeats = 1, threads = 1;
   app.add_option("--model", model, "VAR preset")->capture_default_str();
   app.add_option("--config", config, "design (its verilated models must be built)")->capture_default_str();
   app.add_option("--scale", scale, "scale whose ops run on the RTL (-1: the last)")->capture_default_str();
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   app.add_option("--rtl", rtl, "RTL units")->capture_default_str();
   app.add_option("--ops", ops, "layers (default all: qkv,proj,fc1,fc2)");
   app.add_option("--repeats", repeats, "co-simulated runs (each followed by a TLM-only run)")->capture_default_str();
+  app.add_option("--threads", threads, "threads for the PE array's blocks")->capture_default_str();
   app.add_option("--json", json_out, "write the figures as JSON");
   CLI11_PARSE(app, argc, argv);
 
@@ -89,9 +90,11 @@ int main(int argc, char** argv) {
     o.units = cs::parse_units(rtl);
     o.filter = fpqvar::traces::TraceFilter::parse(std::to_string(scale), std::to_string(block), ops);
     o.tlm_reference = false;  // timed separately below
+    o.threads = threads;
     o.sim.check_fit = true;
-    fmt::print("cosim_bench: {} fpqvar-w4a4, scale {} block {}{} on {} through RTL {}; TLM-only run in the same "
-               "process\n", model, scale, block, ops.empty() ? "" : " (" + ops + ")", c.name, rtl);
+    fmt::print("cosim_bench: {} fpqvar-w4a4, scale {} block {}{} on {} through RTL {} ({} thread{}); TLM-only run in "
+               "the same process\n", model, scale, block, ops.empty() ? "" : " (" + ops + ")", c.name, rtl, threads,
+               threads == 1 ? "" : "s");
 
     nlohmann::json runs = nlohmann::json::array();
     int status = 0;
@@ -144,7 +147,7 @@ int main(int argc, char** argv) {
         return 2;
       }
       fmt::print(f, "{}\n", nlohmann::json{{"model", model}, {"config", c.name}, {"scale", scale}, {"block", block},
-                                           {"rtl", rtl}, {"runs", runs}}.dump(2));
+                                           {"rtl", rtl}, {"threads", threads}, {"runs", runs}}.dump(2));
       std::fclose(f);
     }
     return status;

@@ -46,6 +46,7 @@ struct CosimCmdOptions {
   std::string json, wave;
   std::uint64_t seed = 1;
   int wave_margin = 16;
+  int threads = 1;
   bool allow_cycle_diff = false;
   bool no_fit_check = false;
   bool no_tlm_reference = false;
@@ -181,6 +182,7 @@ void cmd_cosim(const CosimCmdOptions& o) {
   co.quantized = o.quantized;
   co.seed = o.seed;
   co.wave_margin = o.wave_margin;
+  co.threads = o.threads;
   co.tlm_reference = !o.no_tlm_reference;
   co.sim.check_fit = !o.no_fit_check;
   // The waveform is written under a temporary name and renamed once complete (no partial file left as if whole).
@@ -259,6 +261,9 @@ void register_cosim(CLI::App& app) {
   cmd->add_option("--json", o->json, "Write the report as JSON (fpqvar simulate's, plus \"cosim\")");
   cmd->add_option("--wave", o->wave, "Where a mismatch's VCD goes (default: beside the JSON, or ./cosim_mismatch.vcd)");
   cmd->add_option("--wave-margin", o->wave_margin, "Cycles shown around a mismatch's stream")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Threads for the PE array's blocks (each its own model instance)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--seed", o->seed, "Without --trace: seed of the generated data")->capture_default_str();
   cmd->add_flag("--allow-cycle-diff", o->allow_cycle_diff, "Exit 0 when only cycles differ");
   cmd->add_flag("--no-fit-check", o->no_fit_check, "Simulate a design even when it does not fit the device");
