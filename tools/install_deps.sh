@@ -11,6 +11,8 @@ packages=(
   libgtest-dev libbenchmark-dev libgmp-dev
   libopenblas-dev zlib1g-dev
   libsystemc-dev verilator yosys
+  libsqlite3-dev   # fpqvar sweep's results database
+  slurm-wlm        # fpqvar sweep slurm: sbatch, and the single-node cluster its test starts (brings munge)
 )
 if [[ "${1:-}" != "--no-python" ]]; then
   packages+=(python3 python3-numpy python3-torch python3-matplotlib)
