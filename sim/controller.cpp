@@ -161,6 +161,7 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
   const std::int64_t out_bytes_per_value = bits_of(op.out_type) / 8;
   const std::int64_t groups = ceil_div(op.k, group);
   const std::int64_t pe_latency = pe_array_latency_cycles(m_config.pe_array.lanes);
+  const std::int64_t pe_tile_latency = pe_array_tile_latency_cycles(m_config.pe_array);
   const std::int64_t acc_latency = accumulate_latency_cycles();
   const bool dual = op.in_type.spec.format.kind == quant::FormatKind::kDual;
   std::int64_t done = ready;
@@ -177,8 +178,11 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
     mac.act_bits = bits_of(op.in_type);
     mac.weight_bits = bits_of(op.weight_type);
     mac.dual = dual;
+    mac.token_begin = t0;
+    mac.token_end = t1;
+    mac.col_begin = c0;
     const TileExtension pe = issue(to_pe_array, mac, std::max(ready, load.finish));
-    timing.busy_cycles += pe.finish - pe.start - pe_latency;
+    timing.busy_cycles += pe.finish - pe.start - pe_tile_latency;
     timing.work += rows * cols * op.k;
     m_weight_slot_free[slot] = pe.finish;
     if (on_linear_tile) on_linear_tile(index, t0, t1, c0, c0 + cols);
@@ -191,6 +195,13 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
                    (m_config.pe_array.rows + m_config.pe_array.cols) * 4;
     acc.out_bytes = rows * cols * out_bytes_per_value;
     acc.min_finish = pe.finish + acc_latency;
+    acc.token_begin = t0;
+    acc.token_end = t1;
+    acc.col_begin = c0;
+    acc.m = rows;
+    acc.n = cols;
+    acc.k = op.k;
+    acc.group = static_cast<int>(group);
     done = std::max(done, issue(to_accumulate, acc, pe.start + pe_latency).finish);
   }
   return done;
@@ -272,6 +283,8 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
       w.in_bytes = in_bytes;
       w.out_bytes = out_bytes;
       w.passes = sfu_passes(op.kind);
+      w.token_begin = t0;
+      w.token_end = t1;
       if (unit == UnitKind::kQuantizer) {
         // The quantizer reads the values it quantizes: for kv_quantize the elements produced are codes of this
         // scale's K and V rows.
@@ -280,6 +293,17 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
                              ? op.out_type.spec.group_size
                              : static_cast<int>(std::max<std::int64_t>(op.n, 1)))
                       : 128;
+        const quant::Format& f = op.out_type.spec.format;
+        if (op.out_type.storage == models::TensorType::Storage::kCodes && f.kind == quant::FormatKind::kFloat) {
+          w.code_bits = f.bits;
+          w.man_bits = f.man_bits;
+        } else if (op.out_type.storage == models::TensorType::Storage::kCodes && f.kind == quant::FormatKind::kDual &&
+                   f.sides.size() == 2 && f.sides[0].kind == quant::FormatKind::kFloat &&
+                   f.sides[1].kind == quant::FormatKind::kFloat) {
+          w.code_bits = f.bits;
+          w.man_bits = f.sides[1].man_bits;
+          w.neg_man_bits = f.sides[0].man_bits;
+        }
       } else if (unit == UnitKind::kHadamard) {
         w.group = 128;
         if (op.layer) w.group = m_graph.recipe ? m_graph.recipe->layer(*op.layer).rotation_block : 128;
@@ -287,8 +311,8 @@ std::int64_t Controller::execute(int index, int t0, int t1, std::int64_t ready) 
       auto& socket = unit == UnitKind::kQuantizer ? to_quantizer : unit == UnitKind::kHadamard ? to_hadamard : to_sfu;
       const TileExtension e = issue(socket, w, ready);
       const std::int64_t latency = unit == UnitKind::kSfu ? static_cast<std::int64_t>(w.passes) * m_config.sfu.latency_cycles
-                                   : unit == UnitKind::kQuantizer ? quantizer_latency_cycles(m_config.quantizer.lanes, std::max(w.group, 1))
-                                                                  : hadamard_latency_cycles(std::max(w.group, 1));
+                                   : unit == UnitKind::kQuantizer ? quantizer_latency_cycles(m_config.quantizer.lanes, w)
+                                                                  : hadamard_latency_cycles(std::max(w.group, 1), m_config.hadamard.cycles_per_group);
       timing.busy_cycles += std::max<std::int64_t>(e.finish - e.start - latency, 0);
       timing.work += w.elements;
       done = e.finish;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -96,10 +97,21 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
   Buffer act_buffer("act_buffer", ctx, config.act_buffer);
   Buffer kv_buffer("kv_buffer", ctx, config.kv_buffer);
   Buffer psum_buffer("psum_buffer", ctx, config.psum_buffer);
-  Quantizer quantizer("quantizer", ctx, config.quantizer);
-  Hadamard hadamard("hadamard", ctx, config.hadamard);
-  PeArray pe_array("pe_array", ctx, config.pe_array);
-  Accumulate accumulate("accumulate", ctx, config.accumulate);
+  // The datapath units with RTL: their TLM models, or what the co-simulation builds in their place.
+  auto unit = [&]<class Tlm, class Specs>(std::type_identity<Tlm>, const char* name, const Specs& specs) {
+    std::unique_ptr<ReservationUnit> u;
+    if (options.make_unit) u = options.make_unit(name, ctx, config);
+    if (!u) u = std::make_unique<Tlm>(name, ctx, specs);
+    return u;
+  };
+  const auto quantizer_unit = unit(std::type_identity<Quantizer>{}, "quantizer", config.quantizer);
+  const auto hadamard_unit = unit(std::type_identity<Hadamard>{}, "hadamard", config.hadamard);
+  const auto pe_array_unit = unit(std::type_identity<PeArray>{}, "pe_array", config.pe_array);
+  const auto accumulate_unit = unit(std::type_identity<Accumulate>{}, "accumulate", config.accumulate);
+  ReservationUnit& quantizer = *quantizer_unit;
+  ReservationUnit& hadamard = *hadamard_unit;
+  ReservationUnit& pe_array = *pe_array_unit;
+  ReservationUnit& accumulate = *accumulate_unit;
   Sfu sfu("sfu", ctx, config.sfu);
   FpArray fp_array("fp_array", ctx, config.fp_array);
   Controller controller("controller", ctx, config, graph);

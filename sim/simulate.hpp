@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +27,12 @@ namespace fpqvar::sim {
 enum class Fidelity : std::uint8_t { kTiming, kExact };
 [[nodiscard]] std::string_view to_string(Fidelity f);
 
+// Co-simulation's hook (sim/cosim/): builds the datapath unit `name` ("quantizer", "hadamard", "pe_array",
+// "accumulate") in place of its TLM model, or returns null to keep the TLM model. A replacement must carry the same
+// module name and streams through the same buffers (the TLM model's sockets).
+using UnitFactory = std::function<std::unique_ptr<ReservationUnit>(std::string_view name, const UnitContext& ctx,
+                                                                   const AcceleratorConfig& config)>;
+
 struct SimOptions {
   Fidelity fidelity = Fidelity::kTiming;
   bool timeline = false;                     // record every unit's activity (RunResult::timeline)
@@ -32,6 +40,7 @@ struct SimOptions {
   bool check_fit = true;                     // refuse a design over its resource budget (DoesNotFit)
   ScaleDoneFn progress;                      // after each phase (per-image part, each scale, decoder)
   LinearTileFn linear_tile;                  // exact fidelity's per-tile check (sim/exact.hpp)
+  UnitFactory make_unit;                     // co-simulation's RTL units (sim/cosim/cosim.hpp); empty: TLM only
 };
 
 struct UnitReport {

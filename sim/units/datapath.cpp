@@ -8,13 +8,35 @@
 namespace fpqvar::sim {
 
 std::int64_t pe_array_latency_cycles(int lanes) { return rtl::timing::pe_array_latency(lanes); }
-// FIXME(rtl/timing.hpp): the LUT quantizer's RTL (issue 12) states its own latency; until then: the group must be
-// seen whole before its scale exists (group / lanes cycles), plus the scale and compare stages (3).
-std::int64_t quantizer_latency_cycles(int lanes, int group) { return ceil_div(group, lanes) + 3; }
-// FIXME(rtl/timing.hpp): log2(group) butterfly stages plus the x*s multiply and the output register.
-std::int64_t hadamard_latency_cycles(int group) { return std::bit_width(static_cast<unsigned>(group - 1)) + 2; }
-// FIXME(rtl/timing.hpp): scale product, exact partial, FP32 add.
-std::int64_t accumulate_latency_cycles() { return 6; }
+std::int64_t pe_array_tile_latency_cycles(const PeArraySpecs& s) {
+  return rtl::timing::pe_array_latency(s.lanes) + rtl::timing::pe_array_transfers_per_group(s.rows, s.drain_rows) - 1;
+}
+std::int64_t quantizer_latency_cycles(int lanes, const Work& w) {
+  const int group = std::max(w.group, 1);
+  const auto pow2 = [](int v) { return v >= 1 && std::has_single_bit(static_cast<unsigned>(v)); };
+  if (w.code_bits > 0 && lanes >= 2 && pow2(lanes) && pow2(group) && group >= lanes) {
+    rtl::timing::LutQuantizerShape shape;
+    shape.code_bits = w.code_bits;
+    shape.man_bits = w.man_bits;
+    shape.neg_man_bits = w.neg_man_bits;
+    shape.lanes = lanes;
+    shape.group = group;
+    shape.reg_every = 1;  // lut_quantizer.v's default, the one the co-simulation verifies
+    return rtl::timing::lut_quantizer_latency(shape);
+  }
+  // Assumption (no RTL for this case: integer codes, or a group the LUT quantizer cannot take): the group must be
+  // seen whole before its scale exists (group / lanes cycles), plus the scale and compare stages (3).
+  return ceil_div(group, lanes) + 3;
+}
+std::int64_t hadamard_latency_cycles(int group, int cycles_per_group) {
+  const auto pow2 = [](int v) { return v >= 1 && std::has_single_bit(static_cast<unsigned>(v)); };
+  if (cycles_per_group >= 1 && group % cycles_per_group == 0 && pow2(group) && pow2(group / cycles_per_group))
+    return rtl::timing::hadamard_latency(group, group / cycles_per_group);
+  // Assumption (a shape hadamard.v does not take): log2(group) butterfly stages plus the x*s multiply and the output
+  // register.
+  return std::bit_width(static_cast<unsigned>(group - 1)) + 2;
+}
+std::int64_t accumulate_latency_cycles() { return rtl::timing::accumulate_latency(); }
 
 Quantizer::Quantizer(const sc_core::sc_module_name& name, const UnitContext& ctx, const QuantizerSpecs& specs)
     : ReservationUnit(name, ctx, "elements", specs.lanes, {BufferId::kAct}), m_specs(specs) {}
@@ -22,7 +44,7 @@ Quantizer::Quantizer(const sc_core::sc_module_name& name, const UnitContext& ctx
 ReservationUnit::Cost Quantizer::cost(const Work& w) {
   Cost c;
   c.occupancy = ceil_div(w.elements, m_specs.lanes);
-  c.latency = quantizer_latency_cycles(m_specs.lanes, std::max(w.group, 1));
+  c.latency = quantizer_latency_cycles(m_specs.lanes, w);
   c.work = w.elements;
   c.add(BufferId::kAct, w.in_bytes, false);
   c.add(BufferId::kAct, w.out_bytes, true);
@@ -36,7 +58,7 @@ ReservationUnit::Cost Hadamard::cost(const Work& w) {
   const int group = std::max(w.group, 1);
   Cost c;
   c.occupancy = ceil_div(w.elements, group) * m_specs.cycles_per_group;
-  c.latency = hadamard_latency_cycles(group);
+  c.latency = hadamard_latency_cycles(group, m_specs.cycles_per_group);
   c.work = w.elements;
   c.add(BufferId::kAct, w.in_bytes, false);
   c.add(BufferId::kAct, w.out_bytes, true);
@@ -59,7 +81,7 @@ ReservationUnit::Cost PeArray::cost(const Work& w) {
   const std::int64_t col_passes = ceil_div(w.n, s.cols);
   Cost c;
   c.occupancy = row_passes * col_passes * ceil_div(w.k, w.group) * cycles_per_group;
-  c.latency = pe_array_latency_cycles(s.lanes);
+  c.latency = pe_array_tile_latency_cycles(s);
   c.work = w.m * w.n * w.k;
   m_macs.add(c.work);
   m_mac_slots.add(c.occupancy * s.rows * s.cols * s.lanes);
@@ -73,7 +95,11 @@ Accumulate::Accumulate(const sc_core::sc_module_name& name, const UnitContext& c
 
 ReservationUnit::Cost Accumulate::cost(const Work& w) {
   Cost c;
-  c.occupancy = ceil_div(w.elements, m_specs.lanes);
+  // Each lane is one accumulate.v: it takes whole outputs (an output's groups in order, its accumulator a register),
+  // so a tile of m x n outputs over G groups occupies the unit ceil(m * n / lanes) * G cycles.
+  const std::int64_t outputs = w.m * w.n;
+  c.occupancy = outputs > 0 && w.elements % outputs == 0 ? ceil_div(outputs, m_specs.lanes) * (w.elements / outputs)
+                                                        : ceil_div(w.elements, m_specs.lanes);
   c.latency = accumulate_latency_cycles();
   c.work = w.elements;
   c.add(BufferId::kAct, w.in_bytes, false);

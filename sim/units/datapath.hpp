@@ -48,7 +48,7 @@ class Hadamard : public ReservationUnit {
 // Reads Work: m, n, k, group, act_bits, weight_bits, dual.
 //   cycles per group = max(B, rows / drain_rows)                    (pe_array.v: one beat per cycle iff B >= R/DRAIN_W)
 //   occupancy        = ceil(m / rows) * ceil(n / cols) * ceil(k / group) * cycles per group
-//   latency          = log2(G) + 4                                  (pe_array.v LATENCY)
+//   latency          = log2(G) + 4 + R / DRAIN_W - 1                (pe_array.v LATENCY, then the last group's drain)
 //   buffer traffic   = activation rows once per column pass, weight rows once per row pass
 class PeArray : public ReservationUnit {
  public:
@@ -68,7 +68,7 @@ class PeArray : public ReservationUnit {
 // array's last group sum plus its own latency: Work::min_finish).
 // Reads Work: elements (group sums), dual (two sums per partial), in_bytes (scales), out_bytes. Each sum reads and
 // writes its output's FP32 accumulator in the psum buffer.
-//   occupancy = ceil(elements / lanes); latency = the RTL unit's latency
+//   occupancy = ceil(m * n / lanes) * groups (each lane takes whole outputs); latency = the RTL unit's latency
 class Accumulate : public ReservationUnit {
  public:
   Accumulate(const sc_core::sc_module_name& name, const UnitContext& ctx, const AccumulateSpecs& specs);
@@ -110,10 +110,19 @@ class FpArray : public ReservationUnit {
   FpArraySpecs m_specs;
 };
 
-// The RTL's latencies (rtl/timing.hpp when it lands; until then the figures stated in the RTL headers).
+// The RTL's latencies, from rtl/timing.hpp (the functions the RTL tests assert; the co-simulation checks them tile by
+// tile, sim/cosim): cycles from the end of a tile's occupancy (the cycle after its last input transfer) to its
+// completion (the cycle after its last output transfer).
+//   pe_array_latency_cycles: the first transfer of a group's sums after the group's last beat (pe_array.v LATENCY);
+//   pe_array_tile_latency_cycles: a tile's, which ends with the drain of its last group: LATENCY + R / DRAIN_W - 1;
+//   quantizer_latency_cycles: rtl/quantizer/lut_quantizer.v for a floating-point format (Work: code_bits, man_bits,
+//     neg_man_bits, group), else a stated assumption;
+//   hadamard_latency_cycles: rtl/hadamard/hadamard.v with LANES = group / cycles_per_group;
+//   accumulate_latency_cycles: rtl/accumulate/accumulate.v.
 [[nodiscard]] std::int64_t pe_array_latency_cycles(int lanes);
-[[nodiscard]] std::int64_t quantizer_latency_cycles(int lanes, int group);
-[[nodiscard]] std::int64_t hadamard_latency_cycles(int group);
+[[nodiscard]] std::int64_t pe_array_tile_latency_cycles(const PeArraySpecs& s);
+[[nodiscard]] std::int64_t quantizer_latency_cycles(int lanes, const Work& w);
+[[nodiscard]] std::int64_t hadamard_latency_cycles(int group, int cycles_per_group);
 [[nodiscard]] std::int64_t accumulate_latency_cycles();
 
 }  // namespace fpqvar::sim

@@ -73,7 +73,16 @@ struct Work {
   int group = 0;                     // pe_array: contract group length along K; quantizer, hadamard: group size
   int act_bits = 0, weight_bits = 0; // pe_array: code widths (buffer bandwidth)
   bool dual = false;                 // pe_array, accumulate: DFQ (two group sums per output and group)
+  // quantizer: the output format, for the LUT quantizer's latency (rtl/timing.hpp LutQuantizerShape): code width,
+  // mantissa bits (DFQ: the positive side's) and the negative side's mantissa bits (-1: not DFQ). code_bits 0: not
+  // a floating-point format (the integer quantizer's assumed latency applies).
+  int code_bits = 0, man_bits = 0, neg_man_bits = -1;
   std::int64_t min_finish = 0;       // streaming: the tile cannot complete before this cycle (its producer's end)
+  // Where the tile lies in its op (co-simulation fetches its data by it, sim/cosim): quantizer, hadamard, pe_array,
+  // accumulate: the token tile [token_begin, token_end) of the op's scale (0, 0: the whole op); pe_array, accumulate:
+  // the first output column of the weight tile (its columns are [col_begin, col_begin + n)).
+  int token_begin = 0, token_end = 0;
+  std::int64_t col_begin = 0;
 };
 
 // The tile transaction's extension: the work asked, and the unit's answer (start and finish cycle).

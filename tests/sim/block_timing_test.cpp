@@ -10,9 +10,11 @@
 //
 // Per token tile of 8 tokens (16 rows; a whole-scale op without level 1 has twice each):
 //   ln        4096 elements x 2 passes / 64 lanes = 128 cycles, latency 2 x 24 = 48
-//   quantize  4096 / 32 = 128 cycles, latency 7
-//   fc        per 32-channel weight tile: 2 row passes x 4 column passes x 2 groups x 4 = 64 cycles (PE latency 9),
-//             accumulate 16 x 32 x 2 = 1024 sums / 16 = 64 cycles finishing at the PE's finish + 6; the weight tile
+//   quantize  4096 / 32 = 128 cycles, latency 22 (lut_quantizer.v, e2m1, L 32, groups of 128: B 4 + log2(32) 5 +
+//             4 search steps + 3 register segments + 6)
+//   fc        per 32-channel weight tile: 2 row passes x 4 column passes x 2 groups x 4 = 64 cycles (PE tile latency
+//             9 + 8 / 2 - 1 = 12: the first transfer, then the last group's drain), accumulate 16 x 32 = 512 outputs
+//             / 16 lanes x 2 groups = 64 cycles finishing at the PE's finish + 5 (accumulate.v); the weight tile
 //             4224 B loads in 16 (DMA) + 66 (DRAM) + 25 (latency) cycles. A 64-channel tile: 128 / 128 / 132 cycles.
 //   residual  2048 elements / 64 = 32 cycles, latency 24
 // The controller (sim/controller.hpp) issues the tiles' ops in a static software-pipelined order: wavefront s holds
@@ -62,88 +64,88 @@ RunResult run(bool level1, bool level2, int tile_skew = 1) {
 
 TEST(BlockTiming, BothPipelinesOn) {
   //   ln     tile 0 [0, 128) -> 176;    tile 1 [128, 256) -> 304   (the SFU's second tile right behind the first)
-  //   quant. tile 0 [176, 304) -> 311;  tile 1 [304, 432) -> 439
+  //   quant. tile 0 [176, 304) -> 326;  tile 1 [304, 432) -> 454
   //   fc tile 0, four 32-channel weight tiles in slots 0, 1, 0, 1 (a load is ready when its slot frees):
-  //     W0: DMA [0, 16), DRAM [16, 82) -> 107.        PE [311, 375) -> 384;   accumulate [320, 384) -> 390
-  //     W1: DMA [16, 32), DRAM [82, 148) -> 173.      PE [375, 439) -> 448;   accumulate -> 454
-  //     W2 (slot 0 free at 384): DMA [384, 400), DRAM [400, 466) -> 491.   PE [491, 555) -> 564; acc. -> 570
-  //     W3 (slot 1 free at 448): DMA [448, 464), DRAM [466, 532) -> 557.   PE [557, 621) -> 630; acc. -> 636
-  //   fc tile 1, its weights streamed again (level 1's price), its input ready since 439:
-  //     W0 (slot 0 free at 564): DMA [564, 580), DRAM [580, 646) -> 671.   PE [671, 735) -> 744;  acc. -> 750
-  //     W1 (slot 1 free at 630): DMA [630, 646), DRAM [646, 712) -> 737.   PE [737, 801) -> 810;  acc. -> 816
-  //     W2 (slot 0 free at 744): DMA [744, 760), DRAM [760, 826) -> 851.   PE [851, 915) -> 924;  acc. -> 930
-  //     W3 (slot 1 free at 810): DMA [810, 826), DRAM [826, 892) -> 917.   PE [917, 981) -> 990;  acc. -> 996
-  //   residual tile 0 [636, 668) -> 692; tile 1 [996, 1028) -> 1052.
+  //     W0: DMA [0, 16), DRAM [16, 82) -> 107.        PE [326, 390) -> 402;   accumulate [335, 399) -> 407
+  //     W1: DMA [16, 32), DRAM [82, 148) -> 173.      PE [390, 454) -> 466;   accumulate -> 471
+  //     W2 (slot 0 free at 402): DMA [402, 418), DRAM [418, 484) -> 509.   PE [509, 573) -> 585; acc. -> 590
+  //     W3 (slot 1 free at 466): DMA [466, 482), DRAM [484, 550) -> 575.   PE [575, 639) -> 651; acc. -> 656
+  //   fc tile 1, its weights streamed again (level 1's price), its input ready since 454:
+  //     W0 (slot 0 free at 585): DMA [585, 601), DRAM [601, 667) -> 692.   PE [692, 756) -> 768;  acc. -> 773
+  //     W1 (slot 1 free at 651): DMA [651, 667), DRAM [667, 733) -> 758.   PE [758, 822) -> 834;  acc. -> 839
+  //     W2 (slot 0 free at 768): DMA [768, 784), DRAM [784, 850) -> 875.   PE [875, 939) -> 951;  acc. -> 956
+  //     W3 (slot 1 free at 834): DMA [834, 850), DRAM [850, 916) -> 941.   PE [941, 1005) -> 1017; acc. -> 1022
+  //   residual tile 0 [656, 688) -> 712; tile 1 [1022, 1054) -> 1078.
   const RunResult r = run(true, true);
-  EXPECT_EQ(r.cycles, 1052);
+  EXPECT_EQ(r.cycles, 1078);
   ASSERT_EQ(r.ops.size(), 4u);
   EXPECT_EQ(r.ops[0].start, 0);
   EXPECT_EQ(r.ops[0].finish, 304);
   EXPECT_EQ(r.ops[0].busy_cycles, 256);
   EXPECT_EQ(r.ops[0].tiles, 2);
-  EXPECT_EQ(r.ops[1].finish, 439);
+  EXPECT_EQ(r.ops[1].finish, 454);
   EXPECT_EQ(r.ops[2].start, 0);
-  EXPECT_EQ(r.ops[2].finish, 996);
+  EXPECT_EQ(r.ops[2].finish, 1022);
   EXPECT_EQ(r.ops[2].busy_cycles, 8 * 64);
   EXPECT_EQ(r.ops[2].dram_bytes, 2 * 16896);  // every token tile streams the weights
   EXPECT_EQ(r.ops[2].tiles, 2);
-  EXPECT_EQ(r.ops[3].start, 636);
-  EXPECT_EQ(r.ops[3].finish, 1052);
+  EXPECT_EQ(r.ops[3].start, 656);
+  EXPECT_EQ(r.ops[3].finish, 1078);
   expect_no_systemc_reports();
 }
 
 TEST(BlockTiming, TokenTilesWithOneWeightSlot) {
   // Level 1 on, level 2 off: one slot of 8448 B = two 64-channel weight tiles per token tile (2 x 8 x 2 x 4 = 128
   // PE cycles, 2048 sums = 128 accumulate cycles, 8448 B = 132 DRAM cycles), each loaded after the previous PE tile
-  // frees the slot. ln and quantize as in BothPipelinesOn (tile 1's fc input ready at 439).
+  // frees the slot. ln and quantize as in BothPipelinesOn (tile 1's fc input ready at 454).
   //   fc tile 0:
-  //     W0: DMA [0, 16), DRAM [16, 148) -> 173.                           PE [311, 439) -> 448;   acc. -> 454
-  //     W1 (slot free at 448): DMA [448, 464), DRAM [464, 596) -> 621.    PE [621, 749) -> 758;   acc. -> 764
+  //     W0: DMA [0, 16), DRAM [16, 148) -> 173.                           PE [326, 454) -> 466;   acc. -> 471
+  //     W1 (slot free at 466): DMA [466, 482), DRAM [482, 614) -> 639.    PE [639, 767) -> 779;   acc. -> 784
   //   fc tile 1:
-  //     W0 (slot free at 758): DMA [758, 774), DRAM [774, 906) -> 931.    PE [931, 1059) -> 1068;  acc. -> 1074
-  //     W1 (slot free at 1068): DMA [1068, 1084), DRAM [1084, 1216) -> 1241. PE [1241, 1369) -> 1378; -> 1384
-  //   residual tile 0 [764, 796) -> 820; tile 1 [1384, 1416) -> 1440.
-  // Token tiles without a second slot lose to whole operators (1364, BothPipelinesOff): each tile waits for its
+  //     W0 (slot free at 779): DMA [779, 795), DRAM [795, 927) -> 952.    PE [952, 1080) -> 1092;  acc. -> 1097
+  //     W1 (slot free at 1092): DMA [1092, 1108), DRAM [1108, 1240) -> 1265. PE [1265, 1393) -> 1405; -> 1410
+  //   residual tile 0 [784, 816) -> 840; tile 1 [1410, 1442) -> 1466.
+  // Token tiles without a second slot lose to whole operators (1384, BothPipelinesOff): each tile waits for its
   // weights twice.
   const RunResult r = run(true, false);
-  EXPECT_EQ(r.cycles, 1440);
-  EXPECT_EQ(r.ops[2].finish, 1384);
+  EXPECT_EQ(r.cycles, 1466);
+  EXPECT_EQ(r.ops[2].finish, 1410);
   EXPECT_EQ(r.ops[2].dram_bytes, 2 * 16896);
   expect_no_systemc_reports();
 }
 
 TEST(BlockTiming, WholeOperatorsWithDoubleBufferedWeights) {
   // Level 1 off: each op over all 16 tokens (32 rows) after its predecessor. Level 2 on: 32-channel weight tiles.
-  //   ln [0, 256) -> 304; quantize [304, 560) -> 567.
+  //   ln [0, 256) -> 304; quantize [304, 560) -> 582.
   //   fc (4 row passes: 128 cycles per weight tile, 2048 sums = 128 accumulate cycles):
-  //     W0: DMA [0, 16), DRAM [16, 82) -> 107.            PE [567, 695) -> 704;  acc. -> 710
-  //     W1: DMA [16, 32), DRAM [82, 148) -> 173.          PE [695, 823) -> 832;  acc. -> 838
-  //     W2 (slot 0 free at 704): DMA [704, 720), DRAM [720, 786) -> 811.   PE [823, 951) -> 960;  -> 966
-  //     W3 (slot 1 free at 832): DMA [832, 848), DRAM [848, 914) -> 939.   PE [951, 1079) -> 1088; -> 1094
-  //   residual 4096 / 64 = 64 cycles: [1094, 1158) -> 1182.
+  //     W0: DMA [0, 16), DRAM [16, 82) -> 107.            PE [582, 710) -> 722;  acc. -> 727
+  //     W1: DMA [16, 32), DRAM [82, 148) -> 173.          PE [710, 838) -> 850;  acc. -> 855
+  //     W2 (slot 0 free at 722): DMA [722, 738), DRAM [738, 804) -> 829.   PE [838, 966) -> 978;  -> 983
+  //     W3 (slot 1 free at 850): DMA [850, 866), DRAM [866, 932) -> 957.   PE [966, 1094) -> 1106; -> 1111
+  //   residual 4096 / 64 = 64 cycles: [1111, 1175) -> 1199.
   // The weights are streamed once (16896 B), and the loads of W0 and W1 hide behind ln and quantize; token tiles
-  // still win (1052, BothPipelinesOn): tile 1's ln and quantize overlap tile 0's fc.
+  // still win (1078, BothPipelinesOn): tile 1's ln and quantize overlap tile 0's fc.
   const RunResult r = run(false, true);
-  EXPECT_EQ(r.cycles, 1182);
+  EXPECT_EQ(r.cycles, 1199);
   EXPECT_EQ(r.ops[2].dram_bytes, 16896);
   EXPECT_EQ(r.ops[2].tiles, 1);
   EXPECT_EQ(r.ops[0].finish, 304);
   EXPECT_EQ(r.ops[1].start, 304);
-  EXPECT_EQ(r.ops[1].finish, 567);
+  EXPECT_EQ(r.ops[1].finish, 582);
   expect_no_systemc_reports();
 }
 
 TEST(BlockTiming, BothPipelinesOff) {
-  //   ln [0, 256) -> 304; quantize [304, 560) -> 567.
+  //   ln [0, 256) -> 304; quantize [304, 560) -> 582.
   //   fc, two 64-channel weight tiles through one slot (4 x 8 x 2 x 4 = 256 PE cycles, 4096 sums = 256 accumulate
   //   cycles each):
-  //     W0: DMA [0, 16), DRAM [16, 148) -> 173.                PE [567, 823) -> 832;   acc. -> 838
-  //     W1 (slot free at 832): DMA [832, 848), DRAM [848, 980) -> 1005.   PE [1005, 1261) -> 1270; -> 1276
-  //   residual [1276, 1340) -> 1364.
+  //     W0: DMA [0, 16), DRAM [16, 148) -> 173.                PE [582, 838) -> 850;   acc. -> 855
+  //     W1 (slot free at 850): DMA [850, 866), DRAM [866, 998) -> 1023.   PE [1023, 1279) -> 1291; -> 1296
+  //   residual [1296, 1360) -> 1384.
   const RunResult r = run(false, false);
-  EXPECT_EQ(r.cycles, 1364);
+  EXPECT_EQ(r.cycles, 1384);
   EXPECT_EQ(r.ops[2].start, 0);
-  EXPECT_EQ(r.ops[2].finish, 1276);
+  EXPECT_EQ(r.ops[2].finish, 1296);
   expect_no_systemc_reports();
 }
 
@@ -151,21 +153,21 @@ TEST(BlockTiming, TileSkewSetsTheIssueOrder) {
   // tile_skew 6 (the shipped designs'), clamped to this 4-op run's length - 1 = 3: tile 1 enters 3 ops behind
   // tile 0, so the order is ln0, quantize0, fc0, residual0, ln1, ... and tile 1's ln queues behind tile 0's residual
   // on the SFU (each unit serves in issue order).
-  //   Tile 0 as in BothPipelinesOn: fc done 636 (its weight tiles W0..W3 end at 390, 454, 570, 636);
-  //     residual [636, 668) -> 692.
-  //   Tile 1: ln [668, 796) -> 844; quantize [844, 972) -> 979.
-  //     W0 (slot 0 free at 564): DMA [564, 580), DRAM [580, 646) -> 671.    PE [979, 1043) -> 1052; acc. -> 1058
-  //     W1 (slot 1 free at 630): DMA [630, 646), DRAM [646, 712) -> 737.    PE [1043, 1107) -> 1116; -> 1122
-  //     W2 (slot 0 free at 1052): DMA [1052, 1068), DRAM [1068, 1134) -> 1159. PE [1159, 1223) -> 1232; -> 1238
-  //     W3 (slot 1 free at 1116): DMA [1116, 1132), DRAM [1134, 1200) -> 1225. PE [1225, 1289) -> 1298; -> 1304
-  //     residual [1304, 1336) -> 1360.
+  //   Tile 0 as in BothPipelinesOn: fc done 656 (its weight tiles W0..W3 end at 407, 471, 590, 656);
+  //     residual [656, 688) -> 712.
+  //   Tile 1: ln [688, 816) -> 864; quantize [864, 992) -> 1014.
+  //     W0 (slot 0 free at 585): DMA [585, 601), DRAM [601, 667) -> 692.    PE [1014, 1078) -> 1090; acc. -> 1095
+  //     W1 (slot 1 free at 651): DMA [651, 667), DRAM [667, 733) -> 758.    PE [1078, 1142) -> 1154; -> 1159
+  //     W2 (slot 0 free at 1090): DMA [1090, 1106), DRAM [1106, 1172) -> 1197. PE [1197, 1261) -> 1273; -> 1278
+  //     W3 (slot 1 free at 1154): DMA [1154, 1170), DRAM [1172, 1238) -> 1263. PE [1263, 1327) -> 1339; -> 1344
+  //     residual [1344, 1376) -> 1400.
   const RunResult r = run(true, true, 6);
-  EXPECT_EQ(r.cycles, 1360);
-  EXPECT_EQ(r.ops[0].finish, 844);
-  EXPECT_EQ(r.ops[3].start, 636);
+  EXPECT_EQ(r.cycles, 1400);
+  EXPECT_EQ(r.ops[0].finish, 864);
+  EXPECT_EQ(r.ops[3].start, 656);
   // tile_skew 2: ln0, quantize0, fc0 + ln1, residual0 + quantize1, fc1, residual1. ln1 is issued before residual0
-  // and runs right behind ln0, as with tile_skew 1 (BothPipelinesOn): 1052.
-  EXPECT_EQ(run(true, true, 2).cycles, 1052);
+  // and runs right behind ln0, as with tile_skew 1 (BothPipelinesOn): 1078.
+  EXPECT_EQ(run(true, true, 2).cycles, 1078);
   expect_no_systemc_reports();
 }
 

@@ -64,7 +64,29 @@ TEST(QuantizerUnit, LanesLatencyAndActivationTraffic) {
   };
   sc_core::sc_start();
   ASSERT_EQ(t.size(), 3u);
-  EXPECT_EQ(quantizer_latency_cycles(32, 128), 7);
+  // Q1-Q3 carry no code format (Work::code_bits 0): the stated assumption for a quantizer without RTL, as above.
+  Work no_format;
+  no_format.group = 128;
+  EXPECT_EQ(quantizer_latency_cycles(32, no_format), 7);
+  // The LUT quantizer (rtl/timing.hpp, lut_quantizer.v), L = 32, GROUP 128: B = 128 / 32 = 4 beats, log2(32) = 5,
+  // NSEG = code_bits - 1 = 3 register segments, + 6 stages; C, the generator's steps, per side: bases
+  // min(2^(man_bits + 1), 7), ceil(bases / B) units taking ceil(bases / units) steps.
+  //   e2m1: bases min(4, 7) = 4, 1 unit, 4 steps: 4 + 5 + 4 + 3 + 6 = 22.
+  //   e2m3 (6-bit codes): bases min(16, 31) = 16, 4 units, 4 steps; NSEG 5: 4 + 5 + 4 + 5 + 6 = 24.
+  //   DFQ e1m2 / e2m1: the negative side e1m2 has bases min(8, 7) = 7, 2 units, 4 steps: C = 4, 22.
+  //   L = 16 (B = 8), DFQ: e1m2 7 bases in 1 unit, 7 steps: 8 + 4 + 7 + 3 + 6 = 28.
+  Work e2m1 = no_format;
+  e2m1.code_bits = 4;
+  e2m1.man_bits = 1;
+  EXPECT_EQ(quantizer_latency_cycles(32, e2m1), 22);
+  Work e2m3 = no_format;
+  e2m3.code_bits = 6;
+  e2m3.man_bits = 3;
+  EXPECT_EQ(quantizer_latency_cycles(32, e2m3), 24);
+  Work dfq = e2m1;
+  dfq.neg_man_bits = 2;
+  EXPECT_EQ(quantizer_latency_cycles(32, dfq), 22);
+  EXPECT_EQ(quantizer_latency_cycles(16, dfq), 28);
   EXPECT_EQ(t[0].start, 0);
   EXPECT_EQ(t[0].finish, 72);
   EXPECT_EQ(t[1].start, 65);
@@ -91,23 +113,25 @@ TEST(HadamardUnit, CyclesPerGroupAndButterflyLatency) {
   bench.socket().bind(h.socket);
   TileExtension a, c;
   bench.script = [&](Bench& b) {
-    // 1000 elements in 128-blocks: ceil(1000 / 128) = 8 groups x 4 cycles = 32; latency log2(128) + 2 = 9.
-    // Traffic 2000 B each way: ceil(16000 / 2304) = 7 cycles, done at 9 < 32. Finish 32 + 9 = 41.
+    // 1000 elements in 128-blocks: ceil(1000 / 128) = 8 groups x 4 cycles = 32; latency hadamard.v's with
+    // LANES = 128 / 4 = 32, B = 4 beats: 3 + log2(32) + (B - 1) + 2 log2(B) = 3 + 5 + 3 + 4 = 15.
+    // Traffic 2000 B each way: ceil(16000 / 2304) = 7 cycles, done at 9 < 32. Finish 32 + 15 = 47.
     Work w = elements_work(1000, 2000, 2000);
     w.group = 128;
     a = b.send(w, 0);
     // Back to back: 256 elements in 64-blocks (a rotation block of 64): 4 groups x 4 = 16 cycles from 32,
-    // latency log2(64) + 2 = 8: finish 32 + 16 + 8 = 56.
+    // LANES = 64 / 4 = 16, B = 4: latency 3 + 4 + 3 + 4 = 14: finish 32 + 16 + 14 = 62.
     w = elements_work(256);
     w.group = 64;
     c = b.send(w, 0);
   };
   sc_core::sc_start();
-  EXPECT_EQ(hadamard_latency_cycles(128), 9);
+  EXPECT_EQ(hadamard_latency_cycles(128, 4), 15);
+  EXPECT_EQ(hadamard_latency_cycles(128, 32), 46);  // LANES 4, B = 32: 3 + 2 + 31 + 10 (rtl/timing.hpp's table)
   EXPECT_EQ(a.start, 0);
-  EXPECT_EQ(a.finish, 41);
+  EXPECT_EQ(a.finish, 47);
   EXPECT_EQ(c.start, 32);
-  EXPECT_EQ(c.finish, 56);
+  EXPECT_EQ(c.finish, 62);
   EXPECT_EQ(h.busy_cycles(), 48);
   EXPECT_EQ(h.work_done(), 1256);
   EXPECT_EQ(h.peak_per_cycle(), 32.0);  // 128 values per 4 cycles
@@ -154,29 +178,31 @@ TEST(PeArrayUnit, PassesGroupsAndDrain) {
   r.bench.script = [&](Bench& b) {
     // 8 x 21 PEs, G = 32, group 128: B = 128 / 32 = 4 beats, rows / drain = 8 / 2 = 4 transfers, so
     // max(4, 4) = 4 cycles per group. m = 130 rows -> ceil(130 / 8) = 17 row passes; n = 50 -> ceil(50 / 21) = 3
-    // column passes; k = 256 -> 2 groups. Occupancy 17 x 3 x 2 x 4 = 408; latency log2(32) + 3 + 1 = 9.
+    // column passes; k = 256 -> 2 groups. Occupancy 17 x 3 x 2 x 4 = 408; latency: the first transfer of the last
+    // group's sums log2(32) + 3 + 1 = 9 cycles after its last beat, its last transfer 4 - 1 = 3 later: 12.
     // Traffic: activations once per column pass, 3 x 130 x 256 x 4 bit / 8 = 49920 B -> ceil(399360 / 3456) =
     // 116 cycles (done 118); weights once per row pass, 17 x 50 x 256 / 2 = 108800 B -> ceil(870400 / 3456) = 252
-    // (done 254). Both under 408: finish 408 + 9 = 417.
+    // (done 254). Both under 408: finish 408 + 12 = 420.
     t.push_back(b.send(gemm(130, 50, 256, 128), 0));
     // Back to back, ready 0: 8 x 21 x 128, one pass of one group = 4 cycles, from 408 (the array frees at 408).
     // Its reads from its start: act 8 x 128 / 2 = 512 B -> 2 cycles
     // (done 412), weights 21 x 128 / 2 = 1344 B -> ceil(10752 / 3456) = 4 cycles (done 414). Finish
-    // max(412, 412, 414) + 9 = 423.
+    // max(412, 412, 414) + 12 = 426.
     t.push_back(b.send(gemm(8, 21, 128, 128), 0));
-    // Ready 5000, later than the array is free: 1 x 1 x 128 is one pass, 4 cycles: finish 5000 + 4 + 9 = 5013
+    // Ready 5000, later than the array is free: 1 x 1 x 128 is one pass, 4 cycles: finish 5000 + 4 + 12 = 5016
     // (reads of 64 and 64 B: 1 cycle each, done 5003).
     t.push_back(b.send(gemm(1, 1, 128, 128), 5000));
   };
   sc_core::sc_start();
   ASSERT_EQ(t.size(), 3u);
   EXPECT_EQ(pe_array_latency_cycles(32), 9);
+  EXPECT_EQ(pe_array_tile_latency_cycles(pe_8x21()), 12);
   EXPECT_EQ(t[0].start, 0);
-  EXPECT_EQ(t[0].finish, 417);
+  EXPECT_EQ(t[0].finish, 420);
   EXPECT_EQ(t[1].start, 408);
-  EXPECT_EQ(t[1].finish, 423);
+  EXPECT_EQ(t[1].finish, 426);
   EXPECT_EQ(t[2].start, 5000);
-  EXPECT_EQ(t[2].finish, 5013);
+  EXPECT_EQ(t[2].finish, 5016);
   // MACs m n k; multiplier slots = occupancy x 8 x 21 x 32 lanes; busy = occupancy.
   const std::int64_t macs = 130 * 50 * 256 + 8 * 21 * 128 + 128;
   EXPECT_EQ(r.rig.stats.value("pe_array.macs"), macs);
@@ -194,11 +220,13 @@ TEST(PeArrayUnit, DrainBindsWhenGroupsAreShort) {
   TileExtension a;
   r.bench.script = [&](Bench& b) {
     // Group 64 = B = 2 beats, but the drain needs rows / drain_rows = 4 cycles per group: 4 cycles per group.
-    // 8 x 21 x 256 = one pass of 4 groups: 16 cycles, finish 16 + 9 = 25; the multipliers are busy half the time.
+    // 8 x 21 x 256 = one pass of 4 groups: 16 cycles, finish 16 + 12 = 28; the multipliers are busy half the time.
+    // (The TLM's formula; this B < R / DRAIN_W case has not been co-simulated: no verilated model drains slower
+    // than it is fed, sim/cosim/models.cmake.)
     a = b.send(gemm(8, 21, 256, 64), 0);
   };
   sc_core::sc_start();
-  EXPECT_EQ(a.finish, 25);
+  EXPECT_EQ(a.finish, 28);
   EXPECT_EQ(r.rig.stats.value("pe_array.macs"), 8 * 21 * 256);
   EXPECT_EQ(r.rig.stats.value("pe_array.mac_slots"), 2 * 8 * 21 * 256);
   expect_no_systemc_reports();
@@ -210,18 +238,18 @@ TEST(PeArrayUnit, NarrowWeightBufferBinds) {
   TileExtension a, c;
   r.bench.script = [&](Bench& b) {
     // 8 x 21 x 256, group 128: 1 pass x 2 groups x 4 = 8 cycles of MACs, but 21 x 256 / 2 = 2688 B of weights
-    // take 21504 / 128 = 168 cycles (done 170): finish 170 + 9 = 179, and the array stays taken until 170 (it
+    // take 21504 / 128 = 168 cycles (done 170): finish 170 + 12 = 182, and the array stays taken until 170 (it
     // consumes the weights as they come).
     a = b.send(gemm(8, 21, 256, 128), 0);
     // Ready 0: starts 170. 6-bit codes, 3 x 5 x 64 (group 64: B = 2, drain 4 -> 4 cycles; 1 pass, 1 group):
     // weights 5 x 64 x 6 / 8 = 240 B -> 15 cycles (done 187); act 3 x 64 x 6 / 8 = 144 B -> 1 cycle.
-    // Finish max(174, 187) + 9 = 196.
+    // Finish max(174, 187) + 12 = 199.
     c = b.send(gemm(3, 5, 64, 64, 6), 0);
   };
   sc_core::sc_start();
-  EXPECT_EQ(a.finish, 179);
+  EXPECT_EQ(a.finish, 182);
   EXPECT_EQ(c.start, 170);
-  EXPECT_EQ(c.finish, 196);
+  EXPECT_EQ(c.finish, 199);
   EXPECT_EQ(r.weight.read_bits(), (2688 + 240) * 8);
   EXPECT_EQ(r.act.read_bits(), (8 * 256 / 2 + 144) * 8);
   expect_no_systemc_reports();
@@ -252,27 +280,27 @@ TEST(AccumulateUnit, TwoPortPsumBufferAndStreaming) {
   std::vector<TileExtension> t;
   r.bench.script = [&](Bench& b) {
     // A1: 1000 group sums, 300 B of scales read, 2000 B of outputs written, ready 0. Occupancy ceil(1000 / 44) =
-    // ceil(22.7) = 23, latency 6. Each sum reads and writes its FP32 accumulator: 4000 B each way in the psum
+    // ceil(22.7) = 23 (no m x n given: the sums alone), latency 5 (accumulate.v). Each sum reads and writes its FP32 accumulator: 4000 B each way in the psum
     // buffer, ceil(32000 / 1152) = ceil(27.8) = 28 cycles, read and write side by side on the two ports: done 30.
-    // Act: 300 B read in 2 cycles (done 4), 2000 B written in 7 (done 9). The psum traffic binds: finish 30 + 6 = 36.
+    // Act: 300 B read in 2 cycles (done 4), 2000 B written in 7 (done 9). The psum traffic binds: finish 30 + 5 = 35.
     t.push_back(b.send(elements_work(1000, 300, 2000), 0));
-    // A2 streams behind a PE tile whose last group sum leaves at 494 (min_finish = 494 + 6 = 500): 88 sums = 2
+    // A2 streams behind a PE tile whose last group sum leaves at 495 (min_finish = 495 + 5 = 500): 88 sums = 2
     // cycles from 30 (free at max(23, 30) = 30: it consumed its psum stream until then); psum 352 B = 3 cycles
-    // each way from 30: done 35. Finish max(35 + 6, 500) = 500, and the unit stays with the stream
-    // until 500 - 6 = 494.
+    // each way from 30: done 35. Finish max(35 + 5, 500) = 500, and the unit stays with the stream
+    // until 500 - 5 = 495.
     Work w = elements_work(88);
     w.min_finish = 500;
     t.push_back(b.send(w, 0));
-    // A3, ready 100: waits for 494; 44 sums = 1 cycle, psum 176 B = 2 cycles: done 498, finish 504.
+    // A3, ready 100: waits for 495; 44 sums = 1 cycle, psum 176 B = 2 cycles: done 499, finish 504.
     t.push_back(b.send(elements_work(44), 100));
   };
   sc_core::sc_start();
   ASSERT_EQ(t.size(), 3u);
-  EXPECT_EQ(accumulate_latency_cycles(), 6);
-  EXPECT_EQ(t[0].finish, 36);
+  EXPECT_EQ(accumulate_latency_cycles(), 5);
+  EXPECT_EQ(t[0].finish, 35);
   EXPECT_EQ(t[1].start, 30);
   EXPECT_EQ(t[1].finish, 500);
-  EXPECT_EQ(t[2].start, 494);
+  EXPECT_EQ(t[2].start, 495);
   EXPECT_EQ(t[2].finish, 504);
   EXPECT_EQ(r.acc.busy_cycles(), 23 + 2 + 1);
   EXPECT_EQ(r.acc.work_done(), 1132);
@@ -288,16 +316,16 @@ TEST(AccumulateUnit, OnePortPsumBufferHalvesItsBandwidth) {
   TileExtension a, c;
   r.bench.script = [&](Bench& b) {
     // As A1 above, but read and write split one port: 1152 / 2 = 576 bit/cycle each, ceil(32000 / 576) =
-    // ceil(55.6) = 56 cycles, done 58: finish 58 + 6 = 64.
+    // ceil(55.6) = 56 cycles, done 58: finish 58 + 5 = 63.
     a = b.send(elements_work(1000, 300, 2000), 0);
     // 88 sums, ready 0: the unit is free at max(23, 58) = 58 (it consumes its stream as it comes); psum 352 B each
-    // way: ceil(2816 / 576) = 5 cycles, done 65; finish 65 + 6 = 71.
+    // way: ceil(2816 / 576) = 5 cycles, done 65; finish 65 + 5 = 70.
     c = b.send(elements_work(88), 0);
   };
   sc_core::sc_start();
-  EXPECT_EQ(a.finish, 64);
+  EXPECT_EQ(a.finish, 63);
   EXPECT_EQ(c.start, 58);
-  EXPECT_EQ(c.finish, 71);
+  EXPECT_EQ(c.finish, 70);
   expect_no_systemc_reports();
 }
 

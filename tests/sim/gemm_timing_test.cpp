@@ -7,7 +7,8 @@
 // fit a weight-buffer slot (capacity / 2 slots with level 2, / 1 without): per tile, a DMA load into the slot
 // (ready when the slot's previous PE tile finished), the PE array (ready when the load and the input are), the
 // accumulate unit streaming behind it (issued at the PE's start + its latency, finishing no earlier than the PE's
-// finish + 6).
+// finish + 5, accumulate.v's latency). The PE array's tile latency is its first transfer's, log2(32) + 4 = 9, plus
+// the last group's drain: 8 / 2 - 1 = 3 more transfers, 12 (rtl/timing.hpp; co-simulation holds both to the RTL).
 #include <gtest/gtest.h>
 
 #include "sim/simulate.hpp"
@@ -51,26 +52,26 @@ TEST(GemmTiming, ComputeBoundHandDerived) {
   //     weight buffer writes ceil(67584 / 2304) = 30 cycles from 41: done max(73, 173) = 173.
   //   PE array from 173: ceil(32 / 8) = 4 row passes x ceil(64 / 8) = 8 column passes x 2 groups x 4 cycles = 256:
   //     [173, 429). Its reads: activations 8 passes x 32 x 256 / 2 = 32768 B and weights 4 x 64 x 256 / 2 =
-  //     32768 B, ceil(262144 / 2304) = 114 cycles each (done 289) < 429. Finish 429 + 9 = 438.
+  //     32768 B, ceil(262144 / 2304) = 114 cycles each (done 289) < 429. Finish 429 + 12 = 441.
   //   Accumulate issued at 173 + 9 = 182: 32 x 64 x 2 = 4096 sums / 16 = 256 cycles [182, 438); its reads (scales
   //     4 x 8 x 2 x (8 + 8) x 4 = 4096 B behind the PE's activations: [287, 302), done 304; psum 16384 B each way
-  //     114 cycles, done 298) end before 438. Finish max(438 + 6, 438 + 6) = 444.
-  // Total 444 = 16 (DMA setup) + 25 (DRAM latency) + 132 (DRAM) + 256 (MACs) + 9 (PE) + 6 (accumulate).
+  //     114 cycles, done 298) end before 438. Finish max(438 + 5, 441 + 5) = 446.
+  // Total 446 = 16 (DMA setup) + 25 (DRAM latency) + 132 (DRAM) + 256 (MACs) + 12 (PE) + 5 (accumulate).
   for (const bool level1 : {true, false}) {
     for (const bool level2 : {true, false}) {
       SCOPED_TRACE(testing::Message() << "level1 " << level1 << " level2 " << level2);
       c.controller.level1 = level1;
       c.controller.level2 = level2;
       const RunResult r = simulate(c, g, no_fit_check());
-      EXPECT_EQ(r.cycles, 444);
+      EXPECT_EQ(r.cycles, 446);
       EXPECT_DOUBLE_EQ(r.clock_hz, 250e6);
-      EXPECT_DOUBLE_EQ(r.latency_s, 444 / 250e6);
-      EXPECT_DOUBLE_EQ(r.images_per_s, 250e6 / 444);
+      EXPECT_DOUBLE_EQ(r.latency_s, 446 / 250e6);
+      EXPECT_DOUBLE_EQ(r.images_per_s, 250e6 / 446);
       EXPECT_EQ(r.macs, 32 * 64 * 256);
       EXPECT_EQ(r.dram_bytes, 8448);
       ASSERT_EQ(r.ops.size(), 1u);
       EXPECT_EQ(r.ops[0].start, 0);
-      EXPECT_EQ(r.ops[0].finish, 444);
+      EXPECT_EQ(r.ops[0].finish, 446);
       EXPECT_EQ(r.ops[0].busy_cycles, 256);
       EXPECT_EQ(r.ops[0].work, 32 * 64 * 256);
       EXPECT_EQ(r.ops[0].dram_bytes, 8448);
@@ -80,10 +81,10 @@ TEST(GemmTiming, ComputeBoundHandDerived) {
       EXPECT_EQ(r.op_groups[0].compute_bound, 256);
       EXPECT_EQ(r.op_groups[0].memory_bound, 132);
       EXPECT_EQ(r.op_groups[0].bound_by(), "compute");
-      EXPECT_EQ(r.op_groups[0].span_cycles, 444);
-      // Units: busy cycles as derived; PE utilization 524288 / (2048 x 444).
+      EXPECT_EQ(r.op_groups[0].span_cycles, 446);
+      // Units: busy cycles as derived; PE utilization 524288 / (2048 x 446).
       EXPECT_EQ(unit(r, "pe_array").busy_cycles, 256);
-      EXPECT_DOUBLE_EQ(unit(r, "pe_array").utilization, 524288.0 / (2048.0 * 444));
+      EXPECT_DOUBLE_EQ(unit(r, "pe_array").utilization, 524288.0 / (2048.0 * 446));
       EXPECT_EQ(unit(r, "accumulate").busy_cycles, 256);
       EXPECT_EQ(unit(r, "dram").busy_cycles, 132);
       EXPECT_EQ(unit(r, "dma").busy_cycles, 16);
@@ -91,10 +92,10 @@ TEST(GemmTiming, ComputeBoundHandDerived) {
       EXPECT_EQ(unit(r, "act_buffer").busy_cycles, 114 + 15 + 15);  // PE read; scales read; 4096 B out
       EXPECT_EQ(unit(r, "psum_buffer").busy_cycles, 114 + 114);
       // Energy of the events counted here: DRAM 8448 B x 100 pJ; weight buffer 67584 bits written x 1 pJ +
-      // 262144 read x 0.5 pJ; static 2 W x 444 / 250e6 s.
+      // 262144 read x 0.5 pJ; static 2 W x 446 / 250e6 s.
       EXPECT_NEAR(unit(r, "dram").dynamic_j, 8448 * 100e-12, 1e-18);  // 1e-18: float summation of exact terms
       EXPECT_NEAR(unit(r, "weight_buffer").dynamic_j, (67584 * 1.0 + 262144 * 0.5) * 1e-12, 1e-18);
-      EXPECT_NEAR(r.static_j, 2.0 * 444 / 250e6, 1e-18);
+      EXPECT_NEAR(r.static_j, 2.0 * 446 / 250e6, 1e-18);
       EXPECT_GT(r.energy_j, r.static_j);
       EXPECT_DOUBLE_EQ(r.energy_j_per_image, r.energy_j);
       EXPECT_DOUBLE_EQ(r.power_w, r.energy_j / r.latency_s);
@@ -122,16 +123,17 @@ TEST(GemmTiming, DramBoundWithDoubleBufferedWeights) {
   // channels: 65472 B (1 descriptor, 65472 / 64 = 1023 DRAM cycles) and 8448 B (132 cycles). PE per 124-channel
   // tile: 1 row pass x ceil(124 / 8) = 16 column passes x 8 groups x 4 = 512 cycles; per 16-channel tile 2 x 8 x 4
   // = 64. Accumulate: 2 x 124 x 8 = 1984 sums = 124 cycles (16 channels: 256 sums = 16 cycles), each finishing at
-  // its PE tile's finish + 6. Slots alternate 0, 1, 0, 1, 0; a load is ready when its slot's last PE tile ends.
-  //   T0 (slot 0 free at 0): DMA [0, 16); DRAM [16, 1039), data 41 .. 1064. PE [1064, 1576) -> 1585 (slot 0 free).
-  //   T1 (slot 1 free at 0): DMA [16, 32); DRAM waits for T0: [1039, 2062) -> 2087. PE [2087, 2599) -> 2608.
-  //   T2 (slot 0 free at 1585): DMA [1585, 1601); DRAM [2062, 3085) -> 3110. PE [3110, 3622) -> 3631.
-  //   T3 (slot 1 free at 2608): DMA [2608, 2624); DRAM [3085, 4108) -> 4133. PE [4133, 4645) -> 4654.
-  //   T4 (slot 0 free at 3631): DMA [3631, 3647); DRAM [4108, 4240) -> 4265. The PE is busy until 4645:
-  //      [4645, 4709) -> 4718; accumulate [4654, 4670), finish 4718 + 6 = 4724.
+  // its PE tile's finish + 5. Slots alternate 0, 1, 0, 1, 0; a load is ready when its slot's last PE tile ends.
+  //   T0 (slot 0 free at 0): DMA [0, 16); DRAM [16, 1039), data 41 .. 1064. PE [1064, 1576) -> 1588 (slot 0 free).
+  //   T1 (slot 1 free at 0): DMA [16, 32); DRAM waits for T0: [1039, 2062) -> 2087. PE [2087, 2599) -> 2611.
+  //   T2 (slot 0 free at 1588): DMA [1588, 1604); DRAM [2062, 3085) -> 3110. PE [3110, 3622) -> 3634.
+  //   T3 (slot 1 free at 2611): DMA [2611, 2627); DRAM [3085, 4108) -> 4133. PE [4133, 4645) -> 4657.
+  //   T4 (slot 0 free at 3634): DMA [3634, 3650); DRAM [4108, 4240) -> 4265. The PE is busy until 4645:
+  //      [4645, 4709) -> 4721; accumulate from 4657 (T3's stream ends at 4657 + 5 - 5), 16 cycles, finish
+  //      4721 + 5 = 4726.
   // DRAM is busy without a gap from 16 to 4240; the run ends one PE tile and the pipeline's tail after it.
   const RunResult r = simulate(c, g, no_fit_check());
-  EXPECT_EQ(r.cycles, 4724);
+  EXPECT_EQ(r.cycles, 4726);
   EXPECT_EQ(unit(r, "dram").busy_cycles, 4 * 1023 + 132);
   EXPECT_EQ(unit(r, "pe_array").busy_cycles, 4 * 512 + 64);
   EXPECT_EQ(unit(r, "dma").busy_cycles, 5 * 16);
@@ -139,7 +141,7 @@ TEST(GemmTiming, DramBoundWithDoubleBufferedWeights) {
   EXPECT_EQ(r.op_groups[0].memory_bound, 4224);
   EXPECT_EQ(r.op_groups[0].compute_bound, 512);
   EXPECT_EQ(r.op_groups[0].bound_by(), "dram");
-  EXPECT_EQ(r.op_groups[0].span_cycles, 4724);
+  EXPECT_EQ(r.op_groups[0].span_cycles, 4726);
   EXPECT_EQ(r.ops[0].dram_bytes, 270336);
   EXPECT_EQ(r.ops[0].busy_cycles, 2112);
   expect_no_systemc_reports();
@@ -152,19 +154,19 @@ TEST(GemmTiming, DramBoundWithOneWeightSlot) {
   // One slot of 131072 B: 131072 / 528 = 248 channels per tile, tiles of 248, 248, 16 channels: 130944 B
   // (2 descriptors: DMA busy 32; DRAM 130944 / 64 = 2046 cycles) and 8448 B. PE per 248-channel tile: 31 column
   // passes x 8 groups x 4 = 992 cycles; 248 x 2 x 8 = 3968 sums = 248 accumulate cycles.
-  //   T0: DMA [0, 32), first descriptor out at 16; DRAM [16, 2062), data until 2087. PE [2087, 3079) -> 3088.
-  //   T1 waits for the slot (3088): DMA [3088, 3120), out at 3104; DRAM [3104, 5150) -> 5175. PE [5175, 6167)
-  //      -> 6176.
-  //   T2 waits for the slot (6176): DMA [6176, 6192); DRAM [6192, 6324) -> 6349. PE [6349, 6413) -> 6422;
-  //      accumulate [6358, 6374), finish 6422 + 6 = 6428.
-  // Load, compute, load: 1704 cycles more than with two slots.
+  //   T0: DMA [0, 32), first descriptor out at 16; DRAM [16, 2062), data until 2087. PE [2087, 3079) -> 3091.
+  //   T1 waits for the slot (3091): DMA [3091, 3123), out at 3107; DRAM [3107, 5153) -> 5178. PE [5178, 6170)
+  //      -> 6182.
+  //   T2 waits for the slot (6182): DMA [6182, 6198); DRAM [6198, 6330) -> 6355. PE [6355, 6419) -> 6431;
+  //      accumulate [6364, 6380), finish 6431 + 5 = 6436.
+  // Load, compute, load: 1710 cycles more than with two slots.
   const RunResult r = simulate(c, g, no_fit_check());
-  EXPECT_EQ(r.cycles, 6428);
+  EXPECT_EQ(r.cycles, 6436);
   EXPECT_EQ(unit(r, "dram").busy_cycles, 2 * 2046 + 132);
   EXPECT_EQ(unit(r, "pe_array").busy_cycles, 2 * 992 + 64);
   EXPECT_EQ(unit(r, "dma").busy_cycles, (2 + 2 + 1) * 16);
   EXPECT_EQ(r.op_groups[0].bound_by(), "dram");
-  EXPECT_EQ(r.op_groups[0].span_cycles, 6428);
+  EXPECT_EQ(r.op_groups[0].span_cycles, 6436);
   expect_no_systemc_reports();
 }
 
