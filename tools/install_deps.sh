@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libbenchmark-dev libgmp-dev
   libopenblas-dev zlib1g-dev
   libsystemc-dev verilator yosys
+  clang-14 libclang-rt-14-dev   # the sanitizer + libFuzzer build (tools/sanitize.sh, tools/fuzz.sh)
 )
 if [[ "${1:-}" != "--no-python" ]]; then
   packages+=(python3 python3-numpy python3-torch python3-matplotlib)
