@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     const models::QuantizedModel m = models::build_quantized_model(config, weights, recipe, models::CalibrationResult{}, build);
     const auto gemms = test::make_gemms(m, 1, {0, 1});
     traces::TraceRun run;
-    run.labels = {1};  // the tiny model has 3 classes
+    run.labels = {1};  // the tiny model has 2 classes
     run.seed = 42;
     traces::TraceWriter w(root / "trace" / "tiny_w4a4.trace", m.config, m.recipe, run, "tiny_w4a4.safetensors");
     for (const test::GemmCase& g : gemms)

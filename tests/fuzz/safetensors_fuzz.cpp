@@ -2,8 +2,8 @@
 // and dump goes through. Checks beyond "no crash": the whole-file reader and the one-tensor-at-a-time reader accept
 // the same files and return the same tensors bit for bit (two code paths over one header check); a file they accept
 // then goes through VarModel's weight checks for the tiny config (tests/fuzz/tiny_model.hpp), as `--weights` does.
-#include <bit>
 #include <cstdint>
+#include <cstring>
 
 #include "models/safetensors.hpp"
 #include "models/var_model.hpp"
@@ -15,12 +15,12 @@ namespace {
 
 using namespace fpqvar;
 
+// Bit for bit (one memcmp per vector: an element loop would spend the fuzzer's time tracing comparisons).
 bool same_tensor(const models::Tensor& a, const models::Tensor& b) {
-  if (a.dtype != b.dtype || a.shape != b.shape || a.i64 != b.i64 || a.u8 != b.u8 || a.f32.size() != b.f32.size())
-    return false;
-  for (std::size_t i = 0; i < a.f32.size(); ++i)
-    if (std::bit_cast<std::uint32_t>(a.f32[i]) != std::bit_cast<std::uint32_t>(b.f32[i])) return false;
-  return true;
+  const auto same = [](const auto& x, const auto& y) {
+    return x.size() == y.size() && (x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(x[0])) == 0);
+  };
+  return a.dtype == b.dtype && a.shape == b.shape && same(a.f32, b.f32) && same(a.i64, b.i64) && same(a.u8, b.u8);
 }
 
 }  // namespace
