@@ -299,7 +299,9 @@ std::map<std::string, long> parse_stat(const std::string& text, const fs::path& 
 }
 
 void classify(SynthResult& r) {
-  for (const auto& [name, count] : r.cells) {
+  for (const auto& cell : r.cells) {
+    const std::string& name = cell.first;  // not a structured binding: the lambda captures it (clang 14)
+    const auto count = cell.second;
     auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
     if (std::regex_match(name, std::regex("LUT[1-6]"))) r.lut += count;
     else if (starts("MUXF")) r.muxf += count;
