@@ -10,6 +10,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "quant/json_text.hpp"
 #include "quant/printable.hpp"
 
 namespace fpqvar::models {
@@ -155,7 +156,7 @@ void exact_keys(const json& j, const std::string& where, std::initializer_list<s
 }
 
 int get_int(const json& j, const std::string& key) {
-  if (!j.is_number_integer()) bad(key, fmt::format("expected an integer, got {}", quant::printable(j.dump(), 40)));
+  if (!j.is_number_integer()) bad(key, fmt::format("expected an integer, got {}", quant::json_excerpt(j)));
   const auto v = j.get<std::int64_t>();
   if (j.is_number_unsigned() && j.get<std::uint64_t>() > 0x7fffffffu) bad(key, "out of range");
   if (v < -0x7fffffff - 1 || v > 0x7fffffff) bad(key, "out of range");
@@ -163,12 +164,12 @@ int get_int(const json& j, const std::string& key) {
 }
 
 double get_double(const json& j, const std::string& key) {
-  if (!j.is_number()) bad(key, fmt::format("expected a number, got {}", quant::printable(j.dump(), 40)));
+  if (!j.is_number()) bad(key, fmt::format("expected a number, got {}", quant::json_excerpt(j)));
   return j.get<double>();
 }
 
 bool get_bool(const json& j, const std::string& key) {
-  if (!j.is_boolean()) bad(key, fmt::format("expected true or false, got {}", quant::printable(j.dump(), 40)));
+  if (!j.is_boolean()) bad(key, fmt::format("expected true or false, got {}", quant::json_excerpt(j)));
   return j.get<bool>();
 }
 

@@ -130,20 +130,20 @@ Entry parse_entry(const std::string& name, const json& v) {
     if (d > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
       throw std::runtime_error(fmt::format("{}: dimension {} = {} exceeds the int64 range", where, i, d));
     if (__builtin_mul_overflow(numel, d, &numel))
-      throw std::runtime_error(fmt::format("{}: the element count of shape {} overflows 64 bits", where, quant::printable(shape.dump(), 96)));
+      throw std::runtime_error(fmt::format("{}: the element count of shape {} overflows 64 bits", where, quant::json_excerpt(shape, 96)));
     e.shape.push_back(static_cast<std::int64_t>(d));
   }
   e.numel = numel;
 
   const json& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2)
-    throw std::runtime_error(fmt::format("{}: data_offsets must be an array of two integers, got {}", where, quant::printable(off.dump(), 96)));
+    throw std::runtime_error(fmt::format("{}: data_offsets must be an array of two integers, got {}", where, quant::json_excerpt(off, 96)));
   e.begin = as_count(off[0], where + ": data_offsets[0]");
   e.end = as_count(off[1], where + ": data_offsets[1]");
   if (e.end < e.begin) throw std::runtime_error(fmt::format("{}: data_offsets end {} < begin {}", where, e.end, e.begin));
   std::uint64_t bytes = 0;
   if (__builtin_mul_overflow(numel, dtype_bytes(e.dtype), &bytes))
-    throw std::runtime_error(fmt::format("{}: byte size of shape {} overflows 64 bits", where, quant::printable(shape.dump(), 96)));
+    throw std::runtime_error(fmt::format("{}: byte size of shape {} overflows 64 bits", where, quant::json_excerpt(shape, 96)));
   if (bytes != e.end - e.begin)
     throw std::runtime_error(fmt::format("{}: {} x {} elements = {} bytes, but data_offsets span {} bytes", where,
                                          dtype_name(e.dtype), numel, bytes, e.end - e.begin));

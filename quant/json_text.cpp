@@ -54,4 +54,10 @@ nlohmann::json parse_guarded_json(std::string_view text, const JsonTextLimits& l
   return j;
 }
 
+std::string json_excerpt(const nlohmann::json& j, std::size_t max_bytes) {
+  std::string text = j.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
+  if (text.size() > max_bytes) text = text.substr(0, max_bytes) + "...";
+  return text;
+}
+
 }  // namespace fpqvar::quant

@@ -6,7 +6,8 @@
 //
 // Kept as is: printable ASCII (0x20..0x7E) and well-formed UTF-8 of code points >= U+00A0, except the bidirectional
 // controls U+202A..U+202E and U+2066..U+2069 and the separators U+2028/U+2029 (they reorder or break the text around
-// them). Escaped: a backslash as "\\", every other byte as "\xNN" (C0 controls, DEL, the C1 controls U+0080..U+009F,
+// them). Escaped: a backslash and a double quote as "\\" and "\"" (so that quoted text stays unambiguous, as in a C
+// string literal), every other byte as "\xNN" (C0 controls, DEL, the C1 controls U+0080..U+009F,
 // the excluded code points above, and bytes that are not well-formed UTF-8: stray continuation bytes, overlong forms,
 // surrogates, code points above U+10FFFF, truncated sequences).
 //   printable("a\x1b[2Jb")        == "a\\x1b[2Jb"        (ESC is escaped, the rest is printable)
@@ -76,8 +77,9 @@ inline bool printable_code_point(std::uint32_t cp) {
   };
   for (std::size_t i = 0; i < shown.size();) {
     const auto c = static_cast<std::uint8_t>(shown[i]);
-    if (c == '\\') {
-      out += "\\\\";
+    if (c == '\\' || c == '"') {  // escaped, so that quoted text is unambiguous: a"b -> "a\"b"
+      out += '\\';
+      out += static_cast<char>(c);
       ++i;
     } else if (c >= 0x20 && c < 0x7F) {
       out += static_cast<char>(c);

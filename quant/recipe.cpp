@@ -85,7 +85,7 @@ class Reader {
   std::optional<std::uint64_t> unsigned64(const json& j, const std::string& path) {
     if (j.is_number_unsigned()) return j.get<std::uint64_t>();
     if (j.is_number_integer()) {
-      fault(path, fmt::format("{} is negative; expected an integer in [0, 2^64)", printable(j.dump(), 40)));
+      fault(path, fmt::format("{} is negative; expected an integer in [0, 2^64)", json_excerpt(j)));
       return std::nullopt;
     }
     return wrong(j, path, "a non-negative integer");
@@ -101,15 +101,14 @@ class Reader {
 
  private:
   static std::string describe(const json& j) {
-    const std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
-    return fmt::format("{} {}", j.type_name(), printable(text, 40));
+    return fmt::format("{} {}", j.type_name(), json_excerpt(j));
   }
   std::nullopt_t wrong(const json& j, const std::string& path, std::string_view expected) {
     fault(path, fmt::format("expected {}, got {}", expected, describe(j)));
     return std::nullopt;
   }
   std::nullopt_t out_of_range(const json& j, const std::string& path) {
-    fault(path, fmt::format("{} is out of range", printable(j.dump(), 40)));
+    fault(path, fmt::format("{} is out of range", json_excerpt(j)));
     return std::nullopt;
   }
 
@@ -141,7 +140,7 @@ void read_group(Reader& rd, const json& j, const std::string& path, int& out) {
 void read_operand(Reader& rd, const json& j, const std::string& path, OperandRecipe& op, bool allow_fp16) {
   if (j.is_string() && allow_fp16) {
     if (j.get<std::string>() == "fp16") op.fp16 = true;
-    else rd.fault(path, fmt::format("expected \"fp16\" or an operand object, got string {}", printable(j.dump(), 40)));
+    else rd.fault(path, fmt::format("expected \"fp16\" or an operand object, got string {}", json_excerpt(j)));
     return;
   }
   if (!rd.object(j, path, {"format", "granularity", "group", "scale", "rounding", "overflow", "seed", "clip"})) return;

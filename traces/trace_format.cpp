@@ -48,7 +48,7 @@ struct Fault : std::runtime_error {
 };
 
 std::string describe(const json& j) {
-  return fmt::format("{} {}", j.type_name(), quant::printable(j.dump(-1, ' ', false, json::error_handler_t::replace), 40));
+  return fmt::format("{} {}", j.type_name(), quant::json_excerpt(j));
 }
 
 // A JSON object whose keys are all known; getters check types and ranges and name the key path.

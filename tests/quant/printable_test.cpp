@@ -15,14 +15,14 @@ std::string fmt_hex(int b) {
   return std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
 }
 
-// Inverse of printable() for texts that were not cut short: "\\\\" -> '\\', "\\xNN" -> byte NN.
+// Inverse of printable() for texts that were not cut short: "\\\\" -> '\\', "\\\"" -> '"', "\\xNN" -> byte NN.
 std::string unescape(const std::string& s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '\\') {
       out += s[i];
-    } else if (s[i + 1] == '\\') {
-      out += '\\';
+    } else if (s[i + 1] == '\\' || s[i + 1] == '"') {
+      out += s[i + 1];
       ++i;
     } else {
       out += static_cast<char>(std::stoi(s.substr(i + 2, 2), nullptr, 16));
@@ -36,7 +36,7 @@ TEST(Printable, EveryAsciiByte) {
   for (int b = 0; b < 128; ++b) {
     const std::string in(1, static_cast<char>(b));
     const std::string got = printable(in);
-    const std::string want = b == '\\' ? "\\\\" : (b >= 0x20 && b <= 0x7E) ? in : fmt_hex(b);
+    const std::string want = b == '\\' ? "\\\\" : b == '"' ? "\\\"" : (b >= 0x20 && b <= 0x7E) ? in : fmt_hex(b);
     EXPECT_EQ(got, want) << b;
   }
 }
@@ -59,6 +59,7 @@ TEST(Printable, Utf8SequencesAndWhatIsEscaped) {
   EXPECT_EQ(printable("\xff\xfe"), "\\xff\\xfe");
   EXPECT_EQ(printable(std::string("a\0b", 3)), "a\\x00b");
   EXPECT_EQ(printable("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(printable("a\"b"), "a\\\"b");  // a quote inside a quoted name stays unambiguous
 }
 
 TEST(Printable, LongTextIsCut) {
