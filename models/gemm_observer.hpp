@@ -6,6 +6,9 @@
 //   weight  the layer of the quantized model (codes nibble-packed when <= 4 bits, scales), whose unpack_weight() is
 //           the QuantizedTensor the kernel consumed;
 //   y       rows x out, the GEMM result BEFORE the bias: bit-identical to quant::gemm_contract(act, weight.unpack_weight()).
+//   x       rows x in, the layer's FP32 input before its online transforms (the Hadamard unit's input);
+//   xt      rows x in, after them (x * s, then the rotation: the Hadamard unit's output, the quantizer's input); the
+//           same values as x when the layer has no transform. Traces with unit inputs store both (trace_writer.hpp).
 // A layer kept in FP16 on either side (recipe "fp16") is not an integer GEMM: the hw backend does not report it.
 // The references are valid only during the call; an observer that keeps data copies it.
 #pragma once
@@ -23,6 +26,8 @@ struct GemmRecord {
   const quant::QuantizedTensor& act;  // rows x in
   const QuantizedLayer& weight;       // out x in
   std::span<const float> y;           // rows x out, no bias
+  std::span<const float> x{};         // rows x in, before the transforms (empty: not reported)
+  std::span<const float> xt{};        // rows x in, after them (empty: not reported)
 };
 
 class IGemmObserver {

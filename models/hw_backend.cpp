@@ -13,6 +13,7 @@
 #include "quant/fp_bits.hpp"
 #include "quant/hadamard.hpp"
 #include "quant/parallel.hpp"
+#include "quant/unit_contract.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -222,16 +223,7 @@ void HwBackend::prepare_activation(const Layer& l, std::span<const float> x, int
   const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues ? m_options.threads : 1;
   parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
     const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
-    float* dst = xt.data() + off;
-    const float* src = x.data() + off;
-    if (q.smooth.empty()) {
-      std::copy_n(src, n, dst);
-    } else {
-      const float* s = q.smooth.data();
-      for (std::int64_t r = 0; r < r1 - r0; ++r)
-        for (std::int64_t j = 0; j < in; ++j) dst[r * in + j] = src[r * in + j] * s[j];
-    }
-    quant::rotate_activation_hw(std::span<float>(dst, n), r1 - r0, in, rot);
+    quant::hadamard_rows(x.subspan(off, n), r1 - r0, in, q.smooth, rot, xt.subspan(off, n));  // the hadamard unit
   });
 }
 
@@ -316,7 +308,7 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
 
   // Steps 5-6.
   t0 = Clock::now();
-  if (l.integer && m_options.observer != nullptr) m_options.observer->on_gemm(GemmRecord{site, a, q, y});
+  if (l.integer && m_options.observer != nullptr) m_options.observer->on_gemm(GemmRecord{site, a, q, y, x, xq});
   if (!q.bias.empty()) {
     const float* b = q.bias.data();
     for (int r = 0; r < rows; ++r) {

@@ -8,7 +8,7 @@
 //                             to quant::quantize);
 //   4. y  = A * W^T           quant::gemm_int on the weight packed once at construction (quant::pack_weight_codes):
 //                             exactly quant::gemm_contract(A, layer.unpack_weight());
-//   5. the observer, if any, sees (site, A, layer, y) (models/gemm_observer.hpp);
+//   5. the observer, if any, sees (site, A, layer, y, x, x') (models/gemm_observer.hpp);
 //   6. y += bias              one FP32 add per element (mat_qkv has none: VarModel adds q_bias/v_bias).
 // A layer with an FP16 operand (recipe "fp16", e.g. LiteVAR's fc2) is not an integer GEMM; its contract here:
 //   the activation after steps 1-2 is rounded to FP16 (RNE) when its operand is "fp16", else quantized (step 3) and

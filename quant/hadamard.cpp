@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "quant/fp_bits.hpp"
+#include "quant/unit_contract.hpp"
 
 namespace fpqvar::quant {
 
@@ -395,6 +396,30 @@ void rotate_activation_hw(std::span<float> x, std::int64_t rows, std::int64_t co
     unscaled_transform(v, p, tmp);
     for (std::size_t j = 0; j < n; ++j) v[j] *= k;
   }
+}
+
+void hadamard_rows(std::span<const float> x, std::int64_t rows, std::int64_t cols, std::span<const float> s,
+                   const RotationSpec& r, std::span<float> out) {
+  check_shape("hadamard_rows", x.size(), rows, cols);
+  check_shape("hadamard_rows (output)", out.size(), rows, cols);
+  if (!s.empty() && s.size() != static_cast<std::size_t>(cols))
+    throw std::invalid_argument(fmt::format("hadamard_rows: {} channel factors for {} columns", s.size(), cols));
+  const auto k = static_cast<std::size_t>(cols);
+  if (s.empty()) {
+    if (out.data() != x.data()) std::copy(x.begin(), x.end(), out.begin());
+  } else {
+    for (std::size_t base = 0; base < x.size(); base += k)
+      for (std::size_t j = 0; j < k; ++j) out[base + j] = x[base + j] * s[j];  // one FP32 multiply (RNE) each
+  }
+  rotate_activation_hw(out, rows, cols, r);
+}
+
+void hadamard_group(std::span<float> x, std::span<const float> s, const RotationSpec& r) {
+  if (x.empty()) throw std::invalid_argument("hadamard_group: empty group");
+  if (r.kind == Rotation::kGroupHadamard && x.size() != static_cast<std::size_t>(r.block))
+    throw std::invalid_argument(
+        fmt::format("hadamard_group: {} values, a GHT group has {} (the rotation block)", x.size(), r.block));
+  hadamard_rows(x, 1, static_cast<std::int64_t>(x.size()), s, r, x);
 }
 
 }  // namespace fpqvar::quant

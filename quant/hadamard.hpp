@@ -40,15 +40,9 @@
 #include <span>
 #include <vector>
 
-#include "quant/recipe.hpp"  // Rotation
+#include "quant/rotation.hpp"  // Rotation, RotationSpec
 
 namespace fpqvar::quant {
-
-struct RotationSpec {
-  Rotation kind = Rotation::kNone;
-  int block = 128;          // kGroupHadamard: block size (a power of two); ignored by kFullHadamard (order = cols)
-  std::uint64_t seed = 42;  // sign seed (only its low 32 bits matter, as in torch.manual_seed)
-};
 
 [[nodiscard]] bool is_pow2(std::int64_t n);  // n >= 1 and a power of two
 

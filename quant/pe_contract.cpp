@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "quant/product_table.hpp"
+#include "quant/unit_contract.hpp"
 
 namespace fpqvar::quant {
 namespace {
@@ -86,6 +87,40 @@ std::int64_t contract_group_length(const QuantizedTensor& a, const QuantizedTens
   return shorter;
 }
 
+PeGroupSums pe_group_sums(const ProductTable& table, std::span<const std::uint8_t> a,
+                          std::span<const std::uint8_t> w) {
+  if (a.size() != w.size())
+    throw std::invalid_argument(fmt::format("pe_group_sums: {} activation codes, {} weight codes", a.size(), w.size()));
+  const bool dfq = table.a.kind == FormatKind::kDual;
+  const std::uint8_t sign = table.a.sign_mask();
+  const unsigned a_limit = 1u << table.a.bits, w_limit = 1u << table.b.bits;
+  PeGroupSums s;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::uint8_t ca = a[i], cw = w[i];
+    if (ca >= a_limit || cw >= w_limit)
+      throw std::invalid_argument(fmt::format("pe_group_sums: lane {}: code {:#x} ({}) or {:#x} ({}) wider than its format",
+                                              i, ca, table.a.name, cw, table.b.name));
+    const std::size_t e = (std::size_t(ca) << table.b.bits) | cw;
+    if (!table.valid[e])
+      throw std::invalid_argument(fmt::format("pe_group_sums: lane {}: NaN/inf code (a = {:#x}, w = {:#x})", i, ca, cw));
+    if (dfq && (ca & sign))
+      s.neg += table.products[e];
+    else
+      s.pos += table.products[e];
+  }
+  return s;
+}
+
+float accumulate_group(float acc, std::int64_t group_sum, int frac_bits, float s_a, float s_w) {
+  return acc + group_partial(group_sum, frac_bits, combined_scale(s_a, s_w));  // FP32 add: RNE of the exact sum
+}
+
+float accumulate_group_dfq(float acc, const PeGroupSums& sums, int frac_bits, float s_a_neg, float s_a_pos,
+                           float s_w) {
+  return acc + dfq_group_partial(sums.neg, sums.pos, frac_bits, combined_scale(s_a_neg, s_w),
+                                 combined_scale(s_a_pos, s_w));
+}
+
 std::vector<float> gemm_contract(const QuantizedTensor& a, const QuantizedTensor& w) {
   const std::int64_t glen = contract_group_length(a, w);
   if (w.spec.format.kind == FormatKind::kDual)
@@ -93,32 +128,27 @@ std::vector<float> gemm_contract(const QuantizedTensor& a, const QuantizedTensor
   const bool dfq = a.spec.format.kind == FormatKind::kDual;
   const ProductTable table = make_product_table(a.spec.format, w.spec.format);
   const std::int64_t m_rows = a.rows, n_rows = w.rows, k = a.cols;
-  const std::uint8_t sign = a.spec.format.sign_mask();
   std::vector<float> c(static_cast<std::size_t>(m_rows * n_rows));
+  // Per output: the pe's group sums, then the accumulate unit's step, group by group in ascending K from +0.
   for (std::int64_t m = 0; m < m_rows; ++m) {
     for (std::int64_t n = 0; n < n_rows; ++n) {
       float acc = 0.0f;
       for (std::int64_t k0 = 0; k0 < k; k0 += glen) {
-        std::int64_t sum_neg = 0, sum_pos = 0;
-        for (std::int64_t kk = k0; kk < k0 + glen; ++kk) {
-          const std::uint8_t ca = a.codes[static_cast<std::size_t>(m * k + kk)];
-          const std::uint8_t cw = w.codes[static_cast<std::size_t>(n * k + kk)];
-          const std::size_t i = (std::size_t(ca) << table.b.bits) | cw;
-          if (!table.valid[i])
-            throw std::invalid_argument(
-                fmt::format("gemm_contract: NaN/inf code (A[{}][{}] = {:#x}, W[{}][{}] = {:#x})", m, kk, ca, n, kk, cw));
-          if (dfq && (ca & sign))
-            sum_neg += table.products[i];
-          else
-            sum_pos += table.products[i];
+        const auto group = [&](const QuantizedTensor& t, std::int64_t row) {
+          return std::span<const std::uint8_t>(t.codes).subspan(static_cast<std::size_t>(row * k + k0),
+                                                                 static_cast<std::size_t>(glen));
+        };
+        PeGroupSums sums;
+        try {
+          sums = pe_group_sums(table, group(a, m), group(w, n));
+        } catch (const std::invalid_argument& e) {
+          throw std::invalid_argument(fmt::format("gemm_contract: output ({}, {}), group at K = {}: {}", m, n, k0,
+                                                  e.what()));
         }
         const float s_w = w.scales[static_cast<std::size_t>(w.scale_index(n, k0))];
         const auto ia = static_cast<std::size_t>(a.scale_index(m, k0));
-        const float partial =
-            dfq ? dfq_group_partial(sum_neg, sum_pos, table.frac_bits, combined_scale(a.scales_neg[ia], s_w),
-                                    combined_scale(a.scales[ia], s_w))
-                : group_partial(sum_pos, table.frac_bits, combined_scale(a.scales[ia], s_w));
-        acc = acc + partial;  // FP32 addition: RNE of the exact sum (IEEE), in ascending group order
+        acc = dfq ? accumulate_group_dfq(acc, sums, table.frac_bits, a.scales_neg[ia], a.scales[ia], s_w)
+                  : accumulate_group(acc, sums.pos, table.frac_bits, a.scales[ia], s_w);
       }
       c[static_cast<std::size_t>(m * n_rows + n)] = acc;
     }

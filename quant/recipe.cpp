@@ -561,38 +561,6 @@ bool operator==(const OperandRecipe& a, const OperandRecipe& b) {
          x.fixed_scale == y.fixed_scale;
 }
 
-std::string_view to_string(LayerKind k) {
-  switch (k) {
-    case LayerKind::kQkv: return "qkv";
-    case LayerKind::kProj: return "proj";
-    case LayerKind::kFc1: return "fc1";
-    case LayerKind::kFc2: return "fc2";
-  }
-  return "?";
-}
-
-LayerKind parse_layer_kind(std::string_view s) {
-  if (s == "mat_qkv") return LayerKind::kQkv;
-  for (LayerKind k : kLayerKinds)
-    if (to_string(k) == s) return k;
-  throw std::invalid_argument(fmt::format("unknown layer '{}' (known: qkv (mat_qkv), proj, fc1, fc2)", printable(s, 40)));
-}
-
-std::string_view to_string(Rotation r) {
-  switch (r) {
-    case Rotation::kNone: return "none";
-    case Rotation::kGroupHadamard: return "ght";
-    case Rotation::kFullHadamard: return "full-hadamard";
-  }
-  return "?";
-}
-
-Rotation parse_rotation(std::string_view s) {
-  for (Rotation r : {Rotation::kNone, Rotation::kGroupHadamard, Rotation::kFullHadamard})
-    if (to_string(r) == s) return r;
-  throw std::invalid_argument(fmt::format("unknown rotation '{}' (known: none, ght, full-hadamard)", printable(s, 40)));
-}
-
 std::vector<std::string> Recipe::validate() const {
   std::vector<std::string> e;
   // The name goes into reports, file metadata and messages: one line of printable text (quant/printable.hpp).

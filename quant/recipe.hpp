@@ -44,6 +44,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "quant/layer_kind.hpp"  // LayerKind, kLayerKinds (the vocabulary lives in its own header)
+#include "quant/rotation.hpp"    // Rotation
 #include "quant/tensor_quant.hpp"
 
 namespace fpqvar::quant {
@@ -58,22 +60,6 @@ class RecipeError : public std::runtime_error {
  private:
   std::vector<std::string> m_faults;
 };
-
-// The four quantized GEMMs of a VAR block, in execution order. Everything else (ada_lin, embeddings, head,
-// Q*K^T, softmax, P*V, the VQ-VAE) stays in floating point, as in FPQVAR.
-enum class LayerKind : std::uint8_t { kQkv, kProj, kFc1, kFc2 };
-inline constexpr std::array<LayerKind, 4> kLayerKinds = {LayerKind::kQkv, LayerKind::kProj, LayerKind::kFc1,
-                                                         LayerKind::kFc2};
-[[nodiscard]] std::string_view to_string(LayerKind k);  // qkv | proj | fc1 | fc2
-[[nodiscard]] LayerKind parse_layer_kind(std::string_view s);  // also accepts the official names mat_qkv, proj, fc1, fc2
-
-// Rotation of a GEMM's K dimension (activation online, weight offline):
-//   kGroupHadamard = FPQVAR's GHT: block-diagonal randomized Hadamard, blocks of rotation_block, signs from
-//                    rotation_seed (quant/hadamard.hpp);
-//   kFullHadamard  = QuaRot-style rotation over all of K (a Hadamard matrix of order K, quant/hadamard.hpp).
-enum class Rotation : std::uint8_t { kNone, kGroupHadamard, kFullHadamard };
-[[nodiscard]] std::string_view to_string(Rotation r);  // none | ght | full-hadamard
-[[nodiscard]] Rotation parse_rotation(std::string_view s);
 
 // One GEMM operand: quantized by `spec`, or kept in FP16. spec.fixed_scale is not part of a recipe (validate()
 // rejects it); spec.clip is the JSON "clip" key.

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "quant/fp_bits.hpp"
+#include "quant/unit_contract.hpp"
 
 namespace fpqvar::quant {
 namespace {
@@ -35,41 +36,55 @@ Block block_of(const QuantizedTensor& q, std::int64_t b) {
   return {0, 0, 0, 0};
 }
 
-template <typename Fn>
-void for_each(const Block& blk, std::int64_t cols, Fn&& fn) {
-  for (std::int64_t r = blk.row_begin; r < blk.row_end; ++r)
-    for (std::int64_t c = blk.col_begin; c < blk.col_end; ++c) fn(r * cols + c);
-}
-
-struct SideAbsmax {
-  float neg = 0.0f, pos = 0.0f, all = 0.0f;
+// The elements of one block as the quantizer unit sees them: element (r, c), r < rows, c < cols, is x[r * stride + c]
+// with code codes[r * stride + c] and stochastic index index0 + r * stride + c (its flat index in the tensor). A block
+// of a tensor: x and codes point at its first element, stride = the tensor's cols; one contiguous group (the unit
+// API, quant/unit_contract.hpp): rows = 1.
+struct BlockView {
+  const float* x = nullptr;
+  std::uint8_t* codes = nullptr;
+  std::int64_t rows = 0, cols = 0, stride = 0;
+  std::uint64_t index0 = 0;
 };
 
-SideAbsmax block_absmax(std::span<const float> x, const Block& blk, std::int64_t cols) {
-  SideAbsmax m;
-  for_each(blk, cols, [&](std::int64_t i) {
-    const float v = x[static_cast<std::size_t>(i)];
-    if (std::isnan(v)) return;
-    const float a = std::fabs(v);
-    if (std::signbit(v)) m.neg = std::max(m.neg, a); else m.pos = std::max(m.pos, a);
+BlockView view_of(std::span<const float> x, QuantizedTensor& q, const Block& blk) {
+  const std::int64_t first = blk.row_begin * q.cols + blk.col_begin;
+  return BlockView{x.data() + first, q.codes.data() + first, blk.row_end - blk.row_begin,
+                   blk.col_end - blk.col_begin, q.cols, static_cast<std::uint64_t>(first)};
+}
+
+// fn(offset) for every element of the block in row-major order; offset = r * stride + c from the block's first element.
+template <typename Fn>
+void for_each(const BlockView& v, Fn&& fn) {
+  for (std::int64_t r = 0; r < v.rows; ++r)
+    for (std::int64_t c = 0; c < v.cols; ++c) fn(static_cast<std::size_t>(r * v.stride + c));
+}
+
+GroupAbsmax block_absmax(const BlockView& v) {
+  GroupAbsmax m;
+  for_each(v, [&](std::size_t i) {
+    const float x = v.x[i];
+    if (std::isnan(x)) return;
+    const float a = std::fabs(x);
+    if (std::signbit(x)) m.neg = std::max(m.neg, a); else m.pos = std::max(m.pos, a);
     m.all = std::max(m.all, a);
   });
   return m;
 }
 
 // Encodes one block with the given scales; returns the squared error of the dequantized block (for the clip search).
-double encode_block(std::span<const float> x, QuantizedTensor& q, const Block& blk, float s_neg, float s_pos) {
-  const Format& f = q.spec.format;
+double encode_block(const BlockView& v, const QuantSpec& spec, float s_neg, float s_pos) {
+  const Format& f = spec.format;
   const bool dual = f.kind == FormatKind::kDual;
   double sse = 0.0;
-  for_each(blk, q.cols, [&](std::int64_t i) {
-    const float v = x[static_cast<std::size_t>(i)];
+  for_each(v, [&](std::size_t i) {
+    const float x = v.x[i];
     const std::uint16_t r =
-        q.spec.mode.rounding == Rounding::kStochastic ? stochastic_bits(q.spec.seed, static_cast<std::uint64_t>(i)) : 0;
-    const std::uint8_t code = dual ? encode_dual(f, v, s_neg, s_pos, q.spec.mode, r) : encode(f, v, s_pos, q.spec.mode, r);
-    q.codes[static_cast<std::size_t>(i)] = code;
+        spec.mode.rounding == Rounding::kStochastic ? stochastic_bits(spec.seed, v.index0 + i) : 0;
+    const std::uint8_t code = dual ? encode_dual(f, x, s_neg, s_pos, spec.mode, r) : encode(f, x, s_pos, spec.mode, r);
+    v.codes[i] = code;
     const float back = decode_scaled(f, code, f.side_of(code) == 0 && dual ? s_neg : s_pos);
-    const double e = static_cast<double>(back) - static_cast<double>(v);
+    const double e = static_cast<double>(back) - static_cast<double>(x);
     if (std::isfinite(e)) sse += e * e;
   });
   return sse;
@@ -89,6 +104,44 @@ float clipped(float absmax, double ratio) {
   if (err != 0.0 && (std::bit_cast<std::uint64_t>(p) & 1u) == 0)
     p = std::nextafter(p, err > 0.0 ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity());
   return static_cast<float>(p);
+}
+
+// The quantizer unit on one block (the contract of tensor_quant.hpp): the fixed scale, or the absmax scales (the
+// DFQ sides each from their own absmax) and, with a clip search, the candidate of least squared error; the codes are
+// written through v.codes. Returns the block's scale (DFQ: the positive side's) and, for DFQ, the negative side's.
+GroupScales quantize_block(const BlockView& v, const QuantSpec& spec) {
+  const bool dual = spec.format.kind == FormatKind::kDual;
+  float s_neg = 0.0f, s_pos = 0.0f;
+  if (spec.fixed_scale) {
+    s_neg = s_pos = *spec.fixed_scale;
+    encode_block(v, spec, s_neg, s_pos);
+  } else {
+    const double qmax_neg = spec.format.max_value(0), qmax_pos = spec.format.max_value(1);
+    const GroupAbsmax m = block_absmax(v);
+    auto scales_for = [&](double ratio) {
+      if (dual)
+        return std::pair{scale_from_absmax(clipped(m.neg, ratio), qmax_neg, spec.scale_type),
+                         scale_from_absmax(clipped(m.pos, ratio), qmax_pos, spec.scale_type)};
+      const float s = scale_from_absmax(clipped(m.all, ratio), qmax_pos, spec.scale_type);
+      return std::pair{s, s};
+    };
+    std::tie(s_neg, s_pos) = scales_for(1.0);
+    const double sse = encode_block(v, spec, s_neg, s_pos);
+    if (spec.clip.enabled) {
+      double best = sse;
+      float best_neg = s_neg, best_pos = s_pos;
+      for (int k = 1; k <= spec.clip.steps; ++k) {
+        const double ratio = 1.0 - k * (1.0 - spec.clip.min_ratio) / spec.clip.steps;
+        const auto [cn, cp] = scales_for(ratio);
+        const double e = encode_block(v, spec, cn, cp);
+        if (e < best) best = e, best_neg = cn, best_pos = cp;
+      }
+      s_neg = best_neg;
+      s_pos = best_pos;
+      encode_block(v, spec, s_neg, s_pos);  // re-encode with the winner
+    }
+  }
+  return GroupScales{s_pos, dual ? s_neg : 0.0f};
 }
 
 }  // namespace
@@ -220,43 +273,33 @@ QuantizedTensor quantize(std::span<const float> x, std::int64_t rows, std::int64
   QuantizedTensor q = make_quantized_shell(x.size(), rows, cols, spec);
   const bool dual = spec.format.kind == FormatKind::kDual;
   const auto nblocks = static_cast<std::int64_t>(q.scales.size());
-  const double qmax_neg = spec.format.max_value(0), qmax_pos = spec.format.max_value(1);
-
   for (std::int64_t b = 0; b < nblocks; ++b) {
-    const Block blk = block_of(q, b);
-    float s_neg = 0.0f, s_pos = 0.0f;
-    if (spec.fixed_scale) {
-      s_neg = s_pos = *spec.fixed_scale;
-      encode_block(x, q, blk, s_neg, s_pos);
-    } else {
-      const SideAbsmax m = block_absmax(x, blk, cols);
-      auto scales_for = [&](double ratio) {
-        if (dual)
-          return std::pair{scale_from_absmax(clipped(m.neg, ratio), qmax_neg, spec.scale_type),
-                           scale_from_absmax(clipped(m.pos, ratio), qmax_pos, spec.scale_type)};
-        const float s = scale_from_absmax(clipped(m.all, ratio), qmax_pos, spec.scale_type);
-        return std::pair{s, s};
-      };
-      std::tie(s_neg, s_pos) = scales_for(1.0);
-      const double sse = encode_block(x, q, blk, s_neg, s_pos);
-      if (spec.clip.enabled) {
-        double best = sse;
-        float best_neg = s_neg, best_pos = s_pos;
-        for (int k = 1; k <= spec.clip.steps; ++k) {
-          const double ratio = 1.0 - k * (1.0 - spec.clip.min_ratio) / spec.clip.steps;
-          const auto [cn, cp] = scales_for(ratio);
-          const double e = encode_block(x, q, blk, cn, cp);
-          if (e < best) best = e, best_neg = cn, best_pos = cp;
-        }
-        s_neg = best_neg;
-        s_pos = best_pos;
-        encode_block(x, q, blk, s_neg, s_pos);  // re-encode with the winner
-      }
-    }
-    q.scales[static_cast<std::size_t>(b)] = s_pos;
-    if (dual) q.scales_neg[static_cast<std::size_t>(b)] = s_neg;
+    const GroupScales s = quantize_block(view_of(x, q, block_of(q, b)), spec);
+    q.scales[static_cast<std::size_t>(b)] = s.scale;
+    if (dual) q.scales_neg[static_cast<std::size_t>(b)] = s.scale_neg;
   }
   return q;
+}
+
+GroupAbsmax quantizer_absmax(std::span<const float> x) {
+  return block_absmax(BlockView{x.data(), nullptr, 1, static_cast<std::int64_t>(x.size()),
+                                static_cast<std::int64_t>(x.size()), 0});
+}
+
+GroupScales quantizer_group(std::span<const float> x, const QuantSpec& spec, std::span<std::uint8_t> codes,
+                            std::uint64_t first_index) {
+  const auto n = static_cast<std::int64_t>(x.size());
+  if (n == 0) throw std::invalid_argument("quantizer_group: empty group");
+  if (codes.size() != x.size())
+    throw std::invalid_argument(fmt::format("quantizer_group: {} codes for {} values", codes.size(), x.size()));
+  if (spec.granularity == Granularity::kColumn)
+    throw std::invalid_argument("quantizer_group: a kColumn block is a strided column, not a group along K");
+  if (spec.granularity == Granularity::kGroup && n != spec.group_size)
+    throw std::invalid_argument(
+        fmt::format("quantizer_group: {} values, the spec's group has {}", n, spec.group_size));
+  if (auto errors = spec.validate(n); !errors.empty())
+    throw std::invalid_argument(fmt::format("quantizer_group: bad quantization spec: {}", fmt::join(errors, "; ")));
+  return quantize_block(BlockView{x.data(), codes.data(), 1, n, n, first_index}, spec);
 }
 
 std::vector<float> dequantize(const QuantizedTensor& q) {

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The main job, end to end: installs missing packages, builds, and runs the formats demo and the reference model.
-# The demo prints the formats FPQVAR uses, a code table, the FP4 LUT multiplier's product table, and the SQNR of
-# FPQVAR's formats against the integer baselines on synthetic activations (also written as JSON to
-# out/formats_compare.json); then it generates one VAR-d16 image with CFG from synthetic weights in FP32 (about
-# 20-30 s on 2 cores; out/synthetic_d16.png) and again in the hw mode under FPQVAR W4A4 (GHT + DFQ, uncalibrated:
-# calibration with GALT is `fpqvar quantize`, minutes to hours, docs/quantize.md); then the quality report of
-# FPQVAR W4A4 vs the FP4 baseline vs INT4 RTN on a VAR-d4 with outlier channels (out/eval_d4.json, .csv).
-# Until the simulator lands this is the whole pipeline that exists.
+# The main job, end to end: installs missing packages, builds `fpqvar`, and simulates one VAR-d30 image (256x256,
+# CFG, batch 1) on the four shipped VCK190 designs (FPQVAR W4A4 and W6A6, the INT8 and INT4 baselines: the same
+# machine with integer units), then writes:
+#   out/compare.json                 every design's full result (the table on the terminal is its summary)
+#   out/compare_transformer.json     the same without the VQ-VAE decoder (the transformer alone)
+#   out/var_d30_w4a4.json / .csv     the FP4 design's report: cycles, energy, resources, per-unit utilization, and a
+#                                    per-(scale, op) breakdown with each op's roofline bound
+#   out/var_d30_w4a4.timeline.json   every unit's activity, to open in https://ui.perfetto.dev or chrome://tracing
+#   out/var_d30_w4a4.png             utilization per unit per scale and the roofline
+# Everything is the timing fidelity of the SystemC model (about a second of simulation per design). The reference
+# model's own demo (formats, an FP32 and a W4A4 image, quality figures) is tools/demo_reference.sh.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/tools/install_deps.sh"
@@ -14,26 +17,16 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 fpqvar="${FPQVAR_BUILD_DIR:-$root/build}/tools/fpqvar/fpqvar"
 out="$root/out"
 mkdir -p "$out"
+designs=(-c vck190-fpqvar-w4a4 -c vck190-fpqvar-w6a6 -c vck190-int8 -c vck190-int4)
 
 step() { printf '\n== %s ==\n' "$*"; }
-step "Number formats"
-"$fpqvar" formats list
-step "E2M1 (FP4) codes"
-"$fpqvar" formats table e2m1
-step "E2M1 x E2M1 LUT multiplier"
-"$fpqvar" formats products e2m1 e2m1
-step "FPQVAR formats vs integer baselines (synthetic activations with outlier channels)"
-"$fpqvar" formats compare --json "$out/formats_compare.json"
-step "FP32 VAR-d16 reference model, synthetic weights (seed 0), class 207, CFG 1.5"
-"$fpqvar" model info --model var-d16 | tail -n 3
-"$fpqvar" generate --model var-d16 --synthetic 0 --class 207 --out "$out/synthetic_d16.png" \
-    --dump "$out/synthetic_d16.safetensors"
-step "The same image in the hw mode (the arithmetic contract, AVX2 integer GEMMs), fpqvar-w4a4 uncalibrated"
-"$fpqvar" generate --model var-d16 --synthetic 0 --class 207 --mode hw --recipe fpqvar-w4a4 --uncalibrated \
-    --summary --out "$out/synthetic_d16_w4a4.png"
-step "Quality: FPQVAR W4A4 vs FP4 baseline vs INT4 RTN against FP32 (VAR-d4, 8 outlier channels)"
-"$fpqvar" eval --model var-d4 --synthetic 1 --outlier-channels 8 --recipe fpqvar-w4a4 --recipe fp4-baseline \
-    --recipe int4-rtn --uncalibrated --no-decode --json "$out/eval_d4.json" --csv "$out/eval_d4.csv" | tail -n 5
+step "VAR-d30, one image with CFG (transformer + VQ-VAE decoder): FP designs against the integer baselines and the GPU"
+"$fpqvar" compare --model var-d30 "${designs[@]}" --json "$out/compare.json"
+step "The same, transformer only (--no-decoder)"
+"$fpqvar" compare --model var-d30 --no-decoder "${designs[@]}" --json "$out/compare_transformer.json"
+step "The FP4 design in detail (vck190-fpqvar-w4a4)"
+"$fpqvar" simulate --model var-d30 -c vck190-fpqvar-w4a4 --json "$out/var_d30_w4a4.json" \
+    --csv "$out/var_d30_w4a4.csv" --timeline "$out/var_d30_w4a4.timeline.json" --png "$out/var_d30_w4a4.png"
 echo
-echo "results: $out/formats_compare.json, $out/synthetic_d16.png, $out/synthetic_d16.safetensors,"
-echo "         $out/synthetic_d16_w4a4.png, $out/eval_d4.json, $out/eval_d4.csv"
+echo "results: $out/compare.json, $out/compare_transformer.json, $out/var_d30_w4a4.json, $out/var_d30_w4a4.csv,"
+echo "         $out/var_d30_w4a4.timeline.json (ui.perfetto.dev), $out/var_d30_w4a4.png"

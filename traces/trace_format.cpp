@@ -287,6 +287,16 @@ std::string model_tensor_name(int block, LayerKind op, std::string_view suffix) 
 
 std::int64_t stored_code_bytes(const quant::Format& f, std::int64_t n) { return f.bits <= 4 ? (n + 1) / 2 : n; }
 
+bool layer_has_smooth(const quant::LayerRecipe& r) { return r.galt || r.smoothquant_alpha.has_value(); }
+
+bool layer_transforms(const quant::LayerRecipe& r) { return r.rotation != quant::Rotation::kNone || layer_has_smooth(r); }
+
+int required_version(const std::vector<RecordInfo>& records) {
+  for (const RecordInfo& r : records)
+    if (r.unit_inputs.present()) return 2;
+  return 1;
+}
+
 std::int64_t expected_rows(const TraceManifest& m, int scale) {
   return 2 * static_cast<std::int64_t>(m.run.labels.size()) * m.model.tokens_at(scale);
 }
@@ -336,6 +346,19 @@ std::string check_record(const TraceManifest& m, const RecordInfo& r) {
         name_fault("weight.scales", r.weight.scales, model_tensor_name(s.block, s.layer, "weight_scales")),
         name_fault("weight.scales_neg", r.weight.scales_neg, "")})
     if (!f.empty()) return f;
+  const UnitInputs& u = r.unit_inputs;
+  if (u.present()) {
+    if (m.version < 2) return fmt::format("unit_inputs need manifest version 2 (this one is version {})", m.version);
+    const bool transforms = layer_transforms(lr), smooth = layer_has_smooth(lr);
+    for (const std::string& f :
+         {name_fault("unit_inputs.x", u.x, record_tensor_name(s, "x")),
+          name_fault("unit_inputs.xt", u.xt, transforms ? record_tensor_name(s, "xt") : ""),
+          name_fault("unit_inputs.smooth", u.smooth, smooth ? model_tensor_name(s.block, s.layer, "smooth") : "")})
+      if (!f.empty())
+        return f + (transforms ? "" : " (the recipe's layer does not transform its input: no xt, no smooth)");
+  } else if (!u.xt.empty() || !u.smooth.empty()) {
+    return "unit_inputs without x";
+  }
   return "";
 }
 
@@ -403,13 +426,21 @@ json manifest_to_json(const TraceManifest& m) {
                        {"act", operand_to_json(r.act)},
                        {"weight", operand_to_json(r.weight)},
                        {"y", r.y}});
+  for (std::size_t i = 0; i < m.records.size(); ++i) {
+    const UnitInputs& u = m.records[i].unit_inputs;
+    if (!u.present()) continue;
+    json j = {{"x", u.x}};
+    if (!u.xt.empty()) j["xt"] = u.xt;
+    if (!u.smooth.empty()) j["smooth"] = u.smooth;
+    records[i]["unit_inputs"] = std::move(j);
+  }
   json tensors = json::object();
   for (const auto& [name, d] : m.source_tensors)
     tensors[name] = {{"dtype", models::dtype_name(d.dtype)}, {"shape", d.shape}, {"sha256", d.sha256}};
   json ops = json::array();
   for (LayerKind k : m.filter.ops) ops.push_back(quant::to_string(k));
   return {{"format", kTraceFormatName},
-          {"version", kTraceFormatVersion},
+          {"version", m.version},
           {"model", models::var_config_to_json(m.model)},
           {"recipe", quant::recipe_to_json(m.recipe)},
           {"run",
@@ -429,10 +460,13 @@ TraceManifest manifest_from_json_impl(const json& j) {
   const Obj top(j, "", {"format", "version", "model", "recipe", "run", "filter", "source_model", "records"});
   if (top.str("format") != kTraceFormatName)
     throw Fault("format", fmt::format("\"{}\", expected \"{}\"", quant::printable(top.str("format"), 40), kTraceFormatName));
-  if (const json& v = top.get("version"); !v.is_number_integer() || v.get<std::int64_t>() != kTraceFormatVersion)
-    throw Fault("version", fmt::format("{} is not supported (this build reads version {})", describe(v),
-                                       kTraceFormatVersion));
+  const json& version = top.get("version");
+  if (!version.is_number_integer() || version.get<std::int64_t>() < kTraceFormatMinVersion ||
+      version.get<std::int64_t>() > kTraceFormatVersion)
+    throw Fault("version", fmt::format("{} is not supported (this build reads versions {} to {})", describe(version),
+                                       kTraceFormatMinVersion, kTraceFormatVersion));
   TraceManifest m;
+  m.version = static_cast<int>(version.get<std::int64_t>());
   try {
     m.model = models::var_config_from_json(top.get("model"));
   } catch (const std::invalid_argument& e) {
@@ -490,7 +524,7 @@ TraceManifest manifest_from_json_impl(const json& j) {
     const std::string dtype = t.str("dtype");
     if (dtype == "U8") d.dtype = models::DType::kU8;
     else if (dtype == "F32") d.dtype = models::DType::kF32;
-    else throw Fault(t.at("dtype"), fmt::format("\"{}\"; weight codes are U8 and scales F32", quant::printable(dtype, 40)));
+    else throw Fault(t.at("dtype"), fmt::format("\"{}\"; weight codes are U8, scales and s F32", quant::printable(dtype, 40)));
     const json& shape = array_at(t, "shape");
     if (shape.size() != 1) throw Fault(t.at("shape"), "expected one dimension");
     d.shape.push_back(Obj::as_integer(shape[0], t.at("shape") + "[0]", 0, std::int64_t{1} << 50));
@@ -505,7 +539,8 @@ TraceManifest manifest_from_json_impl(const json& j) {
   std::set<std::string> used_source;
   for (std::size_t i = 0; i < records.size(); ++i) {
     const std::string path = fmt::format("records[{}]", i);
-    const Obj o(records[i], path, {"scale", "block", "op", "rows", "in", "out", "act", "weight", "y"});
+    const std::initializer_list<std::string_view> keys = {"scale", "block", "op", "rows", "in", "out", "act", "weight", "y"};
+    const Obj o = m.version >= 2 ? Obj(records[i], path, keys, {"unit_inputs"}) : Obj(records[i], path, keys);
     RecordInfo r;
     r.site.scale = static_cast<int>(o.integer("scale", 0, 1 << 20));
     r.site.block = static_cast<int>(o.integer("block", 0, 1 << 20));
@@ -520,10 +555,19 @@ TraceManifest manifest_from_json_impl(const json& j) {
     r.act = operand_from_json(o.get("act"), o.at("act"));
     r.weight = operand_from_json(o.get("weight"), o.at("weight"));
     r.y = o.str("y");
+    if (o.has("unit_inputs")) {
+      const Obj u(o.get("unit_inputs"), o.at("unit_inputs"), {"x"}, {"xt", "smooth"});
+      r.unit_inputs.x = u.str("x");
+      if (r.unit_inputs.x.empty()) throw Fault(u.at("x"), "empty tensor name");
+      if (u.has("xt") && (r.unit_inputs.xt = u.str("xt")).empty()) throw Fault(u.at("xt"), "empty tensor name");
+      if (u.has("smooth") && (r.unit_inputs.smooth = u.str("smooth")).empty())
+        throw Fault(u.at("smooth"), "empty tensor name");
+    }
     if (const std::string f = check_record(m, r); !f.empty()) throw Fault(path, f);
     if (!sites.emplace(r.site.scale, r.site.block, r.site.layer).second)
       throw Fault(path, fmt::format("a second record for scale {}, block {}, {}", r.site.scale, r.site.block, op));
-    for (const std::string* name : {&r.act.codes, &r.act.scales, &r.act.scales_neg, &r.y}) {
+    for (const std::string* name :
+         {&r.act.codes, &r.act.scales, &r.act.scales_neg, &r.y, &r.unit_inputs.x, &r.unit_inputs.xt}) {
       if (name->empty()) continue;
       if (const auto [owner, fresh] = tensor_owner.emplace(*name, i); !fresh)
         throw Fault(path, fmt::format("tensor \"{}\" is already used by records[{}]", quant::printable(*name, 64), owner->second));
@@ -532,7 +576,9 @@ TraceManifest manifest_from_json_impl(const json& j) {
     const std::int64_t n_codes = stored_code_bytes(r.weight.spec.format, r.out * r.in);
     const std::int64_t n_scales = quant::block_count(r.weight.spec, r.out, r.in);
     for (auto [name, dtype, count] : {std::tuple{&r.weight.codes, models::DType::kU8, n_codes},
-                                      std::tuple{&r.weight.scales, models::DType::kF32, n_scales}}) {
+                                      std::tuple{&r.weight.scales, models::DType::kF32, n_scales},
+                                      std::tuple{&r.unit_inputs.smooth, models::DType::kF32, r.in}}) {
+      if (name->empty()) continue;  // smooth: only with unit inputs of a layer that has s
       const auto t = m.source_tensors.find(*name);
       if (t == m.source_tensors.end())
         throw Fault(path, fmt::format("weight tensor \"{}\" is not listed in source_model.tensors", quant::printable(*name, 64)));

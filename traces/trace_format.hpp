@@ -4,7 +4,7 @@
 // One safetensors file (models/safetensors.hpp). Its string metadata holds exactly two keys:
 //   fpqvar.format    "fpqvar-trace" (kTraceFormatName), so a tool can tell a trace from a quantized model by one key
 //   fpqvar.manifest  the manifest, JSON:
-//     {"format": "fpqvar-trace", "version": 1,
+//     {"format": "fpqvar-trace", "version": 1 | 2,
 //      "model":  {VarConfig, models::var_config_to_json},
 //      "recipe": {quant::recipe_to_json},
 //      "run":    {"labels": [207], "cfg": 1.5, "top_k": 900, "top_p": 0.96, "seed": 0},
@@ -20,6 +20,13 @@
 //                        "codes": "blocks.0.attn.mat_qkv.weight_codes", "scales": "blocks.0.attn.mat_qkv.weight_scales"},
 //             "y": "s0.b0.qkv.y"}
 //   A DFQ activation adds "scales_neg": "s0.b0.fc2.act_scales_neg".
+//   Version 2 adds, optionally per record, the inputs of the quantizer and Hadamard units (trace record
+//   --unit-inputs), so that those units can be checked too (sim/exact.hpp):
+//             "unit_inputs": {"x": "s0.b0.qkv.x", "xt": "s0.b0.qkv.xt", "smooth": "blocks.0.attn.mat_qkv.smooth"}
+//   "xt" exactly when the layer transforms its input (a rotation, or the vector s of GALT / SmoothQuant), "smooth"
+//   exactly when it has s (a pointer into the model file, listed in source_model.tensors as F32 [in], pinned by its
+//   SHA-256 like the weights). A version-1 manifest has no "unit_inputs"; the writer writes version 1 when no record
+//   holds unit inputs (so older readers read it), else version 2. This reader reads both.
 // Tensors of the trace, per record (names as above: s{scale}.b{block}.{op}.*):
 //   act_codes       U8  [bytes]     rows x in activation codes, row-major; two per byte (quant::pack_nibbles order:
 //                                   element 2i in the low nibble) when the format has <= 4 bits ("packing":
@@ -27,6 +34,10 @@
 //   act_scales      F32 [scales]    QuantizedTensor::scale_index order; for DFQ the positive-side scales
 //   act_scales_neg  F32 [scales]    DFQ only: the negative-side scales
 //   y               F32 [rows, out] the hw GEMM result before the bias, = quant::gemm_contract(act, weight)
+//   x               F32 [rows, in]  version 2, unit_inputs: the linear's FP32 input before its online transforms
+//                                   (the Hadamard unit's input; the quantizer's when the layer has no transform)
+//   xt              F32 [rows, in]  version 2, unit_inputs, a transforming layer: quant::hadamard_rows(x, s, R), the
+//                                   Hadamard unit's output = the quantizer's input
 // The weight operand is a pointer into the quantized model file (models/quantized_model.hpp), checkable by the
 // SHA-256 of each referenced tensor's stored bytes (source_model.tensors).
 // rows = 2 * labels.size() * tokens_at(scale): the CFG batch (conditional rows, then unconditional) of that scale.
@@ -52,7 +63,8 @@
 namespace fpqvar::traces {
 
 inline constexpr std::string_view kTraceFormatName = "fpqvar-trace";
-inline constexpr int kTraceFormatVersion = 1;
+inline constexpr int kTraceFormatVersion = 2;     // the newest version this build reads and writes
+inline constexpr int kTraceFormatMinVersion = 1;  // the oldest it reads
 inline constexpr std::string_view kMetaFormat = "fpqvar.format";
 inline constexpr std::string_view kMetaManifest = "fpqvar.manifest";
 
@@ -97,17 +109,27 @@ struct OperandInfo {
   [[nodiscard]] bool nibbles() const { return spec.format.bits <= 4; }
 };
 
+// Version 2: the tensors from which the quantizer and Hadamard units' work can be recomputed. All empty = absent.
+struct UnitInputs {
+  std::string x;       // trace tensor: the FP32 input before the online transforms, rows x in
+  std::string xt;      // trace tensor: after x * s and the rotation (transforming layers only), rows x in
+  std::string smooth;  // model tensor: the layer's vector s (layers with s only)
+  [[nodiscard]] bool present() const { return !x.empty(); }
+};
+
 struct RecordInfo {
   models::LinearSite site;
   std::int64_t rows = 0, in = 0, out = 0;
   OperandInfo act;     // tensors in the trace
   OperandInfo weight;  // tensors in the source model
   std::string y;
+  UnitInputs unit_inputs;  // version 2 only
   // "record 12 (scale 3, block 7, fc2)" given its index.
   [[nodiscard]] std::string label(std::size_t index) const;
 };
 
 struct TraceManifest {
+  int version = kTraceFormatVersion;  // as read; the writer writes the lowest that holds its records (see above)
   models::VarConfig model;
   quant::Recipe recipe;
   TraceRun run;
@@ -120,13 +142,19 @@ struct TraceManifest {
 // Canonical tensor names: "s3.b7.fc2.act_codes" and "blocks.7.ffn.fc2.weight_codes".
 [[nodiscard]] std::string record_tensor_name(const models::LinearSite& site, std::string_view suffix);
 [[nodiscard]] std::string model_tensor_name(int block, quant::LayerKind op, std::string_view suffix);
+// Whether a layer of this recipe transforms its input online (a rotation, or x * s), and whether it has s.
+[[nodiscard]] bool layer_transforms(const quant::LayerRecipe& r);
+[[nodiscard]] bool layer_has_smooth(const quant::LayerRecipe& r);
+// The lowest manifest version that holds these records: 2 when any has unit inputs, else 1.
+[[nodiscard]] int required_version(const std::vector<RecordInfo>& records);
 // Bytes of n codes of this format as stored: (n + 1) / 2 when it has <= 4 bits, else n.
 [[nodiscard]] std::int64_t stored_code_bytes(const quant::Format& f, std::int64_t n);
 // The rows of every GEMM at `scale` in this run: 2 * images * tokens_at(scale).
 [[nodiscard]] std::int64_t expected_rows(const TraceManifest& m, int scale);
 
 // Everything wrong with one record against the manifest's model, recipe, run and filter (site in range, shapes,
-// rows, specs that fit the shape and match the recipe's layer, canonical tensor names); "" when consistent.
+// rows, specs that fit the shape and match the recipe's layer, canonical tensor names, unit inputs only in version 2
+// and with the names the layer implies); "" when consistent.
 // Uniqueness and the source tensor table are checked by manifest_from_json.
 [[nodiscard]] std::string check_record(const TraceManifest& m, const RecordInfo& r);
 

@@ -61,6 +61,9 @@ TraceReader::TraceReader(const std::filesystem::path& path) : m_file(open_contai
     expect(r.act.scales, models::DType::kF32, {n_scales}, scales_why);
     if (!r.act.scales_neg.empty()) expect(r.act.scales_neg, models::DType::kF32, {n_scales}, scales_why);
     expect(r.y, models::DType::kF32, {r.rows, r.out}, "rows x out");
+    if (!r.unit_inputs.x.empty()) expect(r.unit_inputs.x, models::DType::kF32, {r.rows, r.in}, "rows x in, the input");
+    if (!r.unit_inputs.xt.empty())
+      expect(r.unit_inputs.xt, models::DType::kF32, {r.rows, r.in}, "rows x in, the transformed input");
   }
   for (const std::string& name : m_file.names_in_file_order())
     if (!owned.count(name)) throw fail(fmt::format("tensor {}", quant::printable(name, 64)), "belongs to no record of the manifest");
@@ -79,10 +82,18 @@ std::uint64_t TraceReader::record_bytes(std::size_t i) const {
   std::uint64_t total = 0;
   for (const std::string* name : {&r.act.codes, &r.act.scales, &r.act.scales_neg, &r.y})
     if (!name->empty()) total += m_file.entry(*name).bytes();
+  return total + unit_input_bytes(i);
+}
+
+std::uint64_t TraceReader::unit_input_bytes(std::size_t i) const {
+  const RecordInfo& r = m_manifest.records.at(i);
+  std::uint64_t total = 0;
+  for (const std::string* name : {&r.unit_inputs.x, &r.unit_inputs.xt})
+    if (!name->empty()) total += m_file.entry(*name).bytes();
   return total;
 }
 
-TraceRecord TraceReader::read(std::size_t i) const {
+TraceRecord TraceReader::read(std::size_t i, bool unit_inputs) const {
   if (i >= m_manifest.records.size())
     throw fail("read", fmt::format("record {} does not exist ({} records)", i, m_manifest.records.size()));
   TraceRecord rec;
@@ -106,6 +117,10 @@ TraceRecord TraceReader::read(std::size_t i) const {
         throw fail(fmt::format("{}: tensor {}", label, quant::printable(*name, 64)), f);
     }
     rec.y = m_file.read(r.y).f32;
+    if (unit_inputs) {
+      if (!r.unit_inputs.x.empty()) rec.x = m_file.read(r.unit_inputs.x).f32;
+      if (!r.unit_inputs.xt.empty()) rec.xt = m_file.read(r.unit_inputs.xt).f32;
+    }
   } catch (const models::SafetensorsError& e) {
     throw TraceError(fmt::format("{} ({})", e.what(), label));
   }

@@ -25,6 +25,8 @@ struct TraceRecord {
   RecordInfo info;
   quant::QuantizedTensor act;  // rows x in, codes one per byte, the spec of the trace (format, granularity, group, scale)
   std::vector<float> y;        // rows x out
+  // Version 2 unit inputs (rows x in each), read only when asked for and present; xt only for transforming layers.
+  std::vector<float> x, xt;
 };
 
 class TraceReader {
@@ -36,11 +38,14 @@ class TraceReader {
   [[nodiscard]] const TraceManifest& manifest() const { return m_manifest; }
   [[nodiscard]] std::size_t size() const { return m_manifest.records.size(); }
   [[nodiscard]] std::optional<std::size_t> find(const models::LinearSite& site) const;
-  // Bytes of record i's tensors in the file (codes, scales, y).
+  // Bytes of record i's tensors in the file (codes, scales, y and any unit inputs x, xt).
   [[nodiscard]] std::uint64_t record_bytes(std::size_t i) const;
+  // Of which unit inputs (x, xt; 0 without them).
+  [[nodiscard]] std::uint64_t unit_input_bytes(std::size_t i) const;
 
-  // Record i with its values checked. Safe to call from several threads at once.
-  [[nodiscard]] TraceRecord read(std::size_t i) const;
+  // Record i with its values checked; with unit_inputs also x and xt when the record has them (any FP32 value is
+  // valid there). Safe to call from several threads at once.
+  [[nodiscard]] TraceRecord read(std::size_t i, bool unit_inputs = false) const;
 
  private:
   [[nodiscard]] TraceError fail(const std::string& where, const std::string& what) const;

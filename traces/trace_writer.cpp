@@ -17,8 +17,8 @@ std::span<const std::uint8_t> as_bytes(std::span<const float> v) {
 }  // namespace
 
 TraceWriter::TraceWriter(std::filesystem::path path, const models::VarConfig& model, const quant::Recipe& recipe,
-                         TraceRun run, std::string source_model_path, TraceFilter filter)
-    : m_path(std::move(path)), m_stream(m_path) {
+                         TraceRun run, std::string source_model_path, TraceFilter filter, bool unit_inputs)
+    : m_path(std::move(path)), m_stream(m_path), m_unit_inputs(unit_inputs) {
   m_manifest.model = model;
   m_manifest.recipe = recipe;
   m_manifest.run = std::move(run);
@@ -45,7 +45,8 @@ void TraceWriter::digest_weight(const RecordInfo& info, const models::QuantizedL
   const auto it = m_digests.find(key);
   if (it != m_digests.end() && it->second.codes == w.weight_codes.data() &&
       it->second.code_bytes == w.weight_codes.size() && it->second.scales == w.weight_scales.data() &&
-      it->second.scale_count == w.weight_scales.size())
+      it->second.scale_count == w.weight_scales.size() && it->second.smooth == w.smooth.data() &&
+      it->second.smooth_count == w.smooth.size())
     return;  // the same layer object as before: its digest stands
   if (const std::string f = check_codes(info.weight.spec.format, w.weight_codes, info.out * info.in); !f.empty())
     throw fail(label, fmt::format("weight {}: {}", info.weight.codes, f));
@@ -53,15 +54,20 @@ void TraceWriter::digest_weight(const RecordInfo& info, const models::QuantizedL
     throw fail(label, fmt::format("weight {}: {} scales, the spec needs {}", info.weight.scales, w.weight_scales.size(),
                                   quant::block_count(info.weight.spec, info.out, info.in)));
   LayerDigest d{w.weight_codes.data(), w.weight_codes.size(), w.weight_scales.data(), w.weight_scales.size(),
-                sha256_hex(w.weight_codes), sha256_hex(as_bytes(w.weight_scales))};
+                sha256_hex(w.weight_codes), sha256_hex(as_bytes(w.weight_scales)), w.smooth.data(), w.smooth.size(),
+                info.unit_inputs.smooth.empty() ? "" : sha256_hex(as_bytes(w.smooth))};
   if (it != m_digests.end() &&
-      (it->second.codes_sha256 != d.codes_sha256 || it->second.scales_sha256 != d.scales_sha256))
+      (it->second.codes_sha256 != d.codes_sha256 || it->second.scales_sha256 != d.scales_sha256 ||
+       (!d.smooth_sha256.empty() && !it->second.smooth_sha256.empty() && it->second.smooth_sha256 != d.smooth_sha256)))
     throw fail(label, fmt::format("the weight of block {} {} differs from the one an earlier record pointed to",
                                   info.site.block, quant::to_string(info.site.layer)));
   m_manifest.source_tensors[info.weight.codes] =
       WeightDigest{models::DType::kU8, {static_cast<std::int64_t>(w.weight_codes.size())}, d.codes_sha256};
   m_manifest.source_tensors[info.weight.scales] =
       WeightDigest{models::DType::kF32, {static_cast<std::int64_t>(w.weight_scales.size())}, d.scales_sha256};
+  if (!info.unit_inputs.smooth.empty())
+    m_manifest.source_tensors[info.unit_inputs.smooth] =
+        WeightDigest{models::DType::kF32, {static_cast<std::int64_t>(w.smooth.size())}, d.smooth_sha256};
   m_digests[key] = std::move(d);
 }
 
@@ -86,6 +92,12 @@ void TraceWriter::on_gemm(const models::GemmRecord& record) {
   info.weight.codes = model_tensor_name(site.block, site.layer, "weight_codes");
   info.weight.scales = model_tensor_name(site.block, site.layer, "weight_scales");
   info.y = record_tensor_name(site, "y");
+  const quant::LayerRecipe& layer_recipe = m_manifest.recipe.layer(site.layer);
+  if (m_unit_inputs) {
+    info.unit_inputs.x = record_tensor_name(site, "x");
+    if (layer_transforms(layer_recipe)) info.unit_inputs.xt = record_tensor_name(site, "xt");
+    if (layer_has_smooth(layer_recipe)) info.unit_inputs.smooth = model_tensor_name(site.block, site.layer, "smooth");
+  }
   const std::string label = info.label(m_manifest.records.size());
 
   if (w.recipe.weight.fp16) throw fail(label, "the weight stays FP16: not an integer GEMM");
@@ -103,6 +115,14 @@ void TraceWriter::on_gemm(const models::GemmRecord& record) {
                                   act.scales_neg.size(), n_scales, info.act.scales_neg.empty() ? "" : " of each"));
   if (static_cast<std::int64_t>(record.y.size()) != info.rows * info.out)
     throw fail(label, fmt::format("y holds {} values, {} x {} needed", record.y.size(), info.rows, info.out));
+  if (m_unit_inputs) {
+    for (auto [values, name] : {std::pair{record.x, &info.unit_inputs.x}, std::pair{record.xt, &info.unit_inputs.xt}})
+      if (!name->empty() && static_cast<std::int64_t>(values.size()) != n)
+        throw fail(label, fmt::format("unit input {} holds {} values, {} x {} needed (does the backend report its "
+                                      "inputs?)", *name, values.size(), info.rows, info.in));
+    if (!info.unit_inputs.smooth.empty() && static_cast<std::int64_t>(w.smooth.size()) != info.in)
+      throw fail(label, fmt::format("the layer's s holds {} values, {} needed", w.smooth.size(), info.in));
+  }
 
   std::vector<std::uint8_t> packed;
   std::span<const std::uint8_t> stored = act.codes;
@@ -129,6 +149,9 @@ void TraceWriter::on_gemm(const models::GemmRecord& record) {
     if (!info.act.scales_neg.empty())
       m_stream.add(info.act.scales_neg, models::DType::kF32, {n_scales}, as_bytes(act.scales_neg));
     m_stream.add(info.y, models::DType::kF32, {info.rows, info.out}, as_bytes(record.y));
+    if (!info.unit_inputs.x.empty()) m_stream.add(info.unit_inputs.x, models::DType::kF32, {info.rows, info.in}, as_bytes(record.x));
+    if (!info.unit_inputs.xt.empty())
+      m_stream.add(info.unit_inputs.xt, models::DType::kF32, {info.rows, info.in}, as_bytes(record.xt));
   } catch (const models::SafetensorsError& e) {
     m_stream.abandon();  // part of the record may be in: the trace cannot be finished consistently
     throw TraceError(fmt::format("{} ({})", e.what(), label));
@@ -138,6 +161,7 @@ void TraceWriter::on_gemm(const models::GemmRecord& record) {
 }
 
 void TraceWriter::finish() {
+  m_manifest.version = required_version(m_manifest.records);  // 1 unless unit inputs were stored: old readers read it
   const nlohmann::json j = manifest_to_json(m_manifest);
   // A path that is not UTF-8 is written with U+FFFD in its place (JSON strings are UTF-8).
   const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -10,6 +10,11 @@
 // codes and scales valid), so a bug upstream fails at the GEMM that shows it, not when the trace is read later.
 // The weight operand is not copied: the record points to blocks.{i}.{L}.weight_codes / weight_scales of the
 // quantized model file, with the SHA-256 of each tensor's bytes (computed once per layer).
+//
+// Unit inputs (unit_inputs = true, manifest version 2): each record also holds the linear's FP32 input x and, for a
+// layer that transforms it (rotation or s), the Hadamard unit's output xt, from GemmRecord::x / ::xt, and points to
+// the layer's s in the model file. They are big: 4 bytes per input element each, as much as y per output element
+// (a whole VAR-d16 fpqvar-w4a4 image: x 0.62 GB, xt of qkv and fc1 0.18 GB, on top of the 0.89 GB of codes and y).
 #pragma once
 
 #include <cstdint>
@@ -31,8 +36,9 @@ class TraceWriter final : public models::IGemmObserver {
   // model and recipe: the quantized model's (QuantizedModel::config, ::recipe); source_model_path: its file, as the
   // user gave it (recorded verbatim). Throws TraceError for an inconsistent header (run labels out of range, a
   // filter index outside the model, a recipe that does not fit the model) or when the temporary file cannot be made.
+  // unit_inputs: store x and xt per record (above); on_gemm then requires them.
   TraceWriter(std::filesystem::path path, const models::VarConfig& model, const quant::Recipe& recipe, TraceRun run,
-              std::string source_model_path, TraceFilter filter = {});
+              std::string source_model_path, TraceFilter filter = {}, bool unit_inputs = false);
   ~TraceWriter() override = default;
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
@@ -50,6 +56,7 @@ class TraceWriter final : public models::IGemmObserver {
   [[nodiscard]] std::size_t records() const { return m_manifest.records.size(); }
   [[nodiscard]] std::size_t skipped() const { return m_skipped; }  // GEMMs the filter left out
   [[nodiscard]] std::uint64_t data_bytes() const { return m_stream.data_bytes(); }
+  [[nodiscard]] bool unit_inputs() const { return m_unit_inputs; }
   [[nodiscard]] const TraceManifest& manifest() const { return m_manifest; }
 
  private:
@@ -59,6 +66,9 @@ class TraceWriter final : public models::IGemmObserver {
     const float* scales = nullptr;
     std::size_t scale_count = 0;
     std::string codes_sha256, scales_sha256;
+    const float* smooth = nullptr;  // unit inputs only: s and its digest
+    std::size_t smooth_count = 0;
+    std::string smooth_sha256;
   };
 
   void digest_weight(const RecordInfo& info, const models::QuantizedLayer& w, const std::string& label);
@@ -70,6 +80,7 @@ class TraceWriter final : public models::IGemmObserver {
   std::set<std::tuple<int, int, quant::LayerKind>> m_sites;
   std::map<std::pair<int, quant::LayerKind>, LayerDigest> m_digests;
   std::size_t m_skipped = 0;
+  bool m_unit_inputs = false;
 };
 
 }  // namespace fpqvar::traces

@@ -12,6 +12,7 @@
 // leaves. DRAIN_W divides R; DRAIN_W = R drains a whole tile per cycle.
 //
 // Timing (cycle convention of pe.v):
+//   (rtl/timing.hpp states these as C++ functions: pe_array_latency, pe_array_transfers_per_group, ...)
 //   LATENCY = $clog2(G) + 4 (the PE's $clog2(G) + 3, plus the bank): a group whose last beat is accepted in cycle t
 //     drains its first transfer in cycle t + LATENCY and transfer k in cycle t + LATENCY + k while out_ready stays
 //     high (G = 32: 9).
@@ -19,11 +20,11 @@
 //     sustains one beat per cycle (every MAC busy) when B >= R / DRAIN_W, and B / (R / DRAIN_W) beats per cycle
 //     otherwise. Example: 16 x 16 PEs, G = 32, group 128 (B = 4): DRAIN_W = 1 reaches 4/16 = 25% of the MACs,
 //     DRAIN_W = 4 all of them (the output bus is then 4 * 16 sums of ACC_BITS = 22 bits per cycle).
-`include "fp_lut_mul_params.svh"
+`include "fpqvar_pairs.svh"
 
 module pe_array #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
-    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
+    // FP multiplier form (rtl/mul/fp_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
     // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
     parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer R = 16,

@@ -142,9 +142,13 @@ class PeHarness {
   std::uint64_t m_cycle = 0;
 };
 
-// Group builders. Codes: max_code = largest positive magnitude, sign bit = 1 << (bits - 1).
+// Group builders. Codes: max_code = largest positive magnitude, sign bit = 1 << (bits - 1); min_code = the most
+// negative value the quantizer emits (sign-magnitude: -max; two's complement: -max = sign bit + 1).
 inline std::uint8_t max_code(int bits) { return std::uint8_t((1u << (bits - 1)) - 1u); }
 inline std::uint8_t sign_bit(int bits) { return std::uint8_t(1u << (bits - 1)); }
+inline std::uint8_t min_code(const PairSpec& p, int bits) {
+  return p.is_int ? std::uint8_t(sign_bit(bits) + 1u) : std::uint8_t(max_code(bits) | sign_bit(bits));
+}
 
 inline Beat uniform_beat(int lanes, std::uint8_t a, std::uint8_t w, bool last) {
   return Beat{std::vector<std::uint8_t>(std::size_t(lanes), a), std::vector<std::uint8_t>(std::size_t(lanes), w), last};
@@ -164,12 +168,13 @@ inline Group random_group(const PairSpec& p, int lanes, int beats, std::mt19937_
   return g;
 }
 
-// The corner groups: all max, all most-negative, zeros (+0 and -0 activations), alternating signs (sum 0), DFQ
-// splits (half the lanes on each side, and every lane on one side), and a group of 256 all-max beats (the largest
-// group the accumulator is sized for: 2^BEAT_BITS beats).
+// The corner groups: all max, all most-negative, zeros (+0 and -0 activations; for integers the sign bit alone is
+// -2^(bits-1)), alternating signs (sum 0), DFQ splits (half the lanes on each side, and every lane on one side),
+// and groups of 256 extreme beats (the largest group the accumulator is sized for: 2^BEAT_BITS beats; for integers
+// also -2^(bits-1) x -2^(bits-1), the largest product the multiplier can make).
 inline std::vector<Group> corner_groups(const PairSpec& p, int lanes, std::mt19937_64& rng) {
   const std::uint8_t amax = max_code(p.a_bits), wmax = max_code(p.w_bits);
-  const std::uint8_t aneg = std::uint8_t(amax | sign_bit(p.a_bits)), wneg = std::uint8_t(wmax | sign_bit(p.w_bits));
+  const std::uint8_t aneg = min_code(p, p.a_bits), wneg = min_code(p, p.w_bits);
   std::vector<Group> gs;
   gs.push_back({uniform_beat(lanes, amax, wmax, true)});                                  // all max
   gs.push_back({uniform_beat(lanes, aneg, wmax, true)});                                  // all min
@@ -201,6 +206,11 @@ inline std::vector<Group> corner_groups(const PairSpec& p, int lanes, std::mt199
   {
     Group g;
     for (int b = 0; b < 256; ++b) g.push_back(uniform_beat(lanes, aneg, wmax, b == 255));
+    gs.push_back(g);
+  }
+  if (p.is_int) {
+    Group g;
+    for (int b = 0; b < 256; ++b) g.push_back(uniform_beat(lanes, sign_bit(p.a_bits), sign_bit(p.w_bits), b == 255));
     gs.push_back(g);
   }
   return gs;

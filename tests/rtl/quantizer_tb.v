@@ -14,6 +14,9 @@ module quantizer_tb (
     output wire [3:0]  e2m1_sar_rne, e2m1_sar_up, e1m2_sar_rne, e1m2_sar_up, e2m1_pow2_sar_up, dfq4_sar_up,
     output wire [5:0]  e2m3_sar_rne, e2m3_sar_up, dfq6_sar_rne,
     output wire [5:0]  dfq6_rne, dfq6_up,
+    // the integer baseline's int_quantizer (ARCH = 1, its default; and ARCH = 0 for two of them)
+    output wire [3:0]  q_int4_rne, q_int4_up, q_int4_par_rne,
+    output wire [7:0]  q_int8_rne, q_int8_up, q_int8_par_up,
     // absmax_scale on a group of 4 = {x, scale, scale_pos, 0}: the scales of several formats
     output wire [15:0] absmax,
     output wire [15:0] s_e2m1, s_e1m2, s_e2m3, s_int4, s_int8, s_int6,
@@ -58,6 +61,13 @@ module quantizer_tb (
       u_dfq6_rne (.x(x), .scale_neg(scale), .scale_pos(scale_pos), .code(dfq6_rne));
   dfq_quantizer #(.BITS(6), .NEG_IS_INT(1), .POS_MAN_BITS(3), .POS_BIAS(1), .ROUNDING(1))
       u_dfq6_up (.x(x), .scale_neg(scale), .scale_pos(scale_pos), .code(dfq6_up));
+
+  int_quantizer #(.BITS(4), .ROUNDING(0)) u_q4_rne (.x(x), .scale(scale), .code(q_int4_rne));
+  int_quantizer #(.BITS(4), .ROUNDING(1)) u_q4_up (.x(x), .scale(scale), .code(q_int4_up));
+  int_quantizer #(.BITS(8), .ROUNDING(0)) u_q8_rne (.x(x), .scale(scale), .code(q_int8_rne));
+  int_quantizer #(.BITS(8), .ROUNDING(1)) u_q8_up (.x(x), .scale(scale), .code(q_int8_up));
+  int_quantizer #(.BITS(4), .ROUNDING(0), .ARCH(0)) u_q4_par_rne (.x(x), .scale(scale), .code(q_int4_par_rne));
+  int_quantizer #(.BITS(8), .ROUNDING(1), .ARCH(0)) u_q8_par_up (.x(x), .scale(scale), .code(q_int8_par_up));
 
   wire [63:0] group = {16'd0, scale_pos, scale, x};
   wire [15:0] unused_absmax[0:7];

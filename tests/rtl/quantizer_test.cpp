@@ -3,11 +3,15 @@
 //     every NaN) through e2m1, e1m2, e2m3 and the two DFQ formats, under RNE and ties-to-+inf, for a set of FP16
 //     scales (smallest subnormal, largest subnormal, smallest normal, largest finite, 1.0, absmax-derived values,
 //     arbitrary mantissas, 0) and of e8m0 power-of-two scales. Oracle: quant::encode / quant::encode_dual.
+//   - int_quantizer (the integer baseline: int4, int8, both roundings, both architectures): every FP16 input for the
+//     same FP16 scales, plus hand-worked ties;
 //   - absmax_scale: every FP16 pattern as a group's largest element (the 31,744 finite positive absmax values, and
 //     their negatives, infs, NaNs) for e2m1, e1m2, e2m3, int4, int6, int8 with FP16 scales and e2m1, e2m3 with pow2
 //     scales. Oracle: the absmax of the group computed here in float, then quant::scale_from_absmax.
 // quant::encode is the oracle by design (DESIGN.md: the bit-level function lives once in quant/ and is the oracle
 // for the RTL); its own exhaustive tests against exact rational arithmetic are in tests/quant/. Tolerance 0.
+// Timing: every unit here is combinational (rtl/timing.hpp: quantizer_latency() = absmax_scale_latency() = 0), and
+// the sweeps read each output right after eval(), with no clock edge, which is what latency 0 means.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -22,11 +26,15 @@
 #include "quant/encode.hpp"
 #include "quant/fp_bits.hpp"
 #include "quant/tensor_quant.hpp"
+#include "rtl/timing.hpp"
 #include "verilated.h"
 
 namespace {
 
 namespace q = fpqvar::quant;
+
+static_assert(fpqvar::rtl::timing::quantizer_latency() == 0 && fpqvar::rtl::timing::absmax_scale_latency() == 0,
+              "the sweeps below read the outputs in the cycle of their inputs: a registered quantizer needs a clock here");
 
 // FP16 scales under test, with why each is there.
 const std::vector<std::uint16_t> kFp16Scales = {
@@ -164,6 +172,36 @@ TEST(DfqQuantizer, Int6E2m3EveryFp16Input) {
 }
 
 // Hand-worked corner cases of the contract, independent of quant/ (the comments give the arithmetic).
+TEST(IntQuantizer, Int4EveryFp16Input) {
+  sweep_fp16("int4 rne", [](auto& d) { return unsigned(d.q_int4_rne); }, encoder("int4", false));
+  sweep_fp16("int4 ties-up", [](auto& d) { return unsigned(d.q_int4_up); }, encoder("int4", true));
+  sweep_fp16("int4 rne, parallel", [](auto& d) { return unsigned(d.q_int4_par_rne); }, encoder("int4", false));
+}
+TEST(IntQuantizer, Int8EveryFp16Input) {
+  sweep_fp16("int8 rne", [](auto& d) { return unsigned(d.q_int8_rne); }, encoder("int8", false));
+  sweep_fp16("int8 ties-up", [](auto& d) { return unsigned(d.q_int8_up); }, encoder("int8", true));
+  sweep_fp16("int8 ties-up, parallel", [](auto& d) { return unsigned(d.q_int8_par_up); }, encoder("int8", true));
+}
+
+TEST(IntQuantizer, HandWorkedTies) {
+  Model m;
+  m.dut->scale = 0x3800;  // s = 0.5
+  m.dut->x = 0x3d00;      // 1.25 / 0.5 = 2.5: a tie between 2 and 3
+  m.dut->eval();
+  EXPECT_EQ(m.dut->q_int8_rne, 0x02u);  // even: 2
+  EXPECT_EQ(m.dut->q_int8_up, 0x03u);   // toward +inf: 3
+  m.dut->x = 0xbd00;                    // -2.5
+  m.dut->eval();
+  EXPECT_EQ(m.dut->q_int8_rne, 0xfeu);  // -2 in two's complement
+  EXPECT_EQ(m.dut->q_int8_up, 0xfeu);   // toward +inf: -2
+  m.dut->x = 0xc900;                    // -10 / 0.5 = -20: saturates to -7 = 0b1001 in int4
+  m.dut->eval();
+  EXPECT_EQ(m.dut->q_int4_rne, 0x9u);
+  m.dut->x = 0x8000;                    // -0 -> 0 (integers have no -0)
+  m.dut->eval();
+  EXPECT_EQ(m.dut->q_int4_rne, 0x0u);
+}
+
 TEST(FpQuantizer, HandWorkedTies) {
   Model m;
   auto run = [&](std::uint16_t x, std::uint16_t s) {

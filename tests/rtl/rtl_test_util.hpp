@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "fpqvar_pairs.hpp"
 #include "verilated.h"
 
 namespace fpqvar::rtl_test {
@@ -28,19 +29,27 @@ inline double e2m1_value(unsigned c) { return small_float(c, 2, 1); }
 inline double e2m3_value(unsigned c) { return small_float(c, 2, 3); }
 // dfq-e1m2-e2m1 in units of its own side's scale: top bit set -> -(e1m2 magnitude of the low 3 bits), else e2m1.
 inline double dfq4_value(unsigned c) { return (c & 8u) ? -small_float(c & 7u, 1, 2) : small_float(c, 2, 1); }
+// Two's-complement integer codes: int8 0x81 = -127, 0x80 = -128; int4 0b1001 = -7.
+inline double int8_value(unsigned c) { return double(int(c & 0xffu) - ((c & 0x80u) ? 256 : 0)); }
+inline double int4_value(unsigned c) { return double(int(c & 0xfu) - ((c & 0x8u) ? 16 : 0)); }
 
-// The multiplier pairs of rtl/mul/fp_lut_mul.v, with the fixed-point unit 2^-frac_bits of their products
-// (frac_bits = the sum of the operands' fraction bits: e2m1 1, e1m2 2, e2m3 3).
+// The format pairs of the datapath (fp_mul, int_mul, pe, pe_array), with the fixed-point unit 2^-frac_bits of their
+// products (frac_bits = the sum of the operands' fraction bits: e2m1 1, e1m2 2, e2m3 3, integers 0). The id is the
+// generated pair list's (fpqvar_pairs.hpp); the widths are stated here by hand and checked against that list
+// (tests/rtl/mul_test.cpp).
 struct PairSpec {
   int id;
   int a_bits, w_bits, p_bits, frac_bits;
   bool dfq;
+  bool is_int;  // two's-complement codes (the most negative code is -2^(bits-1))
   double (*a_value)(unsigned);
   double (*w_value)(unsigned);
 };
-inline constexpr PairSpec kPairE2m1{0, 4, 4, 9, 2, false, e2m1_value, e2m1_value};
-inline constexpr PairSpec kPairDfq4{1, 4, 4, 10, 3, true, dfq4_value, e2m1_value};
-inline constexpr PairSpec kPairE2m3{2, 6, 6, 13, 6, false, e2m3_value, e2m3_value};
+inline constexpr PairSpec kPairE2m1{rtl::pair_id(rtl::Pair::kE2m1E2m1), 4, 4, 9, 2, false, false, e2m1_value, e2m1_value};
+inline constexpr PairSpec kPairDfq4{rtl::pair_id(rtl::Pair::kDfq4E2m1), 4, 4, 10, 3, true, false, dfq4_value, e2m1_value};
+inline constexpr PairSpec kPairE2m3{rtl::pair_id(rtl::Pair::kE2m3E2m3), 6, 6, 13, 6, false, false, e2m3_value, e2m3_value};
+inline constexpr PairSpec kPairInt8{rtl::pair_id(rtl::Pair::kInt8Int8), 8, 8, 16, 0, false, true, int8_value, int8_value};
+inline constexpr PairSpec kPairInt4{rtl::pair_id(rtl::Pair::kInt4Int4), 4, 4, 8, 0, false, true, int4_value, int4_value};
 
 // Exact group sums in units of 2^-frac_bits: `pos` over the lanes whose activation is not on the DFQ negative side
 // (every lane for non-DFQ pairs), `neg` over the others. Each product is an exact double integer after scaling

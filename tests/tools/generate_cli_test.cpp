@@ -158,5 +158,32 @@ TEST(GenerateCli, EmulateModePrecisions) {
   for (const auto& p : {a, b, c}) fs::remove(p);
 }
 
+// One quantized model file (written by `fpqvar quantize`) opened by three commands: `generate --mode hw`, `trace
+// record --image` and `eval --images` (its free run, same sampler seed and class) write byte-identical PNGs. All run
+// with --threads 1, so OpenBLAS's thread count (process-wide) is the same in the three processes.
+TEST(GenerateCli, QuantizedFileGivesTheSameImageThroughGenerateTraceRecordAndEval) {
+  const fs::path q = temp("same_q.safetensors"), a = temp("same_generate.png"), b = temp("same_trace.png");
+  const fs::path t = temp("same.trace"), dir = temp("same_eval");
+  const auto rq = run_cli("quantize " + kTiny + " --synthetic 3 --outlier-channels 4 --recipe fpqvar-w4a4 " +
+                          "--uncalibrated --out '" + q.string() + "'");
+  ASSERT_EQ(rq.exit_code, 0) << rq.out << rq.err;
+  const auto rg = run_cli("generate --synthetic 3 --mode hw --quantized '" + q.string() + "' --threads 1 --out '" +
+                          a.string() + "'");
+  ASSERT_EQ(rg.exit_code, 0) << rg.out << rg.err;
+  const auto rt = run_cli("trace record --synthetic 3 --quantized '" + q.string() + "' --threads 1 --out '" +
+                          t.string() + "' --image '" + b.string() + "'");
+  ASSERT_EQ(rt.exit_code, 0) << rt.out << rt.err;
+  const auto re = run_cli("eval " + kTiny + " --synthetic 3 --outlier-channels 4 --quantized '" + q.string() +
+                          "' --threads 1 --images '" + dir.string() + "'");
+  ASSERT_EQ(re.exit_code, 0) << re.out << re.err;
+  const std::string image = test::slurp(a);
+  ASSERT_FALSE(image.empty());
+  EXPECT_EQ(test::slurp(b), image);
+  EXPECT_EQ(test::slurp(dir / "fpqvar-w4a4.png"), image);
+  EXPECT_NE(test::slurp(dir / "fp32.png"), image);  // the quantized GEMMs changed the picture
+  for (const fs::path& p : {q, a, b, t}) fs::remove(p);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace fpqvar

@@ -16,6 +16,7 @@
 #include "models/quantized_model.hpp"
 #include "quant/fast_quant.hpp"
 #include "quant/pe_contract.hpp"
+#include "quant/unit_contract.hpp"
 #include "traces/trace_writer.hpp"
 
 namespace fpqvar::test {
@@ -83,12 +84,15 @@ struct GemmCase {
   models::LinearSite site;
   quant::QuantizedTensor act;
   std::vector<float> y;
+  std::vector<float> x, xt;  // with unit inputs: the input and its transform (xt = x when the layer has none)
 };
 
 // One GEMM per (scale, block, op) for `images` images (rows = 2 * images * tokens): activations drawn in [-1, 2)
-// (a GELU-like skew, so both DFQ sides are populated), quantized with the layer's activation spec.
+// (a GELU-like skew, so both DFQ sides are populated), quantized with the layer's activation spec. With unit_inputs
+// the drawn values are x, and the quantized ones xt = quant::hadamard_rows(x, s, the layer's rotation) when the layer
+// transforms its input (as the hw backend computes it), else x.
 inline std::vector<GemmCase> make_gemms(const models::QuantizedModel& m, int images, const std::vector<int>& scales,
-                                        unsigned seed = 99) {
+                                        unsigned seed = 99, bool unit_inputs = false) {
   std::mt19937 rng(seed);
   std::vector<GemmCase> out;
   for (int si : scales)
@@ -98,7 +102,17 @@ inline std::vector<GemmCase> make_gemms(const models::QuantizedModel& m, int ima
         const std::int64_t rows = 2 * images * m.config.tokens_at(si);
         GemmCase g;
         g.site = {si, b, k};
-        g.act = quant::quantize(random_values(rng, rows * l.in, -1.0f, 2.0f), rows, l.in, l.recipe.act.spec);
+        if (unit_inputs) {
+          g.x = random_values(rng, rows * l.in, -1.0f, 2.0f);
+          g.xt = g.x;
+          const quant::LayerRecipe& r = l.recipe;
+          if (r.rotation != quant::Rotation::kNone || !l.smooth.empty())
+            quant::hadamard_rows(g.x, rows, l.in, l.smooth,
+                                 quant::RotationSpec{r.rotation, r.rotation_block, r.rotation_seed}, g.xt);
+          g.act = quant::quantize(g.xt, rows, l.in, l.recipe.act.spec);
+        } else {
+          g.act = quant::quantize(random_values(rng, rows * l.in, -1.0f, 2.0f), rows, l.in, l.recipe.act.spec);
+        }
         g.y = quant::gemm_contract(g.act, l.unpack_weight());
         out.push_back(std::move(g));
       }
@@ -115,15 +129,15 @@ inline traces::TraceRun make_run(int images) {
   return run;
 }
 
-// Feeds every case to a TraceWriter as the hw backend would, and finishes it.
+// Feeds every case to a TraceWriter as the hw backend would, and finishes it; unit_inputs stores x and xt too.
 inline void write_trace(const std::filesystem::path& path, const models::QuantizedModel& m,
                         const std::vector<GemmCase>& gemms, int images, const std::string& model_path,
-                        const traces::TraceFilter& filter = {}) {
-  traces::TraceWriter w(path, m.config, m.recipe, make_run(images), model_path, filter);
+                        const traces::TraceFilter& filter = {}, bool unit_inputs = false) {
+  traces::TraceWriter w(path, m.config, m.recipe, make_run(images), model_path, filter, unit_inputs);
   for (const GemmCase& g : gemms) {
     const models::QuantizedLayer& l =
         m.blocks[static_cast<std::size_t>(g.site.block)][static_cast<std::size_t>(g.site.layer)];
-    w.on_gemm(models::GemmRecord{g.site, g.act, l, g.y});
+    w.on_gemm(models::GemmRecord{g.site, g.act, l, g.y, g.x, g.xt});
   }
   w.finish();
 }

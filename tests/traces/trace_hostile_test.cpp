@@ -192,7 +192,9 @@ TEST(TraceHostile, Metadata) {
 
 TEST(TraceHostile, ManifestKeys) {
   const std::vector<std::tuple<std::string, std::function<void(json&)>, std::string>> cases = {
-      {"version2", [](json& j) { j["version"] = 2; }, "manifest: version: number 2 is not supported"},
+      {"version3", [](json& j) { j["version"] = 3; },
+       "manifest: version: number 3 is not supported (this build reads versions 1 to 2)"},
+      {"version0", [](json& j) { j["version"] = 0; }, "manifest: version: number 0 is not supported"},
       {"version_str", [](json& j) { j["version"] = "1"; }, "manifest: version: string \"1\" is not supported"},
       {"format", [](json& j) { j["format"] = "other"; }, "manifest: format: \"other\", expected \"fpqvar-trace\""},
       {"unknown", [](json& j) { j["extra"] = 1; }, "manifest: extra: unknown key"},
@@ -242,6 +244,73 @@ TEST(TraceHostile, ManifestKeys) {
        }, "manifest: source_model.tensors[\"blocks.9.ffn.fc2.weight_codes\"]: listed, but no record points to it"},
   };
   for (const auto& [name, fn, needle] : cases) expect_rejected(manifest_variant(name, fn), {needle}, name);
+}
+
+// Version 2's unit inputs (trace_format.hpp): only in version 2, with the names the layer implies (fpqvar-w4a4: qkv
+// and fc1 rotate and have GALT's s, proj and fc2 transform nothing), the model's s listed with its digest.
+// Record 0 is scale 0, block 0, qkv (in 128); record 3 is scale 0, block 0, fc2 (in 512).
+TEST(TraceHostile, UnitInputKeys) {
+  const json qkv_inputs = {{"x", "s0.b0.qkv.x"}, {"xt", "s0.b0.qkv.xt"}, {"smooth", "blocks.0.attn.mat_qkv.smooth"}};
+  const auto v2 = [](json& j) { j["version"] = 2; };
+  const std::vector<std::tuple<std::string, std::function<void(json&)>, std::string>> cases = {
+      {"v1_inputs", [](json& j) { j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc2.x"}}; },
+       "manifest: records[3].unit_inputs: unknown key"},
+      {"v2_no_x", [&](json& j) { v2(j); j["records"][3]["unit_inputs"] = json::object(); },
+       "manifest: records[3].unit_inputs.x: missing"},
+      {"v2_key", [&](json& j) { v2(j); j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc2.x"}, {"y", "a"}}; },
+       "manifest: records[3].unit_inputs.y: unknown key"},
+      {"v2_empty", [&](json& j) { v2(j); j["records"][3]["unit_inputs"] = {{"x", ""}}; },
+       "manifest: records[3].unit_inputs.x: empty tensor name"},
+      {"v2_x_name", [&](json& j) { v2(j); j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc1.x"}}; },
+       "manifest: records[3]: unit_inputs.x is \"s0.b0.fc1.x\", expected \"s0.b0.fc2.x\""},
+      {"v2_xt_plain", [&](json& j) { v2(j); j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc2.x"}, {"xt", "s0.b0.fc2.xt"}}; },
+       "manifest: records[3]: unit_inputs.xt is \"s0.b0.fc2.xt\", expected \"\" (the recipe's layer does not "
+       "transform its input"},
+      {"v2_no_xt", [&](json& j) {
+         v2(j);
+         j["records"][0]["unit_inputs"] = {{"x", "s0.b0.qkv.x"}, {"smooth", "blocks.0.attn.mat_qkv.smooth"}};
+       }, "manifest: records[0]: unit_inputs.xt is \"\", expected \"s0.b0.qkv.xt\""},
+      {"v2_no_smooth", [&](json& j) {
+         v2(j);
+         j["records"][0]["unit_inputs"] = {{"x", "s0.b0.qkv.x"}, {"xt", "s0.b0.qkv.xt"}};
+       }, "manifest: records[0]: unit_inputs.smooth is \"\", expected \"blocks.0.attn.mat_qkv.smooth\""},
+      {"v2_smooth_unlisted", [&](json& j) { v2(j); j["records"][0]["unit_inputs"] = qkv_inputs; },
+       "manifest: records[0]: weight tensor \"blocks.0.attn.mat_qkv.smooth\" is not listed in source_model.tensors"},
+      {"v2_smooth_shape", [&](json& j) {
+         v2(j);
+         j["records"][0]["unit_inputs"] = qkv_inputs;
+         j["source_model"]["tensors"]["blocks.0.attn.mat_qkv.smooth"] = {
+             {"dtype", "F32"}, {"shape", {256}}, {"sha256", std::string(64, 'a')}};
+       }, "manifest: records[0]: weight tensor \"blocks.0.attn.mat_qkv.smooth\" is listed as F32 [256], the record needs F32 [128]"},
+      {"v2_x_shared", [&](json& j) {
+         v2(j);
+         j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc2.x"}};
+         j["records"][3]["y"] = "s0.b0.fc2.x";
+       }, "manifest: records[3]: y is \"s0.b0.fc2.x\", expected \"s0.b0.fc2.y\""},
+  };
+  for (const auto& [name, fn, needle] : cases) expect_rejected(manifest_variant(name, fn), {needle}, name);
+
+  // A version-2 manifest without unit inputs reads (the writer would call it version 1, but 2 is not wrong).
+  EXPECT_EQ(open_and_read(manifest_variant("v2_plain", v2)), "");
+  // The tensors a valid unit_inputs entry names must be in the file, F32 [rows, in].
+  expect_rejected(manifest_variant("v2_x_missing", [&](json& j) {
+                    v2(j);
+                    j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc2.x"}};
+                  }),
+                  {"record 3 (scale 0, block 0, fc2): tensor s0.b0.fc2.x: missing (rows x in, the input)"}, "x missing");
+  expect_rejected(variant("v2_x_shape", [](models::TensorFile& f) {
+                    json j = json::parse(f.metadata.at("fpqvar.manifest"));
+                    j["version"] = 2;
+                    j["records"][3]["unit_inputs"] = {{"x", "s0.b0.fc2.x"}};
+                    f.metadata["fpqvar.manifest"] = j.dump();
+                    models::Tensor x;
+                    x.dtype = models::DType::kF32;
+                    x.shape = {2, 511};
+                    x.f32.resize(2 * 511);
+                    f.tensors["s0.b0.fc2.x"] = x;
+                  }),
+                  {"record 3 (scale 0, block 0, fc2): tensor s0.b0.fc2.x: F32 [2, 511], expected F32 [2, 512]"},
+                  "x shape");
 }
 
 TEST(TraceHostile, Tensors) {

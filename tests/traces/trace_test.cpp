@@ -107,6 +107,95 @@ INSTANTIATE_TEST_SUITE_P(Presets, TraceRoundTrip, testing::Values("fpqvar-w4a4",
                            return n;
                          });
 
+// Version 2: with unit inputs each record also holds x (every layer) and xt (the layers that transform: GHT and GALT
+// on qkv and fc1 under fpqvar-w4a4, GHT on qkv and fc1 under fpqvar-w6a6, SmoothQuant's s on qkv and fc1, none under
+// int8-rtn), and points to the model's s with its digest. Both read back bit-exact; the manifest says version 2;
+// without unit inputs the writer writes version 1 (older readers read it), and reading x needs asking for it.
+class UnitInputsRoundTrip : public testing::TestWithParam<std::string> {};
+
+TEST_P(UnitInputsRoundTrip, XAndXtReadBackBitExact) {
+  const std::string preset = GetParam();
+  const models::QuantizedModel model = test::make_model(quant::preset(preset));
+  const std::vector<GemmCase> gemms = test::make_gemms(model, 1, {0, 1, 2}, 5, true);
+  const fs::path dir = test::temp_dir("trace_test_v2_" + preset);
+  models::save_quantized_model(dir / "model.safetensors", model);
+  test::write_trace(dir / "v2.safetensors", model, gemms, 1, (dir / "model.safetensors").string(), {}, true);
+  test::write_trace(dir / "v1.safetensors", model, gemms, 1, (dir / "model.safetensors").string(), {}, false);
+
+  const TraceReader v1(dir / "v1.safetensors");
+  EXPECT_EQ(v1.manifest().version, 1);
+  EXPECT_EQ(nlohmann::json::parse(models::read_safetensors(dir / "v1.safetensors").metadata.at("fpqvar.manifest"))
+                .at("version"),
+            1);
+  const TraceReader r(dir / "v2.safetensors");
+  EXPECT_EQ(r.manifest().version, 2);
+  const models::TensorFile f = models::read_safetensors(dir / "v2.safetensors");
+  const nlohmann::json j = nlohmann::json::parse(f.metadata.at("fpqvar.manifest"));
+  EXPECT_EQ(j.at("version"), 2);
+  ASSERT_EQ(r.size(), gemms.size());
+  for (std::size_t i = 0; i < gemms.size(); ++i) {
+    const GemmCase& g = gemms[i];
+    SCOPED_TRACE(testing::Message() << preset << " record " << i);
+    const models::QuantizedLayer& l =
+        model.blocks[static_cast<std::size_t>(g.site.block)][static_cast<std::size_t>(g.site.layer)];
+    const bool transforms = l.recipe.rotation != quant::Rotation::kNone || !l.smooth.empty();
+    const UnitInputs& u = r.manifest().records[i].unit_inputs;
+    EXPECT_EQ(u.x, record_tensor_name(g.site, "x"));
+    EXPECT_EQ(u.xt, transforms ? record_tensor_name(g.site, "xt") : "");
+    EXPECT_EQ(u.smooth, l.smooth.empty() ? "" : model_tensor_name(g.site.block, g.site.layer, "smooth"));
+    EXPECT_EQ(v1.manifest().records[i].unit_inputs.present(), false);
+    // The stored tensors, read with the plain safetensors reader: F32 [rows, in].
+    EXPECT_EQ(f.tensors.at(u.x).shape, (std::vector<std::int64_t>{g.act.rows, g.act.cols}));
+    EXPECT_TRUE(same_bits(f.tensors.at(u.x).f32, g.x));
+    if (transforms) EXPECT_TRUE(same_bits(f.tensors.at(u.xt).f32, g.xt));
+    const TraceRecord plain = r.read(i);
+    EXPECT_TRUE(plain.x.empty() && plain.xt.empty());
+    const TraceRecord rec = r.read(i, true);
+    EXPECT_TRUE(same_bits(rec.x, g.x));
+    EXPECT_TRUE(same_bits(rec.xt, transforms ? g.xt : std::vector<float>{}));
+    EXPECT_TRUE(same_bits(rec.act.codes, g.act.codes));
+    EXPECT_TRUE(same_bits(rec.y, g.y));
+    EXPECT_EQ(r.unit_input_bytes(i), (transforms ? 2u : 1u) * 4u * static_cast<std::uint64_t>(g.act.rows * g.act.cols));
+    EXPECT_EQ(r.record_bytes(i), v1.record_bytes(i) + r.unit_input_bytes(i));
+    // The model's s, pinned by the SHA-256 of its stored bytes.
+    if (!l.smooth.empty()) {
+      const models::SafetensorsReader model_file(dir / "model.safetensors");
+      std::vector<std::uint8_t> bytes(model_file.entry(u.smooth).bytes());
+      model_file.read_bytes(u.smooth, bytes);
+      EXPECT_EQ(r.manifest().source_tensors.at(u.smooth).sha256, sha256_hex(bytes));
+      EXPECT_EQ(r.manifest().source_tensors.at(u.smooth).shape, (std::vector<std::int64_t>{l.in}));
+    }
+  }
+  // verify (y against the scalar contract) passes on both versions.
+  EXPECT_TRUE(verify_trace(r, model).passed());
+  EXPECT_TRUE(verify_trace(v1, model).passed());
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, UnitInputsRoundTrip,
+                         testing::Values("fpqvar-w4a4", "fpqvar-w6a6", "int8-rtn", "smoothquant-w4a4"),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+// A writer asked for unit inputs refuses a GEMM that does not report them (an observer of another backend).
+TEST(TraceWriter, UnitInputsRequireTheBackendsInputs) {
+  const models::QuantizedModel model = test::make_model(quant::preset("fpqvar-w4a4"));
+  const std::vector<GemmCase> gemms = test::make_gemms(model, 1, {0});
+  const fs::path dir = test::temp_dir("trace_test_v2_missing");
+  TraceWriter w(dir / "t.safetensors", model.config, model.recipe, test::make_run(1), "m.safetensors", {}, true);
+  const models::QuantizedLayer& l = model.blocks[0][0];
+  try {
+    w.on_gemm(models::GemmRecord{gemms[0].site, gemms[0].act, l, gemms[0].y});
+    FAIL() << "accepted a GEMM without its inputs";
+  } catch (const TraceError& e) {
+    EXPECT_NE(std::string(e.what()).find("unit input s0.b0.qkv.x holds 0 values, 2 x 128 needed"), std::string::npos)
+        << e.what();
+  }
+}
+
 // The stored layout of docs/traces.md, read with the plain safetensors reader: tensor names, dtypes, shapes, nibble
 // order (element 2i in the low nibble), the metadata keys, and the weight pointers with digests of the model file's
 // own bytes.

@@ -17,11 +17,11 @@ set(fpqvar_bench_build_args "")
 if(fpqvar_bench_pes GREATER 16)
   set(fpqvar_bench_build_args ARGS --output-split 20000 --output-split-cfuncs 2000 OPT_FAST -O1 JOBS 2)
 endif()
-fpqvar_verilate(vpe_array_bench TOP pe_array SOURCES mul/fp_lut_mul.v pe/pe.v pe_array/pe_array.v
+fpqvar_verilate(vpe_array_bench TOP pe_array SOURCES mul/fp_mul.v mul/int_mul.v lib/addsub.v pe/pe.v pe_array/pe_array.v
   PARAMS PAIR=0 R=${FPQVAR_RTL_BENCH_ROWS} C=${FPQVAR_RTL_BENCH_COLS} G=32 DRAIN_W=${FPQVAR_RTL_BENCH_DRAIN_W}
   ${fpqvar_bench_build_args})
 add_executable(rtl_pe_array_bench ${CMAKE_CURRENT_LIST_DIR}/rtl_pe_array_bench.cpp)
-target_link_libraries(rtl_pe_array_bench PRIVATE vpe_array_bench fpqvar::quant fmt::fmt fpqvar_warnings)
+target_link_libraries(rtl_pe_array_bench PRIVATE vpe_array_bench fpqvar::quant fpqvar::rtl_cost fmt::fmt fpqvar_warnings)
 target_compile_definitions(rtl_pe_array_bench PRIVATE
   FPQVAR_BENCH_ROWS=${FPQVAR_RTL_BENCH_ROWS} FPQVAR_BENCH_COLS=${FPQVAR_RTL_BENCH_COLS}
   FPQVAR_BENCH_DRAIN_W=${FPQVAR_RTL_BENCH_DRAIN_W})

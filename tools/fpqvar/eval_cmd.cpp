@@ -25,12 +25,9 @@
 #include "models/config.hpp"
 #include "models/evaluate.hpp"
 #include "models/execution_mode.hpp"
-#include "models/fp32_ops.hpp"
-#include "models/png.hpp"
 #include "models/quantize_model.hpp"
 #include "models/quantized_model.hpp"
-#include "models/safetensors.hpp"
-#include "models/synthetic.hpp"
+#include "models/session.hpp"
 #include "quant/recipe.hpp"
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/model_source.hpp"
@@ -159,24 +156,18 @@ std::string csv_num(double v) {
 
 void cmd_eval(const EvalCliOptions& o) {
   if (o.recipes.empty() && o.quantized.empty()) throw UserError("give --recipe R (repeatable) or --quantized FILE");
-  models::ExecutionMode mode{};
-  try {
-    mode = models::parse_execution_mode(o.mode);
-  } catch (const std::invalid_argument& e) {
-    throw UserError(e.what());
-  }
+  const models::ExecutionMode mode = parse_mode(o.mode);
   if (!models::needs_quantized_model(mode))
     throw UserError(fmt::format("--mode {}: the FP32 model is the reference; evaluate hw or emulate", o.mode));
   const ModelSource& src = o.src;
   const models::VarConfig cfg = resolve_model_config(src);
-  check_weight_options(src, cfg, WeightNeeds{true, true});
+  check_weight_options(src, WeightNeeds{true, true});
   const quant::ActivationPrecision emulate_precision = parse_emulate_precision(o.emulate_precision);
   if (emulate_precision != quant::ActivationPrecision::kFp16Autocast && mode != models::ExecutionMode::kEmulate)
     throw UserError("--emulate-precision goes with --mode emulate");
   check_sampler_options(o.sampler);
   if (o.no_free_run && !o.images.empty()) throw UserError("--images needs the free run (drop --no-free-run)");
   if (o.no_decode && !o.images.empty()) throw UserError("--images needs decoding (drop --no-decode)");
-  models::ops::set_blas_threads(o.threads);
 
   // Recipes are resolved and checked against the model before any long work starts.
   std::vector<quant::Recipe> recipes;
@@ -198,8 +189,11 @@ void cmd_eval(const EvalCliOptions& o) {
     recipes.push_back(std::move(r));
   }
 
-  const auto t_load = Clock::now();
-  models::TensorFile var_w = load_var_weights(src, cfg), vae_w = load_vae_weights(src, cfg);
+  // The FP32 model: config, weights (OpenBLAS on --threads).
+  models::SessionOptions so;
+  so.model = src.spec();
+  so.threads = o.threads;
+  const models::ModelSession session = open_session(so);
   models::EvalOptions eo;
   eo.labels = o.sampler.labels();
   eo.seed = o.sampler.seed;
@@ -223,13 +217,12 @@ void cmd_eval(const EvalCliOptions& o) {
   }
   std::optional<models::Evaluator> evaluator;
   try {
-    evaluator.emplace(cfg, var_w, vae_w, eo);
+    evaluator.emplace(cfg, session.var_weights(), session.vae_weights(), eo);
   } catch (const models::ModelError& e) {
-    throw UserError(fmt::format("{}: {} (for {})", src.var_source(), e.what(), cfg.name));
+    throw UserError(fmt::format("{}: {} (for {})", session.var_source(), e.what(), cfg.name));
   } catch (const std::invalid_argument& e) {
     throw UserError(e.what());
   }
-  spdlog::debug("weights ready in {:.2f} s", seconds_since(t_load));
 
   // Quantized-model files are checked (config equal to the model's) before the reference run too.
   std::vector<Candidate> from_files;
@@ -255,21 +248,7 @@ void cmd_eval(const EvalCliOptions& o) {
   const int side = cfg.image_side();
   const int batch = static_cast<int>(eo.labels.size());
   auto write_image = [&](const std::string& stem, const std::vector<float>& image) {
-    // The batch side by side: (3, H, B * W).
-    const std::size_t plane = static_cast<std::size_t>(side) * side;
-    std::vector<float> strip(3 * plane * static_cast<std::size_t>(batch));
-    for (int b = 0; b < batch; ++b)
-      for (int c = 0; c < 3; ++c)
-        for (int y = 0; y < side; ++y)
-          for (int x = 0; x < side; ++x)
-            strip[(static_cast<std::size_t>(c) * side + y) * side * batch + static_cast<std::size_t>(b) * side + x] =
-                image[((static_cast<std::size_t>(b) * 3 + c) * side + y) * side + x];
-    const auto path = std::filesystem::path(o.images) / (stem + ".png");
-    try {
-      models::write_png(path, strip, side, side * batch);
-    } catch (const models::PngError& e) {
-      throw UserError(e.what());
-    }
+    write_image_strip(std::filesystem::path(o.images) / (stem + ".png"), image, batch, side);
   };
   if (!o.images.empty()) {
     std::error_code ec;
@@ -334,7 +313,7 @@ void cmd_eval(const EvalCliOptions& o) {
     c.uncalibrated = recipes[i].needs_calibration();
     const auto t_q = Clock::now();
     try {
-      c.model = models::build_quantized_model(cfg, var_w, recipes[i], {}, {.uncalibrated = o.uncalibrated});
+      c.model = models::build_quantized_model(cfg, session.var_weights(), recipes[i], {}, {.uncalibrated = o.uncalibrated});
     } catch (const std::exception& e) {
       throw UserError(fmt::format("{}: {}", c.label, e.what()));
     }

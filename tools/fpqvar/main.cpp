@@ -8,6 +8,10 @@
 #include "tools/fpqvar/cli_util.hpp"
 #include "tools/fpqvar/commands.hpp"
 
+// libsystemc.so's own main() refers to sc_main, so a program linking SystemC must define one; fpqvar has its own
+// main() (the SystemC model is elaborated and run inside sim::simulate()), so this one is never called.
+extern "C" int sc_main(int, char**) { return 0; }
+
 int main(int argc, char** argv) {
   CLI::App app{"FPQVAR-Sim: bit-accurate simulator and cycle/energy model of FP4/FP6 VAR accelerators", "fpqvar"};
   app.set_version_flag("--version", std::string("fpqvar ") + FPQVAR_VERSION);

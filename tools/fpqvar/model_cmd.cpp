@@ -62,6 +62,13 @@ void cmd_info(const InfoOptions& o) {
     j["adaln_macs"] = cost.adaln_macs;
     j["decoder_macs"] = cost.decoder_macs;
     j["total_macs"] = cost.total_macs();
+    // The figures `fpqvar workload --json` totals must reproduce (its totals: macs, params, weight_footprint_bytes
+    // under FP16 or, with --fp32-storage, FP32 storage of the FP model).
+    const std::int64_t params = cost.transformer_params + cost.vae_decoder_params;
+    j["totals"] = {{"macs", cost.total_macs()},
+                   {"params", params},
+                   {"weight_bytes_fp16", 2 * params},
+                   {"weight_bytes_fp32", 4 * params}};
     fmt::print("{}\n", j.dump(2));
     return;
   }

@@ -1,50 +1,40 @@
 #include "tools/fpqvar/model_source.hpp"
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 #include <stdexcept>
-#include <system_error>
 
 #include <fmt/format.h>
 
-#include "quant/json_text.hpp"
-#include "tools/fpqvar/cli_util.hpp"
+#include "models/execution_mode.hpp"
+#include "models/png.hpp"
 
 namespace fpqvar::cli {
 namespace {
 
-constexpr std::uintmax_t kMaxModelConfigBytes = 1u << 20;
-
-models::VarConfig load_model_config(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw UserError(fmt::format("{}: cannot read the model config: {}", path, ec.message()));
-  if (size > kMaxModelConfigBytes)
-    throw UserError(fmt::format("{}: model config of {} bytes, more than the {} allowed", path, size, kMaxModelConfigBytes));
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (!in && !in.eof()) throw UserError(fmt::format("{}: cannot read the model config", path));
-  try {
-    return models::var_config_from_json(quant::parse_guarded_json(ss.str()));
-  } catch (const quant::JsonTextError& e) {
-    throw UserError(fmt::format("{}: model config: {}", path, e.what()));
-  } catch (const nlohmann::json::exception& e) {
-    throw UserError(fmt::format("{}: not a JSON model config: {}", path, e.what()));
-  } catch (const std::invalid_argument& e) {
-    throw UserError(fmt::format("{}: {}", path, e.what()));
-  }
+// The option of a SessionOptions / ModelSpec field: outlier_channels -> --outlier-channels.
+std::string option_name(const std::string& field) {
+  if (field == "preset") return "--model";
+  if (field == "config_file") return "--model-config";
+  if (field == "model") return "model config";
+  std::string flag = "--" + field;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
 }
 
 }  // namespace
 
-std::string ModelSource::var_source() const {
-  return synthetic ? fmt::format("synthetic weights (seed {})", *synthetic) : weights;
-}
-
-std::string ModelSource::vae_source() const {
-  return vae_weights.empty() ? fmt::format("synthetic weights (seed {})", synthetic.value_or(0)) : vae_weights;
+models::ModelSpec ModelSource::spec() const {
+  models::ModelSpec s;
+  if (model_given) s.preset = model;
+  s.config_file = model_config;
+  s.patch_nums = patch_nums;
+  s.vae_ch = vae_ch;
+  s.weights = weights;
+  s.vae_weights = vae_weights;
+  s.synthetic = synthetic;
+  s.outlier_channels = outlier_channels;
+  s.outlier_magnitude = outlier_magnitude;
+  return s;
 }
 
 void add_model_source(CLI::App* app, ModelSource& src, const std::string& vae_help) {
@@ -90,34 +80,24 @@ quant::ActivationPrecision parse_emulate_precision(const std::string& value) {
   throw UserError(fmt::format("--emulate-precision {}: expected fp16-autocast or fp32", value));
 }
 
-models::VarConfig resolve_model_config(const ModelSource& src, const models::VarConfig* from_file,
-                                       const std::string& file_name) {
-  if (!src.model_config.empty() && src.model_given) throw UserError("give --model or --model-config, not both");
-  models::VarConfig cfg;
-  if (from_file != nullptr) {
-    if (!src.model_config.empty())
-      throw UserError(fmt::format("{} holds the model config: drop --model-config", file_name));
-    if (src.model_given && from_file->name != src.model)
-      throw UserError(fmt::format("{}: holds a {} model, --model says {}", file_name, from_file->name, src.model));
-    if (!src.patch_nums.empty() || src.vae_ch > 0)
-      throw UserError("--patch-nums and --vae-ch do not apply to --quantized (the file holds the config)");
-    cfg = *from_file;
-  } else if (!src.model_config.empty()) {
-    cfg = load_model_config(src.model_config);
-  } else {
-    try {
-      cfg = models::var_config_preset(src.model);
-    } catch (const std::invalid_argument& e) {
-      throw UserError(e.what());
-    }
+models::ExecutionMode parse_mode(const std::string& value) {
+  try {
+    return models::parse_execution_mode(value);
+  } catch (const std::invalid_argument& e) {
+    throw UserError(e.what());
   }
-  if (!src.patch_nums.empty()) cfg.patch_nums = src.patch_nums;
-  if (src.vae_ch > 0) cfg.vae.ch = src.vae_ch;
-  if (const auto errors = cfg.validate(); !errors.empty()) throw UserError(fmt::format("model config: {}", errors.front()));
-  return cfg;
 }
 
-void check_weight_options(const ModelSource& src, const models::VarConfig& cfg, WeightNeeds needs) {
+models::VarConfig resolve_model_config(const ModelSource& src) {
+  if (!src.model_config.empty() && src.model_given) throw UserError("give --model or --model-config, not both");
+  try {
+    return models::resolve_model_config(src.spec());
+  } catch (const models::SessionError& e) {
+    throw user_error(e);
+  }
+}
+
+void check_weight_options(const ModelSource& src, WeightNeeds needs) {
   if (src.synthetic && (!src.weights.empty() || !src.vae_weights.empty()))
     throw UserError("--synthetic excludes --weights and --vae-weights");
   if (!src.synthetic) {
@@ -127,11 +107,29 @@ void check_weight_options(const ModelSource& src, const models::VarConfig& cfg, 
     if (needs.vae && src.vae_weights.empty()) throw UserError("give --vae-weights FILE, or --synthetic SEED");
     if (src.outlier_channels > 0) throw UserError("--outlier-channels needs --synthetic");
   }
-  if (src.outlier_channels < 0 || src.outlier_channels > cfg.embed_dim)
-    throw UserError(fmt::format("--outlier-channels must be in [0, {}]", cfg.embed_dim));
+  if (src.outlier_channels < 0) throw UserError("--outlier-channels must be >= 0");
 }
 
-models::TensorFile read_weights_file(const std::string& path) {
+UserError user_error(const models::SessionError& e) {
+  switch (e.kind) {
+    case models::SessionError::Kind::kOption: return UserError(fmt::format("{}: {}", option_name(e.subject), e.fault));
+    case models::SessionError::Kind::kNeedsCalibration:
+      return UserError(fmt::format("{} (give --uncalibrated to run without calibration)", e.what()));
+    case models::SessionError::Kind::kFile:
+    case models::SessionError::Kind::kRecipe: break;
+  }
+  return UserError(e.what());
+}
+
+models::ModelSession open_session(const models::SessionOptions& options) {
+  try {
+    return models::open_model_session(options);
+  } catch (const models::SessionError& e) {
+    throw user_error(e);
+  }
+}
+
+models::TensorFile read_safetensors_file(const std::string& path) {
   try {
     return models::read_safetensors(path);
   } catch (const models::SafetensorsError& e) {
@@ -139,13 +137,21 @@ models::TensorFile read_weights_file(const std::string& path) {
   }
 }
 
-models::TensorFile load_var_weights(const ModelSource& src, const models::VarConfig& cfg) {
-  return src.synthetic ? models::synthetic_var_weights(cfg, src.synthetic_options()) : read_weights_file(src.weights);
-}
-
-models::TensorFile load_vae_weights(const ModelSource& src, const models::VarConfig& cfg) {
-  return src.vae_weights.empty() ? models::synthetic_vqvae_weights(cfg, src.synthetic_options())
-                                 : read_weights_file(src.vae_weights);
+void write_image_strip(const std::filesystem::path& path, std::span<const float> images, int batch, int side) {
+  // (B, 3, H, W) -> (3, H, B * W).
+  const std::size_t plane = static_cast<std::size_t>(side) * side;
+  std::vector<float> strip(3 * plane * static_cast<std::size_t>(batch));
+  for (int b = 0; b < batch; ++b)
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < side; ++y)
+        for (int x = 0; x < side; ++x)
+          strip[(static_cast<std::size_t>(c) * side + y) * side * batch + static_cast<std::size_t>(b) * side + x] =
+              images[((static_cast<std::size_t>(b) * 3 + c) * side + y) * side + x];
+  try {
+    models::write_png(path, strip, side, side * batch);
+  } catch (const models::PngError& e) {
+    throw UserError(e.what());
+  }
 }
 
 }  // namespace fpqvar::cli

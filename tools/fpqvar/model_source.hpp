@@ -1,11 +1,14 @@
-// The model options that `generate`, `trace record`, `eval` and `quantize` share, and what they load: the model's
-// config (a preset name, a JSON config file, or the one a quantized model file holds) and the VAR and VQ-VAE weights
-// (safetensors files with the official key names, or synthetic weights from a seed, models/synthetic.hpp).
-// Every fault is a UserError naming the option or the file.
+// The model options that `generate`, `trace record`, `eval` and `quantize` share, and their way into the model
+// library: ModelSource is the command line's form of models::ModelSpec (the model's config: a preset name, a JSON
+// config file, or the one a quantized model file holds; the VAR and VQ-VAE weights: safetensors files with the
+// official key names, or synthetic weights from a seed), and open_session opens a models::ModelSession
+// (models/session.hpp) with every fault a UserError in the command line's words.
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,8 +16,9 @@
 
 #include "models/config.hpp"
 #include "models/safetensors.hpp"
-#include "models/synthetic.hpp"
+#include "models/session.hpp"
 #include "quant/hadamard.hpp"
+#include "tools/fpqvar/cli_util.hpp"
 
 namespace fpqvar::cli {
 
@@ -29,12 +33,9 @@ struct ModelSource {
   std::vector<int> patch_nums;  // overrides for small custom models (e.g. the var_tiny fixture)
   int vae_ch = 0;
 
-  [[nodiscard]] models::SyntheticOptions synthetic_options() const {
-    return {synthetic.value_or(0), outlier_channels, outlier_magnitude};
-  }
-  // "synthetic weights (seed 1)" or the --weights file, for messages and reports.
-  [[nodiscard]] std::string var_source() const;
-  [[nodiscard]] std::string vae_source() const;
+  // The library's form: the preset only when --model was given (a quantized file's config is then checked
+  // against it).
+  [[nodiscard]] models::ModelSpec spec() const;
 };
 
 // The sampler options that `generate`, `trace record` and `eval` share (models/sampler.hpp, GenerateOptions).
@@ -56,17 +57,17 @@ void check_sampler_options(const SamplerCli& s);
 void add_emulate_precision_option(CLI::App* app, std::string& value);
 // fp16-autocast -> kFp16Autocast, fp32 -> kFp32; anything else a UserError naming the option.
 [[nodiscard]] quant::ActivationPrecision parse_emulate_precision(const std::string& value);
+// --mode: fp32 | emulate | hw, or a UserError listing them.
+[[nodiscard]] models::ExecutionMode parse_mode(const std::string& value);
 
 // Adds --model, --model-config, --weights, --vae-weights, --synthetic, --outlier-channels, --outlier-magnitude,
 // --patch-nums and --vae-ch to `app`, bound to `src` (which must outlive the parse), and records whether --model was
 // given before `app`'s callback runs.
 void add_model_source(CLI::App* app, ModelSource& src, const std::string& vae_help = "VQ-VAE weights (safetensors, official key names)");
 
-// The config: `from_file` (a quantized model's) when given, else --model-config, else the --model preset; then
-// --patch-nums / --vae-ch; validated. Rejects --model or the overrides that contradict a quantized file's config.
-[[nodiscard]] models::VarConfig resolve_model_config(const ModelSource& src,
-                                                     const models::VarConfig* from_file = nullptr,
-                                                     const std::string& file_name = "");
+// The config of --model / --model-config and the overrides, without loading weights (eval and quantize check their
+// recipes against it before the long work).
+[[nodiscard]] models::VarConfig resolve_model_config(const ModelSource& src);
 
 // Which weights a command needs from the options: the transformer's (--weights; not when a quantized file holds
 // them) and the VQ-VAE's (--vae-weights). --synthetic SEED stands for both.
@@ -74,15 +75,19 @@ struct WeightNeeds {
   bool var = true;
   bool vae = true;
 };
-// Checks the weight options against the needs and the config (--outlier-channels within [0, C]).
-void check_weight_options(const ModelSource& src, const models::VarConfig& cfg, WeightNeeds needs);
+// Checks the weight options against the needs, in the options' words (the session checks --outlier-channels against
+// the model's width).
+void check_weight_options(const ModelSource& src, WeightNeeds needs);
+
+// A models::SessionError in the command line's words: a field of SessionOptions is named as its option
+// (outlier_channels -> --outlier-channels), a recipe that needs calibration gets the hint --uncalibrated.
+[[nodiscard]] UserError user_error(const models::SessionError& e);
+// models::open_model_session, its SessionErrors as user_error().
+[[nodiscard]] models::ModelSession open_session(const models::SessionOptions& options);
 
 // A safetensors file, or a UserError naming it and the fault.
-[[nodiscard]] models::TensorFile read_weights_file(const std::string& path);
-// The transformer's weights: synthetic from the seed, or --weights.
-[[nodiscard]] models::TensorFile load_var_weights(const ModelSource& src, const models::VarConfig& cfg);
-// The VQ-VAE's: --vae-weights when given, else synthetic (from the seed, or seed 0 beside a quantized file's
-// transformer when the caller allowed that).
-[[nodiscard]] models::TensorFile load_vae_weights(const ModelSource& src, const models::VarConfig& cfg);
+[[nodiscard]] models::TensorFile read_safetensors_file(const std::string& path);
+// Images (B, 3, side, side) in [0, 1] side by side as one PNG (3, side, B * side), or a UserError naming the file.
+void write_image_strip(const std::filesystem::path& path, std::span<const float> images, int batch, int side);
 
 }  // namespace fpqvar::cli

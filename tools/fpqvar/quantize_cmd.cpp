@@ -23,12 +23,9 @@
 
 #include "models/calibrate.hpp"
 #include "models/config.hpp"
-#include "models/fp32_ops.hpp"
 #include "models/quantize_model.hpp"
 #include "models/quantized_model.hpp"
-#include "models/safetensors.hpp"
-#include "models/synthetic.hpp"
-#include "models/vqvae.hpp"
+#include "models/session.hpp"
 #include "quant/json_text.hpp"
 #include "quant/recipe.hpp"
 #include "tools/fpqvar/cli_util.hpp"
@@ -126,7 +123,7 @@ void cmd_quantize(const QuantizeCliOptions& o) {
     spdlog::warn("recipe {} is quantized uncalibrated: s = ones and the recipe's own formats", recipe.name);
   if (!src.synthetic && !src.weights.empty() && calibrate && src.vae_weights.empty())
     throw UserError("calibration runs the model: give --vae-weights FILE too (or --uncalibrated)");
-  check_weight_options(src, cfg, WeightNeeds{true, calibrate});
+  check_weight_options(src, WeightNeeds{true, calibrate});
   if (!(o.memory_budget_gib > 0.0) || !(o.memory_budget_gib < 1e6))
     throw UserError(fmt::format("--memory-budget {} GiB is not a positive size", o.memory_budget_gib));
 
@@ -149,26 +146,22 @@ void cmd_quantize(const QuantizeCliOptions& o) {
     print_plan(cfg, recipe, copt, plan);
     return;
   }
-  models::ops::set_blas_threads(o.threads);
 
-  // ---- weights ----
-  const std::string source = src.var_source();
-  models::TensorFile var_w = load_var_weights(src, cfg), vae_w;
-  if (calibrate) vae_w = load_vae_weights(src, cfg);
+  // ---- the FP32 model (the VQ-VAE only to calibrate; OpenBLAS on --threads) ----
+  models::SessionOptions so;
+  so.model = src.spec();
+  so.vae = calibrate;
+  so.threads = o.threads;
+  const models::ModelSession session = open_session(so);
+  const std::string& source = session.var_source();
 
   // ---- calibration ----
   models::CalibrationResult cal;
   double calibrate_s = 0.0;
   if (calibrate) {
-    std::optional<models::Vqvae> vae;
-    try {
-      vae.emplace(cfg, vae_w);
-    } catch (const models::ModelError& e) {
-      throw UserError(fmt::format("{}: {}", src.vae_source(), e.what()));
-    }
     const auto t_cal = Clock::now();
     try {
-      cal = models::calibrate(cfg, var_w, *vae, recipe, copt);
+      cal = models::calibrate(cfg, session.var_weights(), session.vae(), recipe, copt);
     } catch (const models::ModelError& e) {
       throw UserError(fmt::format("{}: {} (for {})", source, e.what(), cfg.name));
     }
@@ -179,7 +172,7 @@ void cmd_quantize(const QuantizeCliOptions& o) {
   const auto t_build = Clock::now();
   models::QuantizedModel qm;
   try {
-    qm = models::build_quantized_model(cfg, var_w, recipe, cal, models::BuildOptions{o.uncalibrated});
+    qm = models::build_quantized_model(cfg, session.var_weights(), recipe, cal, models::BuildOptions{o.uncalibrated});
   } catch (const models::ModelError& e) {
     throw UserError(fmt::format("{}: {} (for {})", source, e.what(), cfg.name));
   } catch (const quant::RecipeError& e) {

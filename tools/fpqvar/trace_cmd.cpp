@@ -82,13 +82,22 @@ void cmd_info(const InfoOptions& o) {
   }
   std::vector<std::string> filter_ops;
   for (LayerKind k : m.filter.ops) filter_ops.emplace_back(quant::to_string(k));
+  // Version 2: records holding the unit inputs (x, and xt where the layer transforms).
+  std::size_t unit_records = 0, xt_records = 0;
+  std::uint64_t unit_bytes = 0;
+  for (std::size_t i = 0; i < trace->size(); ++i) {
+    unit_records += m.records[i].unit_inputs.present();
+    xt_records += !m.records[i].unit_inputs.xt.empty();
+    unit_bytes += trace->unit_input_bytes(i);
+  }
 
   if (o.json) {
     nlohmann::json j;
     j["file"] = o.file;
     j["bytes"] = trace->file_size();
     j["format"] = traces::kTraceFormatName;
-    j["version"] = traces::kTraceFormatVersion;
+    j["version"] = m.version;
+    j["unit_inputs"] = {{"records", unit_records}, {"xt_records", xt_records}, {"bytes", unit_bytes}};
     j["model"] = {{"name", m.model.name}, {"depth", m.model.depth}, {"embed_dim", m.model.embed_dim}};
     j["recipe"] = m.recipe.name;
     j["run"] = {{"labels", m.run.labels}, {"cfg", m.run.cfg}, {"top_k", m.run.top_k}, {"top_p", m.run.top_p},
@@ -115,14 +124,19 @@ void cmd_info(const InfoOptions& o) {
     return;
   }
 
-  fmt::print("{}: {} v{}, {} MB, {} records\n", o.file, traces::kTraceFormatName, traces::kTraceFormatVersion,
-             mb(trace->file_size()), trace->size());
+  fmt::print("{}: {} v{}, {} MB, {} records\n", o.file, traces::kTraceFormatName, m.version, mb(trace->file_size()),
+             trace->size());
   fmt::print("model {} (depth {}, C {}), recipe {}\n", m.model.name, m.model.depth, m.model.embed_dim, m.recipe.name);
   fmt::print("run: labels [{}], cfg {}, top_k {}, top_p {}, seed {}\n", fmt::join(m.run.labels, ", "), m.run.cfg,
              m.run.top_k, m.run.top_p, m.run.seed);
   fmt::print("filter: scales {}, blocks {}, ops {}\n", index_text(m.filter.scales), index_text(m.filter.blocks),
              filter_ops.empty() ? "all" : fmt::format("{}", fmt::join(filter_ops, ",")));
-  fmt::print("weights: {} tensors of {} (SHA-256 pinned)\n\n", m.source_tensors.size(), m.source_model_path);
+  fmt::print("weights: {} tensors of {} (SHA-256 pinned)\n", m.source_tensors.size(), m.source_model_path);
+  if (unit_records == 0)
+    fmt::print("unit inputs: none (codes, scales and y only; the quantizer and Hadamard units cannot be checked)\n\n");
+  else
+    fmt::print("unit inputs: x in {} of {} records, xt (Hadamard output) in {}, {} MB\n\n", unit_records,
+               trace->size(), xt_records, mb(unit_bytes));
 
   fmt::print("{:<5} {:>8} {:>10}  {:<28} {}\n", "op", "records", "MB", "activation", "weight");
   for (LayerKind k : quant::kLayerKinds) {

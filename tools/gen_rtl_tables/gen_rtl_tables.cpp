@@ -1,13 +1,16 @@
-// gen_rtl_tables: writes the LUT multipliers' product tables, taken from quant/ (make_product_table), as Verilog
-// include files, so that the RTL and the arithmetic contract cannot drift apart. Run by the build (rtl/CMakeLists.txt)
-// whenever quant/ changes; never edit its output by hand.
+// gen_rtl_tables: writes the format pairs of the datapath (one id list) and the LUT multipliers' product tables,
+// taken from quant/ (make_product_table), as Verilog include files and a C++ header, so that the RTL, the tests,
+// sim/ and the arithmetic contract cannot drift apart. Run by the build (rtl/CMakeLists.txt) whenever quant/
+// changes; never edit its output by hand.
 //
 // Output, in --out DIR:
-//   fp_lut_mul_params.svh     `define constants (pair ids, code widths, product widths, fixed-point units), guarded;
+//   fpqvar_pairs.svh          `define constants (pair ids, code widths, product widths, fixed-point units), guarded;
 //                             safe to include anywhere, including at file scope.
-//   fp_lut_mul_tables.svh     per pair, the sign-magnitude multiplier's tables (|product| by magnitude indices,
+//   fpqvar_pairs.hpp          the same pair list for C++ (namespace fpqvar::rtl): the ids the RTL tests and sim/
+//                             pass as the PAIR parameter, with each pair's formats and widths.
+//   fp_mul_tables.svh         per FP pair, the sign-magnitude multiplier's tables (|product| by magnitude indices,
 //                             and each operand's {shift, significand} decode), as one truth-table constant per
-//                             output bit with a lookup macro; include it inside a module body (fp_lut_mul.v does).
+//                             output bit with a lookup macro; include it inside a module body (fp_mul.v does).
 // Before writing, every entry of quant's whole-code product table is checked against the split (sign = XOR of the
 // sign bits, magnitude from the table and from the significand form): a pair the split does not hold for fails.
 // Each file is written to a temporary name and renamed into place, so an interrupted run never leaves a file that
@@ -28,22 +31,56 @@
 
 #include "quant/format.hpp"
 #include "quant/product_table.hpp"
+#include "tools/gen_rtl_tables/datapath_tables.hpp"
 
 namespace {
 
 namespace q = fpqvar::quant;
 
-// The multiplier pairs the RTL supports, in pair-id order (the PAIR parameter of fp_lut_mul / pe / pe_array).
+// The format pairs of the datapath, in pair-id order: the PAIR parameter of fp_mul / pe / pe_array, and
+// fpqvar::rtl::Pair in C++. This list is the one place pair ids are assigned.
 struct Pair {
-  const char* id;  // Verilog identifier suffix
+  const char* id;       // Verilog identifier suffix (FPQVAR_PAIR_<id>)
+  const char* cpp;      // C++ enumerator (fpqvar::rtl::Pair::<cpp>)
   const char* activation;
   const char* weight;
 };
 constexpr Pair kPairs[] = {
-    {"E2M1_E2M1", "e2m1", "e2m1"},           // 0: W4A4
-    {"DFQ4_E2M1", "dfq-e1m2-e2m1", "e2m1"},  // 1: W4A4 fc2 input (DFQ activation)
-    {"E2M3_E2M3", "e2m3", "e2m3"},           // 2: W6A6
+    {"E2M1_E2M1", "kE2m1E2m1", "e2m1", "e2m1"},           // 0: W4A4
+    {"DFQ4_E2M1", "kDfq4E2m1", "dfq-e1m2-e2m1", "e2m1"},  // 1: W4A4 fc2 input (DFQ activation)
+    {"E2M3_E2M3", "kE2m3E2m3", "e2m3", "e2m3"},           // 2: W6A6
+    {"INT8_INT8", "kInt8Int8", "int8", "int8"},           // 3: the integer baseline, W8A8
+    {"INT4_INT4", "kInt4Int4", "int4", "int4"},           // 4: the integer baseline, W4A4
 };
+
+bool is_int_pair(const Pair& p) { return q::format_by_name(p.activation).kind == q::FormatKind::kInt; }
+
+// An integer pair's multiplier is a W x W two's-complement multiplier (rtl/mul/int_mul.v) with a 2W-bit product:
+// every code, -2^(W-1) included (the quantizer never emits it, the multiplier still handles it: (-128)^2 = 2^14
+// fits 16 signed bits), so the product width is 2W whatever quant's symmetric table needs (int8: 15 bits).
+struct IntPair {
+  q::ProductTable table;
+  int bits = 0, p_bits = 0;
+};
+IntPair make_int_pair(const Pair& p) {
+  const q::Format& fa = q::format_by_name(p.activation);
+  const q::Format& fw = q::format_by_name(p.weight);
+  IntPair ip{q::make_product_table(fa, fw), fa.bits, 2 * fa.bits};
+  if (fa.kind != q::FormatKind::kInt || fw.kind != q::FormatKind::kInt || fa.bits != fw.bits)
+    throw std::runtime_error(fmt::format("pair {}: an integer pair has two integer formats of one width", p.id));
+  if (ip.table.frac_bits != 0 || ip.table.width_bits > ip.p_bits)
+    throw std::runtime_error(fmt::format("pair {}: quant's products (2^-{}, {} bits) do not fit a {}-bit integer",
+                                         p.id, ip.table.frac_bits, ip.table.width_bits, ip.p_bits));
+  // The multiplier's products are the plain two's-complement products of the codes: check quant agrees.
+  for (std::uint32_t a = 0; a < (1u << fa.bits); ++a)
+    for (std::uint32_t w = 0; w < (1u << fw.bits); ++w) {
+      const int sa = int(a) - ((a >> (fa.bits - 1)) & 1u ? (1 << fa.bits) : 0);
+      const int sw = int(w) - ((w >> (fw.bits - 1)) & 1u ? (1 << fw.bits) : 0);
+      if (ip.table.valid[(std::size_t(a) << fw.bits) | w] && ip.table.at(std::uint8_t(a), std::uint8_t(w)) != sa * sw)
+        throw std::runtime_error(fmt::format("pair {}: quant's product of ({}, {}) is not {}", p.id, a, w, sa * sw));
+    }
+  return ip;
+}
 
 // The sign-magnitude split of a pair, derived from and checked against quant's product table. Every code is a sign
 // bit over a magnitude index (quant/format.hpp), and value(a) * value(w) = (-1)^(sa ^ sw) * |product|, so the
@@ -159,32 +196,55 @@ PairSplit make_split(const Pair& p) {
 std::string banner(const std::string& file_name) {
   return fmt::format(
       "// {} -- GENERATED FILE, DO NOT EDIT.\n"
-      "// Source: quant/product_table.cpp (fpqvar::quant::make_product_table) and quant/format.cpp (the presets),\n"
-      "// written by tools/gen_rtl_tables/gen_rtl_tables.cpp.\n"
+      "// Source: the pair list kPairs of tools/gen_rtl_tables/gen_rtl_tables.cpp (which writes this file),\n"
+      "// quant/product_table.cpp (fpqvar::quant::make_product_table) and quant/format.cpp (the presets).\n"
       "// Regenerate: cmake --build <build-dir> --target fpqvar_rtl_tables\n"
       "//         or: <build-dir>/tools/gen_rtl_tables/gen_rtl_tables --out <dir>\n",
       file_name);
 }
 
-std::string params_text() {
-  std::string s = banner("fp_lut_mul_params.svh");
-  s += "`ifndef FPQVAR_FP_LUT_MUL_PARAMS_SVH\n`define FPQVAR_FP_LUT_MUL_PARAMS_SVH\n";
-  s += "// Per pair: activation code bits, weight code bits, product bits (two's complement), f (product unit 2^-f),\n"
-       "// whether the activation is a DFQ code whose top bit selects the negative side (1) or the positive one (0);\n"
-       "// the sign-magnitude split (fp_lut_mul.v): magnitude index bits of a and w (a DFQ activation keeps its side\n"
-       "// bit), |product| bits; form 1: significand and shift bits of each operand's decode.\n";
-  for (std::size_t i = 0; i < std::size(kPairs); ++i) {
-    const Pair& p = kPairs[i];
+// Per-pair facts shared by the Verilog and the C++ outputs.
+struct PairFacts {
+  int a_bits = 0, w_bits = 0, p_bits = 0, frac_bits = 0;
+  bool dfq = false, is_int = false;
+  std::int32_t min_product = 0, max_product = 0;
+};
+PairFacts facts_of(const Pair& p) {
+  PairFacts f;
+  if (is_int_pair(p)) {
+    const IntPair ip = make_int_pair(p);
+    f = {ip.bits, ip.bits, ip.p_bits, 0, false, true, ip.table.min_product, ip.table.max_product};
+  } else {
     const PairSplit sp = make_split(p);
     const q::ProductTable& t = sp.table;
-    s += fmt::format("\n// pair {}: {} x {}, products {} .. {}\n", i, t.a.name, t.b.name, t.min_product,
-                     t.max_product);
+    f = {t.a.bits, t.b.bits, t.width_bits, t.frac_bits, t.a.kind == q::FormatKind::kDual, false, t.min_product,
+         t.max_product};
+  }
+  return f;
+}
+
+std::string params_text() {
+  std::string s = banner("fpqvar_pairs.svh");
+  s += "`ifndef FPQVAR_PAIRS_SVH\n`define FPQVAR_PAIRS_SVH\n";
+  s += "// Per pair: activation code bits, weight code bits, product bits (two's complement), f (product unit 2^-f),\n"
+       "// whether the activation is a DFQ code whose top bit selects the negative side (1) or the positive one (0),\n"
+       "// whether the pair is an integer one (two's-complement codes, rtl/mul/int_mul.v); for FP pairs the\n"
+       "// sign-magnitude split (fp_mul.v): magnitude index bits of a and w (a DFQ activation keeps its side bit),\n"
+       "// |product| bits; form 1: significand and shift bits of each operand's decode.\n";
+  for (std::size_t i = 0; i < std::size(kPairs); ++i) {
+    const Pair& p = kPairs[i];
+    const PairFacts f = facts_of(p);
+    s += fmt::format("\n// pair {}: {} x {}, products {} .. {}\n", i, p.activation, p.weight, f.min_product,
+                     f.max_product);
     s += fmt::format("`define FPQVAR_PAIR_{} {}\n", p.id, i);
-    s += fmt::format("`define FPQVAR_MUL_{}_A_BITS {}\n", p.id, t.a.bits);
-    s += fmt::format("`define FPQVAR_MUL_{}_W_BITS {}\n", p.id, t.b.bits);
-    s += fmt::format("`define FPQVAR_MUL_{}_P_BITS {}\n", p.id, t.width_bits);
-    s += fmt::format("`define FPQVAR_MUL_{}_FRAC_BITS {}\n", p.id, t.frac_bits);
-    s += fmt::format("`define FPQVAR_MUL_{}_DFQ {}\n", p.id, t.a.kind == q::FormatKind::kDual ? 1 : 0);
+    s += fmt::format("`define FPQVAR_MUL_{}_A_BITS {}\n", p.id, f.a_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_W_BITS {}\n", p.id, f.w_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_P_BITS {}\n", p.id, f.p_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_FRAC_BITS {}\n", p.id, f.frac_bits);
+    s += fmt::format("`define FPQVAR_MUL_{}_DFQ {}\n", p.id, f.dfq ? 1 : 0);
+    s += fmt::format("`define FPQVAR_MUL_{}_INT {}\n", p.id, f.is_int ? 1 : 0);
+    if (f.is_int) continue;
+    const PairSplit sp = make_split(p);
     s += fmt::format("`define FPQVAR_MUL_{}_A_IDX_BITS {}\n", p.id, sp.a_idx_bits);
     s += fmt::format("`define FPQVAR_MUL_{}_W_IDX_BITS {}\n", p.id, sp.w_idx_bits);
     s += fmt::format("`define FPQVAR_MUL_{}_MAG_BITS {}\n", p.id, sp.mag_bits);
@@ -195,14 +255,66 @@ std::string params_text() {
   }
   // Selectors by pair id, so that every module derives its port widths from PAIR the same way:
   // `FPQVAR_MUL_A_BITS(PAIR) is the activation code width of pair PAIR (pair 0 for an unknown id).
-  s += "\n// Per-pair widths selected by pair id (an unknown id selects pair 0).\n";
-  for (const char* field : {"A_BITS", "W_BITS", "P_BITS"}) {
+  s += "\n// Per-pair fields selected by pair id (an unknown id selects pair 0).\n";
+  for (const char* field : {"A_BITS", "W_BITS", "P_BITS", "FRAC_BITS", "DFQ", "INT"}) {
     std::string expr = fmt::format("`FPQVAR_MUL_{}_{}", kPairs[0].id, field);
     for (std::size_t i = 1; i < std::size(kPairs); ++i)
       expr = fmt::format("((pair) == `FPQVAR_PAIR_{} ? `FPQVAR_MUL_{}_{} : {})", kPairs[i].id, kPairs[i].id, field, expr);
     s += fmt::format("`define FPQVAR_MUL_{}(pair) {}\n", field, expr);
   }
+  // The sign-magnitude split's fields exist for the FP pairs only (an integer or unknown id selects pair 0).
+  for (const char* field : {"A_IDX_BITS", "W_IDX_BITS", "MAG_BITS"}) {
+    std::string expr = fmt::format("`FPQVAR_MUL_{}_{}", kPairs[0].id, field);
+    for (std::size_t i = 1; i < std::size(kPairs); ++i) {
+      if (is_int_pair(kPairs[i])) continue;
+      expr = fmt::format("((pair) == `FPQVAR_PAIR_{} ? `FPQVAR_MUL_{}_{} : {})", kPairs[i].id, kPairs[i].id, field, expr);
+    }
+    s += fmt::format("`define FPQVAR_MUL_{}(pair) {}\n", field, expr);
+  }
+  s += fmt::format("`define FPQVAR_PAIR_COUNT {}\n", std::size(kPairs));
   s += "\n`endif\n";
+  return s;
+}
+
+// The C++ twin of fpqvar_pairs.svh: what the RTL tests and sim/ use to name a pair and size its ports.
+std::string header_text() {
+  std::string s = banner("fpqvar_pairs.hpp");
+  s += "// The format pairs of the datapath (the PAIR parameter of rtl/mul/fp_mul.v, rtl/pe/pe.v, rtl/pe_array/pe_array.v),\n"
+       "// with the same ids as fpqvar_pairs.svh. Widths: a_bits/w_bits are the code widths, p_bits the multiplier's\n"
+       "// two's-complement product width; products are integers in units of 2^-frac_bits (of the DFQ side's scale\n"
+       "// for a DFQ activation).\n"
+       "#pragma once\n\n#include <array>\n#include <cstdint>\n#include <optional>\n#include <string_view>\n\n"
+       "namespace fpqvar::rtl {\n\n";
+  s += "enum class Pair : int {\n";
+  for (std::size_t i = 0; i < std::size(kPairs); ++i)
+    s += fmt::format("  {} = {},  // {} x {}\n", kPairs[i].cpp, i, kPairs[i].activation, kPairs[i].weight);
+  s += "};\n\n";
+  s += "struct PairInfo {\n"
+       "  Pair pair;\n"
+       "  std::string_view verilog_name;  // the suffix of `FPQVAR_PAIR_<name>\n"
+       "  std::string_view activation;    // quant::format_by_name names\n"
+       "  std::string_view weight;\n"
+       "  int a_bits, w_bits, p_bits, frac_bits;\n"
+       "  bool dfq;     // the activation's top bit selects the DFQ side (two group sums)\n"
+       "  bool is_int;  // two's-complement integer codes (the integer baseline)\n"
+       "  std::int32_t min_product, max_product;  // over the codes quant defines\n"
+       "};\n\n";
+  s += fmt::format("inline constexpr std::array<PairInfo, {}> kPairs = {{{{\n", std::size(kPairs));
+  for (std::size_t i = 0; i < std::size(kPairs); ++i) {
+    const Pair& p = kPairs[i];
+    const PairFacts f = facts_of(p);
+    s += fmt::format("    {{Pair::{}, \"{}\", \"{}\", \"{}\", {}, {}, {}, {}, {}, {}, {}, {}}},\n", p.cpp, p.id,
+                     p.activation, p.weight, f.a_bits, f.w_bits, f.p_bits, f.frac_bits, f.dfq, f.is_int,
+                     f.min_product, f.max_product);
+  }
+  s += "}};\n\n";
+  s += "[[nodiscard]] constexpr const PairInfo& pair_info(Pair p) { return kPairs[static_cast<std::size_t>(p)]; }\n"
+       "[[nodiscard]] constexpr int pair_id(Pair p) { return static_cast<int>(p); }\n"
+       "// The pair of an id (the PAIR parameter's value), if there is one.\n"
+       "[[nodiscard]] constexpr std::optional<Pair> pair_of_id(int id) {\n"
+       "  if (id < 0 || id >= static_cast<int>(kPairs.size())) return std::nullopt;\n"
+       "  return kPairs[static_cast<std::size_t>(id)].pair;\n"
+       "}\n\n}  // namespace fpqvar::rtl\n";
   return s;
 }
 
@@ -241,15 +353,16 @@ std::string bit_sliced_table(const std::string& name, const std::vector<std::uin
 }
 
 std::string tables_text() {
-  std::string s = banner("fp_lut_mul_tables.svh");
-  s += "// Per pair, the sign-magnitude multiplier's tables (rtl/mul/fp_lut_mul.v):\n"
+  std::string s = banner("fp_mul_tables.svh");
+  s += "// Per FP pair, the sign-magnitude multiplier's tables (rtl/mul/fp_mul.v):\n"
        "//   FPQVAR_MAG_<pair>(idx): |product| for idx = {a magnitude index, w magnitude index} (form 0), units 2^-f;\n"
        "//   FPQVAR_DEC_<pair>_A(idx), _W(idx): {shift, significand} of an operand's magnitude index (form 1).\n"
        "// Each table is stored as one truth-table constant per output bit (NAME_B<k>, entry i at bit i) and looked up\n"
        "// bit by bit: a 1-bit select from a constant is a plain multiplexer tree to synthesis (yosys maps it in\n"
        "// seconds, where a select of a whole entry from one wide ROM constant took it more than 30 minutes for\n"
-       "// e2m3) and a constant bit test to Verilator. Include inside a module body (rtl/mul/fp_lut_mul.v does).\n";
+       "// e2m3) and a constant bit test to Verilator. Include inside a module body (rtl/mul/fp_mul.v does).\n";
   for (const Pair& p : kPairs) {
+    if (is_int_pair(p)) continue;  // int_mul.v is a plain multiplier: no tables
     const PairSplit sp = make_split(p);
     const q::ProductTable& t = sp.table;
     s += fmt::format("\n// {} x {}: {} magnitude entries of {} bits (|products| up to {}, units 2^-{})\n", t.a.name,
@@ -283,13 +396,20 @@ void write_atomically(const std::filesystem::path& path, const std::string& text
 int main(int argc, char** argv) {
   CLI::App app{"Write the LUT multiplier tables of quant/ as Verilog include files"};
   std::string out_dir;
-  app.add_option("--out", out_dir, "directory to write fp_lut_mul_params.svh and fp_lut_mul_tables.svh")
+  app.add_option("--out", out_dir, "directory to write fpqvar_pairs.svh, fpqvar_pairs.hpp and fp_mul_tables.svh")
       ->required();
   CLI11_PARSE(app, argc, argv);
   try {
     std::filesystem::create_directories(out_dir);
-    write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_params.svh", params_text());
-    write_atomically(std::filesystem::path(out_dir) / "fp_lut_mul_tables.svh", tables_text());
+    write_atomically(std::filesystem::path(out_dir) / "fpqvar_pairs.svh", params_text());
+    write_atomically(std::filesystem::path(out_dir) / "fpqvar_pairs.hpp", header_text());
+    write_atomically(std::filesystem::path(out_dir) / "fp_mul_tables.svh", tables_text());
+    write_atomically(std::filesystem::path(out_dir) / "lut_quantizer_params.svh",
+                     fpqvar::gen_rtl_tables::lut_quantizer_params_text());
+    write_atomically(std::filesystem::path(out_dir) / "lut_quantizer_formats.svh",
+                     fpqvar::gen_rtl_tables::lut_quantizer_formats_text());
+    write_atomically(std::filesystem::path(out_dir) / "hadamard_params.svh",
+                     fpqvar::gen_rtl_tables::hadamard_params_text());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gen_rtl_tables: %s\n", e.what());
     return 1;

@@ -1,4 +1,4 @@
-// fp_lut_mul: the low-bit floating-point multiplier of FPQVAR-Sim, sign-magnitude, built from lookup tables.
+// fp_mul: the low-bit floating-point multiplier (block `mul`) of FPQVAR-Sim, sign-magnitude, built from lookup tables.
 //
 // Contract (quant/product_table.hpp): p = value(a) * value(w) * 2^FRAC_BITS exactly, a signed two's-complement
 // integer of P_BITS bits. Purely combinational: the PE registers around it.
@@ -10,25 +10,31 @@
 //           table over whole codes;
 //   FORM 1  decode each operand's magnitude index to {shift, significand} (e2m3: 1.mmm / 0.mmm and the exponent
 //           field), multiply the significands (4 x 4 bits for e2m3) and shift by the sum of the shifts.
-// Both forms are bit-identical for every code pair (tests/rtl/fp_lut_mul_test.cpp); which is smaller is a synthesis
-// question (docs/synthesis.md: yosys 0.23, xcup): the table for e2m1 (30 vs 56 LUTs) and DFQ (30 vs 37), the
-// significand product for e2m3 (49 vs 84), and those are the defaults. Every table (the magnitudes and the decodes)
-// is generated from quant/ at build time (tools/gen_rtl_tables -> fp_lut_mul_tables.svh), which also checks the
+// Both forms are bit-identical for every code pair (tests/rtl/mul_test.cpp); which is smaller is a synthesis
+// question (docs/synthesis.md: yosys 0.23, xcup): the table for e2m1 and DFQ, the significand product for e2m3, and
+// those are the defaults. The magnitude is module fp_mag (below), which the PE (rtl/pe/pe.v) uses directly: it
+// folds the sign into its adder tree instead of negating each product. Every table (the magnitudes and the decodes)
+// is generated from quant/ at build time (tools/gen_rtl_tables -> fp_mul_tables.svh), which also checks the
 // sign-magnitude split against quant's whole product table before writing it; nothing here is typed by hand.
 //
-// PAIR selects the operand formats (ids from fp_lut_mul_params.svh):
+// PAIR selects the operand formats (ids from fpqvar_pairs.svh; the integer pairs use rtl/mul/int_mul.v):
 //   0 `FPQVAR_PAIR_E2M1_E2M1  e2m1 x e2m1            a, w 4 bits, p 9 bits, f = 2 (6*6 = 144 * 2^-2)
 //   1 `FPQVAR_PAIR_DFQ4_E2M1  dfq-e1m2-e2m1 x e2m1   a, w 4 bits, p 10 bits, f = 3 (product in units of the scale
 //                                                    of a's side: a[3] = 1 -> negative side)
 //   2 `FPQVAR_PAIR_E2M3_E2M3  e2m3 x e2m3            a, w 6 bits, p 13 bits, f = 6
+// Negation: p = (|p| ^ {n}) + n on one carry chain, n = a_sign ^ w_sign: per output bit one small LUT (|p|_k ^ n)
+// feeding the chain. The magnitude is kept a hierarchy of its own through synthesis (keep_hierarchy on u_mag; the
+// synthesis script flattens after mapping): left to itself, yosys merges the XOR into the table and maps every bit
+// as an 8-input function (4 LUT6 + 3 MUXF each: 30 LUT + 21 MUXF for e2m1, where the table alone is 7 LUT6 + 1 LUT4
+// and the negation 8 small LUTs: 16 LUT, no MUXF). Not for the e2m3 significand product, which is smaller merged.
 // Example (pair 0): a = 4'b0111 (6.0), w = 4'b1011 (-1.5): signs 0 ^ 1 = negative; |p| = entry {111, 011} = 36
 // (9.0 * 2^2; form 1: 6.0 * 2 = 3 << 2, 1.5 * 2 = 3 << 0, 9 << 2 = 36); p = -36 = 9'h1dc.
-`include "fp_lut_mul_params.svh"
+`include "fpqvar_pairs.svh"
 
-module fp_lut_mul #(
+module fp_mul #(
     parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
-    // Multiplier form (rtl/mul/fp_lut_mul.v): 0 magnitude table, 1 significand product + shift. Default: the smaller
-    // in synthesis (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
+    // Multiplier form: 0 magnitude table, 1 significand product + shift. Default: the smaller in synthesis
+    // (docs/synthesis.md): the table for e2m1 and DFQ, the significand product for e2m3.
     parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
     parameter integer A_BITS = `FPQVAR_MUL_A_BITS(PAIR),
     parameter integer W_BITS = `FPQVAR_MUL_W_BITS(PAIR),
@@ -38,21 +44,51 @@ module fp_lut_mul #(
     input  wire        [W_BITS-1:0] w,  // weight code
     output wire signed [P_BITS-1:0] p   // exact product, units of 2^-f
 );
-  `include "fp_lut_mul_tables.svh"
-
-  localparam integer MAG_BITS = P_BITS - 1;
+  localparam integer IA = `FPQVAR_MUL_A_IDX_BITS(PAIR);
+  localparam integer IW = `FPQVAR_MUL_W_IDX_BITS(PAIR);
+  localparam integer MAG_BITS = `FPQVAR_MUL_MAG_BITS(PAIR);
   wire negative = a[A_BITS-1] ^ w[W_BITS-1];
   wire [MAG_BITS-1:0] mag;
+  generate
+    if (PAIR == `FPQVAR_PAIR_E2M3_E2M3 && FORM == 1) begin : g_merged
+      // The e2m3 significand product and the negation synthesize smaller together, spelled here as before fp_mag
+      // existed: 49 LUT, against 56 with the magnitude kept apart and 55 through fp_mag (docs/synthesis.md).
+      /* verilator lint_off UNUSEDPARAM */
+      `include "fp_mul_tables.svh"
+      /* verilator lint_on UNUSEDPARAM */
+      fp_sig_mul #(
+          .SA(`FPQVAR_MUL_E2M3_E2M3_A_SIG_BITS), .HA(`FPQVAR_MUL_E2M3_E2M3_A_SH_BITS),
+          .SW(`FPQVAR_MUL_E2M3_E2M3_W_SIG_BITS), .HW(`FPQVAR_MUL_E2M3_E2M3_W_SH_BITS), .MAG_BITS(MAG_BITS)
+      ) u_sig (.da(`FPQVAR_DEC_E2M3_E2M3_A(a[IA-1:0])), .dw(`FPQVAR_DEC_E2M3_E2M3_W(w[IW-1:0])), .mag(mag));
+    end else begin : g_kept
+      (* keep_hierarchy *) fp_mag #(.PAIR(PAIR), .FORM(FORM)) u_mag (.a_idx(a[IA-1:0]), .w_idx(w[IW-1:0]), .mag(mag));
+    end
+  endgenerate
   // Conditional negation as (x ^ {n}) + n: the XOR folds into the LUTs that feed the carry chain. A zero magnitude
   // with differing signs (-0) gives 0: the product of a zero is +0 in two's complement.
-  assign p = $signed(({1'b0, mag} ^ {P_BITS{negative}}) + {{(P_BITS-1){1'b0}}, negative});
+  wire [P_BITS-1:0] mag_ext = {{(P_BITS-MAG_BITS){1'b0}}, mag};
+  assign p = $signed((mag_ext ^ {P_BITS{negative}}) + {{(P_BITS-1){1'b0}}, negative});
+endmodule
 
+// fp_mag: |product| of two magnitude indices, units 2^-f (FORM 0: one table; FORM 1: significand product + shift).
+// A DFQ activation's index includes its side bit (the top one). Combinational. Used by fp_mul (which adds the sign)
+// and by the PE (rtl/pe/pe.v), which registers it as a tree leaf and handles the sign in the tree.
+// Example (pair 0): a_idx = 3'b111 (6.0), w_idx = 3'b011 (1.5): mag = 36 (9.0 * 2^2).
+/* verilator lint_off DECLFILENAME */
+module fp_mag #(
+    parameter integer PAIR = `FPQVAR_PAIR_E2M1_E2M1,
+    parameter integer FORM = (PAIR == `FPQVAR_PAIR_E2M3_E2M3) ? 1 : 0,
+    parameter integer IA = `FPQVAR_MUL_A_IDX_BITS(PAIR),
+    parameter integer IW = `FPQVAR_MUL_W_IDX_BITS(PAIR),
+    parameter integer MAG_BITS = `FPQVAR_MUL_MAG_BITS(PAIR)
+) (
+    input  wire [IA-1:0]       a_idx,
+    input  wire [IW-1:0]       w_idx,
+    output wire [MAG_BITS-1:0] mag
+);
+  `include "fp_mul_tables.svh"
   generate
     if (PAIR == `FPQVAR_PAIR_E2M3_E2M3) begin : g_e2m3
-      localparam integer IA = `FPQVAR_MUL_E2M3_E2M3_A_IDX_BITS;
-      localparam integer IW = `FPQVAR_MUL_E2M3_E2M3_W_IDX_BITS;
-      wire [IA-1:0] a_idx = a[IA-1:0];
-      wire [IW-1:0] w_idx = w[IW-1:0];
       if (FORM == 0) begin : g_table
         wire [IA+IW-1:0] idx = {a_idx, w_idx};
         assign mag = `FPQVAR_MAG_E2M3_E2M3(idx);
@@ -63,10 +99,6 @@ module fp_lut_mul #(
         ) u_sig (.da(`FPQVAR_DEC_E2M3_E2M3_A(a_idx)), .dw(`FPQVAR_DEC_E2M3_E2M3_W(w_idx)), .mag(mag));
       end
     end else if (PAIR == `FPQVAR_PAIR_DFQ4_E2M1) begin : g_dfq4
-      localparam integer IA = `FPQVAR_MUL_DFQ4_E2M1_A_IDX_BITS;  // all 4 bits: the side selects e1m2 or e2m1
-      localparam integer IW = `FPQVAR_MUL_DFQ4_E2M1_W_IDX_BITS;
-      wire [IA-1:0] a_idx = a[IA-1:0];
-      wire [IW-1:0] w_idx = w[IW-1:0];
       if (FORM == 0) begin : g_table
         wire [IA+IW-1:0] idx = {a_idx, w_idx};
         assign mag = `FPQVAR_MAG_DFQ4_E2M1(idx);
@@ -77,10 +109,6 @@ module fp_lut_mul #(
         ) u_sig (.da(`FPQVAR_DEC_DFQ4_E2M1_A(a_idx)), .dw(`FPQVAR_DEC_DFQ4_E2M1_W(w_idx)), .mag(mag));
       end
     end else begin : g_e2m1
-      localparam integer IA = `FPQVAR_MUL_E2M1_E2M1_A_IDX_BITS;
-      localparam integer IW = `FPQVAR_MUL_E2M1_E2M1_W_IDX_BITS;
-      wire [IA-1:0] a_idx = a[IA-1:0];
-      wire [IW-1:0] w_idx = w[IW-1:0];
       if (FORM == 0) begin : g_table
         wire [IA+IW-1:0] idx = {a_idx, w_idx};
         assign mag = `FPQVAR_MAG_E2M1_E2M1(idx);
@@ -95,10 +123,9 @@ module fp_lut_mul #(
 endmodule
 
 // fp_sig_mul: |p| = (sig_a * sig_w) << (sh_a + sh_w) from two decoded operands da = {sh_a, sig_a}, dw = {sh_w, sig_w}
-// (FORM 1 of fp_lut_mul). The generator guarantees the result fits MAG_BITS for every pair of decodes it emits.
-// It lives in fp_lut_mul's file so that every source list naming the multiplier keeps working.
+// (FORM 1 of fp_mul). The generator guarantees the result fits MAG_BITS for every pair of decodes it emits.
+// It lives in fp_mul's file so that every source list naming the multiplier keeps working.
 // Example (e2m3): 7.5 -> {2, 4'b1111}, 0.125 -> {0, 4'b0001}: (15 * 1) << 2 = 60 = 0.9375 * 2^6.
-/* verilator lint_off DECLFILENAME */
 module fp_sig_mul #(
     parameter integer SA = 4,
     parameter integer HA = 2,

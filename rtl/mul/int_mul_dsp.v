@@ -1,7 +1,7 @@
 // int_mul_dsp: W x W signed integer multiplier shaped for a DSP48E2 slice: input registers (AREG/BREG) and the
 // multiplier register (MREG), so yosys' synth_xilinx maps the product onto one DSP48E2 with its internal pipeline
 // registers. Latency 2 clock cycles: inputs sampled at edge t appear on `product` after edge t+1. `ce` gates all
-// registers (the DSP's CE pins). Same arithmetic as int_mul_lut.
+// registers (the DSP's CE pins). Same arithmetic as int_mul (rtl/mul/int_mul.v).
 module int_mul_dsp #(
     parameter integer W = 8
 ) (
