@@ -13,8 +13,11 @@
 #include "models/safetensors.hpp"
 #include "models/synthetic.hpp"
 #include "quant/recipe.hpp"
+#include "sim/config.hpp"
+#include "sim/designs.hpp"
 #include "tests/fuzz/tiny_model.hpp"
 #include "tests/traces/trace_fixture.hpp"
+#include "traces/trace_reader.hpp"
 
 namespace {
 
@@ -42,7 +45,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path root = argv[1];
-  for (const char* t : {"safetensors", "quantized_model", "trace", "recipe", "model_config"})
+  for (const char* t : {"safetensors", "quantized_model", "trace", "trace_manifest", "recipe", "model_config", "sim_config"})
     fs::create_directories(root / t);
   const models::VarConfig config = fuzz::tiny_config();
 
@@ -86,6 +89,30 @@ int main(int argc, char** argv) {
                                                           [static_cast<std::size_t>(g.site.layer)], g.y});
     w.finish();
   }
+  // ... and a version-2 trace (unit inputs: x, and xt for the GHT layers; scale 0 only, to stay small).
+  {
+    const quant::Recipe recipe = fuzz::tiny_recipe("fpqvar-w4a4");
+    models::BuildOptions build;
+    build.uncalibrated = true;
+    const models::QuantizedModel m = models::build_quantized_model(config, weights, recipe, models::CalibrationResult{}, build);
+    const auto gemms = test::make_gemms(m, 1, {0}, 99, /*unit_inputs=*/true);
+    traces::TraceRun run;
+    run.labels = {1};
+    run.seed = 43;
+    traces::TraceWriter w(root / "trace" / "tiny_w4a4_v2.trace", m.config, m.recipe, run,
+                          "tiny_w4a4.safetensors", traces::TraceFilter{{0}, {}}, /*unit_inputs=*/true);
+    for (const test::GemmCase& g : gemms)
+      w.on_gemm(models::GemmRecord{g.site, g.act,
+                                   m.blocks[static_cast<std::size_t>(g.site.block)][static_cast<std::size_t>(g.site.layer)],
+                                   g.y, g.x, g.xt});
+    w.finish();
+  }
+
+  // trace_manifest: the manifests of both traces (version 1 and 2), as the reader parses them.
+  for (const char* t : {"tiny_w4a4", "tiny_w4a4_v2"}) {
+    const traces::TraceReader reader(root / "trace" / (std::string(t) + ".trace"));
+    write_text(root / "trace_manifest" / (std::string(t) + ".json"), traces::manifest_to_json(reader.manifest()).dump(1));
+  }
 
   // recipe: every preset written out in full, and the tiny variants.
   for (const std::string& name : quant::preset_names()) {
@@ -102,6 +129,15 @@ int main(int argc, char** argv) {
   for (const std::string& name : models::var_preset_names())
     write_text(root / "model_config" / (name + ".json"), models::var_config_to_json(models::var_config_preset(name)).dump(1));
   write_text(root / "model_config" / "tiny.json", models::var_config_to_json(config).dump());
+  // sim_config: every shipped design as shipped; one on a base with a parameter and --set lines (the fuzz input's
+  // form, sim_config_fuzz.cpp); one on a base with a bad --set.
+  for (const std::string& name : sim::design_names())
+    write_text(root / "sim_config" / (name + ".json"), std::string(*sim::shipped_design_text(name)));
+  write_text(root / "sim_config" / "base_and_set.json",
+             R"({"name": "mine", "base": "vck190-fpqvar-w4a4", "pe_array": {"rows": {"value": 8, "unit": "PE", )"
+             R"("source": "assumption: half"}}})" "\n--set\npe_array.cols=20\ndram.channel_gbps=25.6,17.064\n"
+             "controller.tile_skew=4\nenergy.activity=0.25");
+  write_text(root / "sim_config" / "bad_set.json", R"({"base": "vck190-int8"})" "\n--set\npe_array.lanes=24\nclock.mhz=3");
   std::printf("seeds written under %s\n", root.c_str());
   return 0;
 }

@@ -5,6 +5,6 @@
 #   build/tools/bench/rtl_quantizer_sweep [--threads N] [--first-scale 0xNNNN] [--last-scale 0xNNNN]
 fpqvar_verilate(vquantizer_sweep TOP quantizer_tb
   SOURCES ${PROJECT_SOURCE_DIR}/tests/rtl/quantizer_tb.v quantizer/fp_quantizer.v quantizer/dfq_quantizer.v
-          quantizer/absmax_scale.v)
+          quantizer/int_quantizer.v quantizer/absmax_scale.v)
 add_executable(rtl_quantizer_sweep ${CMAKE_CURRENT_LIST_DIR}/rtl_quantizer_sweep.cpp)
 target_link_libraries(rtl_quantizer_sweep PRIVATE vquantizer_sweep fpqvar::quant fmt::fmt Threads::Threads fpqvar_warnings)
