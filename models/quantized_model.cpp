@@ -182,6 +182,7 @@ void validate_layer(const QuantizedModel& m, int b, LayerKind k, std::vector<std
         const char* fault = !(std::isfinite(s) && s >= 0.0f)                                      ? "not finite and >= 0"
                             : spec.scale_type == quant::ScaleType::kFp16 && !fp16_exact(s)       ? "not an FP16 value"
                             : spec.scale_type == quant::ScaleType::kPow2 && !pow2_or_zero(s)    ? "not a power of two"
+                            : !quant::scale_representable(s, spec.scale_type)                  ? "not a value of its scale type"
                                                                                                   : nullptr;
         if (fault) {
           e.push_back(fmt::format("{}: scale {} = {} is {} (scale type {})", scales_name, i, s, fault,

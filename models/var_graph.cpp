@@ -68,6 +68,7 @@ std::int64_t scale_bytes(quant::ScaleType t) {
     case quant::ScaleType::kFp32: return 4;
     case quant::ScaleType::kFp16: return 2;
     case quant::ScaleType::kPow2: return 1;
+    case quant::ScaleType::kE4m3: return 1;
   }
   return 4;
 }

@@ -258,7 +258,9 @@ float scale_from_absmax_fast(float absmax, double qmax, ScaleType type) {
   if (!(absmax > 0.0f)) return 0.0f;  // zero (or NaN-only) block
   const double a = static_cast<double>(absmax);
   switch (type) {
-    case ScaleType::kFp32: return scale_from_absmax(absmax, qmax, type);  // already one division and a conversion
+    case ScaleType::kFp32:  // already one division and a conversion
+    case ScaleType::kE4m3:  // one division and one nearbyint (tensor_quant.cpp)
+      return scale_from_absmax(absmax, qmax, type);
     case ScaleType::kFp16: {
       const double q = a / qmax;  // correctly rounded; RNE to FP16 from it is correct (tensor_quant.hpp)
       // Anything >= 65504 (the FP16 maximum) rounds to 65504 or overflows to inf, which the contract clamps to

@@ -509,6 +509,31 @@ Recipe litevar_w4a4() {
   return r;
 }
 
+// The block-scaled formats the industry is standardizing, as plain weight-and-activation recipes on all four GEMMs
+// (no rotation, DFQ or calibration), KV cache unquantized: each element format and block as published, elements
+// rounded to nearest even and saturated.
+Recipe mxfp4() {
+  const OperandRecipe op = operand("e2m1", Granularity::kGroup, ScaleType::kPow2, Rounding::kNearestEven, 32);
+  return uniform("mxfp4",
+                 "MXFP4 (OCP Microscaling Formats (MX) Specification v1.0, 2023, section 5.3 and 6.3): E2M1 elements "
+                 "in blocks of 32 consecutive values along K with one shared E8M0 scale X = 2^(floor(log2 amax) - "
+                 "emax_elem), emax_elem = 2 for E2M1 (quant/tensor_quant.hpp kPow2); elements rounded to nearest "
+                 "even, clamped to +-6; on the weights and activations of qkv, proj, fc1 and fc2",
+                 op, op);
+}
+
+Recipe nvfp4() {
+  const OperandRecipe op = operand("e2m1", Granularity::kGroup, ScaleType::kE4m3, Rounding::kNearestEven, 16);
+  return uniform("nvfp4",
+                 "NVFP4 (NVIDIA Blackwell; NVIDIA Technical Blog 'Introducing NVFP4 for Efficient and Accurate "
+                 "Low-Precision Inference', 2025): E2M1 elements in blocks of 16 consecutive values along K with one "
+                 "E4M3 scale RNE(amax / 6) per block (quant/tensor_quant.hpp kE4m3: saturated at 448, at least 2^-9); "
+                 "elements rounded to nearest even, clamped to +-6; on the weights and activations of qkv, proj, fc1 "
+                 "and fc2. Single-level: NVIDIA's second, per-tensor FP32 scale (which moves the block scales into "
+                 "E4M3's range) is not modelled",
+                 op, op);
+}
+
 struct PresetEntry {
   std::string_view name;
   Recipe (*make)();
@@ -527,6 +552,8 @@ const std::vector<PresetEntry>& preset_table() {
       {"quarot-w4a4", quarot_w4a4},
       {"mixedformat-w4a4", mixedformat_w4a4},
       {"litevar-w4a4", litevar_w4a4},
+      {"mxfp4", mxfp4},
+      {"nvfp4", nvfp4},
   };
   return kTable;
 }

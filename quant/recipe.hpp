@@ -147,8 +147,9 @@ inline constexpr std::uintmax_t kMaxRecipeBytes = 1u << 20;
 // Parses recipe text (the checks of load_recipe except the size); `source` names it in errors.
 [[nodiscard]] Recipe parse_recipe(std::string_view text, std::string_view source);
 
-// Presets: fpqvar-w4a4, fpqvar-w6a6, fpqvar-w4a4-kv6, fp4-baseline, int4-rtn, int6-rtn, int8-rtn, and the ablation
-// baselines (smoothquant-w4a4, quarot-w4a4, mixedformat-w4a4, litevar-w4a4).
+// Presets: fpqvar-w4a4, fpqvar-w6a6, fpqvar-w4a4-kv6, fp4-baseline, int4-rtn, int6-rtn, int8-rtn, the ablation
+// baselines (smoothquant-w4a4, quarot-w4a4, mixedformat-w4a4, litevar-w4a4), and the block-scaled industry formats
+// mxfp4 (E2M1, groups of 32, E8M0 scales) and nvfp4 (E2M1, groups of 16, E4M3 scales).
 [[nodiscard]] std::vector<std::string> preset_names();
 [[nodiscard]] Recipe preset(std::string_view name);  // RecipeError listing the presets for an unknown name
 // A preset name, or else a path to a JSON file.

@@ -162,6 +162,7 @@ std::string_view to_string(ScaleType t) {
     case ScaleType::kFp32: return "fp32";
     case ScaleType::kFp16: return "fp16";
     case ScaleType::kPow2: return "pow2";
+    case ScaleType::kE4m3: return "e4m3";
   }
   return "?";
 }
@@ -176,9 +177,30 @@ Granularity parse_granularity(std::string_view s) {
 
 ScaleType parse_scale_type(std::string_view s) {
   if (s == "e8m0") return ScaleType::kPow2;
-  for (auto t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+  for (auto t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3})
     if (to_string(t) == s) return t;
-  throw std::invalid_argument(fmt::format("unknown scale type '{}' (known: fp32, fp16, pow2)", printable(s, 40)));
+  throw std::invalid_argument(fmt::format("unknown scale type '{}' (known: fp32, fp16, pow2 (e8m0), e4m3)", printable(s, 40)));
+}
+
+bool scale_representable(float s, ScaleType type) {
+  if (!(std::isfinite(s) && s >= 0.0f)) return false;
+  if (s == 0.0f) return true;
+  switch (type) {
+    case ScaleType::kFp32: return true;
+    case ScaleType::kFp16: return static_cast<float>(round_to_half(static_cast<double>(s))) == s;
+    case ScaleType::kPow2: {
+      int e = 0;
+      return std::frexp(s, &e) == 0.5f;
+    }
+    case ScaleType::kE4m3: {
+      // 4 significant bits at exponent max(floor(log2 s), -6): s / 2^(e - 3) is an integer.
+      if (s > 448.0f || s < 0x1p-9f) return false;
+      const int e = std::max(std::ilogb(s), -6);
+      const float m = std::ldexp(s, 3 - e);
+      return m == std::floor(m);
+    }
+  }
+  return false;
 }
 
 std::vector<std::string> QuantSpec::validate(std::int64_t cols) const {
@@ -236,6 +258,17 @@ float scale_from_absmax(float absmax, double qmax, ScaleType type) {
       const int emax = std::ilogb(qmax);
       const int e = std::isinf(a) ? 127 : std::ilogb(a) - emax;
       return std::ldexp(1.0f, std::clamp(e, -127, 127));
+    }
+    case ScaleType::kE4m3: {
+      // RNE onto 4 significant bits at exponent e = max(floor(log2 q), -6) (subnormals below 2^-6): q / 2^(e-3) is
+      // exact (a power-of-two division of a double), nearbyint rounds it half to even in the default mode.
+      // q = 6.5 / 6 = 1.0833..: e = 0, q * 8 = 8.67 -> 9 -> 1.125.
+      const double q = a / qmax;
+      if (!(q < 448.0)) return 448.0f;  // inf and everything from the largest finite up
+      const int e = std::max(std::ilogb(q), -6);
+      const double r = std::ldexp(std::nearbyint(std::ldexp(q, 3 - e)), e - 3);
+      if (r > 448.0) return 448.0f;
+      return r > 0.0 ? static_cast<float>(r) : 0x1p-9f;
     }
   }
   return 0.0f;

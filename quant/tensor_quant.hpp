@@ -7,6 +7,13 @@
 //   kFp16   s = RNE_fp16(absmax / qmax), likewise (53 >= 2*11 + 2);
 //   kPow2   s = 2^(floor(log2 absmax) - emax), emax = floor(log2 qmax) (OCP MX e8m0 scaling; values past qmax*s
 //             saturate or overflow by the encode policy);
+//   kE4m3   s = RNE_e4m3(absmax / qmax) onto OCP E4M3 ('fn': 3 fraction bits, normal exponents -6..8, subnormal
+//             quantum 2^-9, largest finite 448), NVFP4's block scale; computed from the correctly rounded double
+//             quotient, whose rounding to 4 significant bits is correct (53 >= 2*4 + 2). A quotient above 448
+//             saturates to 448 (NVIDIA's satfinite conversion), one that rounds to 0 gets 2^-9. Example, e2m1
+//             (qmax 6): absmax 6.5 -> 1.0833.. -> 1.125 (1.001b); absmax 6.375 -> 1.0625, the tie between 1.000b and
+//             1.001b -> 1.0 (even); absmax 3000 -> 500 -> 448. Single level: NVFP4's second, per-tensor FP32 scale
+//             (which keeps block scales inside E4M3's range) is not part of this type;
 // where qmax = the format's max_value(). absmax = 0 gives s = 0 and all-zero codes. A non-zero absmax whose scale
 // underflows gets the smallest positive scale of the type; one that overflows gets the largest finite.
 // DFQ (kDual) formats keep two scales per block: s_neg from the absmax of the elements whose sign bit is set and
@@ -29,12 +36,15 @@ namespace fpqvar::quant {
 // of an activation X[tokens][in]. kColumn gives each column (input channel) its own scale. kGroup splits each row
 // into blocks of group_size consecutive elements along K.
 enum class Granularity : std::uint8_t { kTensor, kChannel, kToken, kColumn, kGroup };
-enum class ScaleType : std::uint8_t { kFp32, kFp16, kPow2 };
+enum class ScaleType : std::uint8_t { kFp32, kFp16, kPow2, kE4m3 };
 
 [[nodiscard]] std::string_view to_string(Granularity g);
 [[nodiscard]] std::string_view to_string(ScaleType t);
 [[nodiscard]] Granularity parse_granularity(std::string_view s);  // tensor | channel | token | column | group
-[[nodiscard]] ScaleType parse_scale_type(std::string_view s);     // fp32 | fp16 | pow2 (alias e8m0)
+[[nodiscard]] ScaleType parse_scale_type(std::string_view s);     // fp32 | fp16 | pow2 (alias e8m0) | e4m3
+// True when s is a value a scale of this type can take (0 included: an all-zero block): any finite s >= 0 for
+// kFp32, an FP16 value, a power of two, an E4M3 value. Readers of stored scales (quantized models, traces) check it.
+[[nodiscard]] bool scale_representable(float s, ScaleType type);
 
 // MSE clipping search: for each block, try clipped absmax values absmax_k = RNE_fp32(absmax * r_k) with
 // r_k = 1 - k * (1 - min_ratio) / steps, k = 0..steps, and keep the scale whose dequantized block has the least

@@ -12,6 +12,8 @@ packages=(
   libopenblas-dev zlib1g-dev
   libsystemc-dev verilator yosys
   clang-14 libclang-rt-14-dev   # the sanitizer + libFuzzer build (tools/sanitize.sh, tools/fuzz.sh)
+  libsqlite3-dev   # fpqvar sweep's results database
+  slurm-wlm        # fpqvar sweep slurm: sbatch, and the single-node cluster its test starts (brings munge)
 )
 if [[ "${1:-}" != "--no-python" ]]; then
   packages+=(python3 python3-numpy python3-torch python3-matplotlib)

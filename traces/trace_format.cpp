@@ -403,6 +403,7 @@ std::string check_scales(quant::ScaleType type, std::span<const float> scales) {
     const char* fault = !(std::isfinite(s) && s >= 0.0f)                             ? "not finite and >= 0"
                         : type == quant::ScaleType::kFp16 && !fp16_exact(s)        ? "not an FP16 value"
                         : type == quant::ScaleType::kPow2 && !pow2_or_zero(s)      ? "not a power of two or 0"
+                        : !quant::scale_representable(s, type)                     ? "not a value of its scale type"
                                                                                    : nullptr;
     if (fault)
       return fmt::format("scale {} = {} (0x{:08x}) is {} (scale type {})", i, s, std::bit_cast<std::uint32_t>(s), fault,

@@ -113,7 +113,7 @@ TEST_P(FastQuantRandom, BitIdenticalToReference) {
     const int block = layout.g == Granularity::kGroup ? layout.group : layout.g == Granularity::kTensor ? 64 : 384;
     for (Rounding r : {Rounding::kNearestEven, Rounding::kNearestTiesUp, Rounding::kTowardZero, Rounding::kStochastic})
       for (Overflow o : {Overflow::kSaturate, Overflow::kInf, Overflow::kNan})
-        for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+        for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3}) {
           const std::vector<float> x = stress_tensor(f, kRows, kCols, block, seed++);
           QuantSpec spec;
           spec.format = f;
@@ -214,7 +214,7 @@ TEST(FastQuant, ScaleFromAbsmaxMatchesReference) {
       values.push_back(std::nextafter(mid, 0.0f));
       values.push_back(std::nextafter(mid, kInf));
     }
-    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3})
       for (float a : values) {
         const float ref = scale_from_absmax(a, qmax, t), fast = detail::scale_from_absmax_fast(a, qmax, t);
         ASSERT_EQ(std::bit_cast<std::uint32_t>(ref), std::bit_cast<std::uint32_t>(fast))

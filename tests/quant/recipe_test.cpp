@@ -43,10 +43,11 @@ std::string parse_error(const std::string& text, const std::string& source = "te
 // ---------------------------------------------------------------------------------------------------------------
 // Presets
 
-TEST(RecipePresets, AllElevenExistAndValidate) {
+TEST(RecipePresets, AllThirteenExistAndValidate) {
   const std::vector<std::string> expected = {"fpqvar-w4a4",   "fpqvar-w6a6",      "fpqvar-w4a4-kv6", "fp4-baseline",
                                              "int4-rtn",      "int6-rtn",         "int8-rtn",        "smoothquant-w4a4",
-                                             "quarot-w4a4",   "mixedformat-w4a4", "litevar-w4a4"};
+                                             "quarot-w4a4",   "mixedformat-w4a4", "litevar-w4a4",    "mxfp4",
+                                             "nvfp4"};
   EXPECT_EQ(preset_names(), expected);
   for (const std::string& name : preset_names()) {
     SCOPED_TRACE(name);
@@ -58,6 +59,38 @@ TEST(RecipePresets, AllElevenExistAndValidate) {
     // of 128 divides K (1024 = 8*128, 1920 = 15*128, 4096 = 32*128, 7680 = 60*128).
     EXPECT_TRUE(validate_shapes(r, 1024, 4096, 64).empty());
     EXPECT_TRUE(validate_shapes(r, 1920, 7680, 64).empty());
+  }
+}
+
+// The block-scaled formats against their specifications: MXFP4 (OCP MX v1.0: E2M1, k = 32, E8M0 shared scale) and
+// NVFP4 (NVIDIA: E2M1, blocks of 16, E4M3 scale), elements RNE, on every GEMM's weight and activation, nothing else.
+TEST(RecipePresets, BlockScaledFormatsMatchTheirSpecifications) {
+  using quant::Rotation;
+  for (const auto& [name, group, scale] : {std::tuple{"mxfp4", 32, ScaleType::kPow2}, std::tuple{"nvfp4", 16, ScaleType::kE4m3}}) {
+    SCOPED_TRACE(name);
+    const Recipe r = preset(name);
+    for (LayerKind k : kLayerKinds) {
+      const LayerRecipe& l = r.layer(k);
+      for (const OperandRecipe* op : {&l.weight, &l.act}) {
+        EXPECT_FALSE(op->fp16);
+        EXPECT_EQ(op->spec.format.name, "e2m1");
+        EXPECT_EQ(op->spec.granularity, Granularity::kGroup);
+        EXPECT_EQ(op->spec.group_size, group);
+        EXPECT_EQ(op->spec.scale_type, scale);
+        EXPECT_EQ(op->spec.mode.rounding, Rounding::kNearestEven);
+        EXPECT_EQ(op->spec.mode.overflow, Overflow::kSaturate);
+      }
+      EXPECT_EQ(l.rotation, Rotation::kNone);
+      EXPECT_FALSE(l.galt);
+      EXPECT_FALSE(l.smoothquant_alpha);
+      EXPECT_TRUE(l.format_search.empty());
+    }
+    EXPECT_FALSE(r.kv_cache);
+    EXPECT_FALSE(r.needs_calibration());
+    // The JSON form names the scale type, and reads back.
+    const nlohmann::json j = recipe_to_json(r);
+    EXPECT_EQ(j["layers"]["fc2"]["act"]["scale"], scale == ScaleType::kPow2 ? "pow2" : "e4m3");
+    EXPECT_EQ(recipe_from_json(j, "roundtrip"), r);
   }
 }
 

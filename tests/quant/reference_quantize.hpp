@@ -58,6 +58,15 @@ inline float reference_scale(float absmax, const mpq_class& qmax, ScaleType type
       const int e = orc::floor_log2(exact(absmax).magnitude) - orc::floor_log2(qmax);
       return static_cast<float>(orc::exact_double(orc::pow2(std::clamp(e, -127, 127))));
     }
+    case ScaleType::kE4m3: {
+      // OCP E4M3 ('fn'): 3 fraction bits, minimum normal exponent -6, largest finite 448 = 1.75 * 2^8; the exact
+      // quotient rounded once, saturated at 448, an underflow to 0 taken up to the smallest subnormal 2^-9.
+      if (std::isinf(absmax)) return 448.0f;
+      const mpq_class r = orc::round_binary_rne(exact(absmax).magnitude / qmax, 3, -6);
+      if (r == 0) return 0x1p-9f;
+      if (r > 448) return 448.0f;
+      return static_cast<float>(orc::exact_double(r));
+    }
   }
   return 0.0f;
 }

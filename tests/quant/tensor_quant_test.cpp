@@ -119,7 +119,7 @@ TEST(TensorQuant, ScaleFromAbsmaxMatchesExactRounding) {
     const orc::OracleFormat o(format_by_name(name));
     const mpq_class qmax = o.side(1).grid[static_cast<std::size_t>(o.side(1).max_index)];
     const double qmax_d = orc::exact_double(qmax);
-    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3}) {
       for (float a : absmax) {
         const float got = scale_from_absmax(a, qmax_d, t), want = reference_scale(a, qmax, t);
         if (!same_float(got, want) && bad++ < 10)
@@ -135,7 +135,7 @@ TEST(TensorQuant, EveryGranularityScaleTypeAndRounding) {
   const std::int64_t rows = 6, cols = 64;
   const std::vector<float> x = make_data(rows, cols, 1);
   for (const char* fmt_name : kFormats) {
-    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3}) {
       for (Rounding r : {Rounding::kNearestEven, Rounding::kNearestTiesUp, Rounding::kTowardZero, Rounding::kStochastic}) {
         for (Granularity g : {Granularity::kTensor, Granularity::kChannel, Granularity::kToken, Granularity::kColumn}) {
           check(x, rows, cols, spec_of(fmt_name, g, 0, t, r),
@@ -164,7 +164,7 @@ TEST(TensorQuant, ClipSearchPicksTheLeastExactError) {
   const std::int64_t rows = 4, cols = 64;
   const std::vector<float> x = make_data(rows, cols, 3);
   for (const char* fmt_name : {"e2m1", "int4", "dfq-e1m2-e2m1", "e2m3"}) {
-    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3}) {
       for (int steps : {1, 7, 20}) {
         QuantSpec s = spec_of(fmt_name, Granularity::kGroup, 16, t, Rounding::kNearestEven);
         s.clip = {true, steps, 0.5};
@@ -214,7 +214,7 @@ TEST(TensorQuant, AllZeroGroupGivesZeroScaleAndZeroCodes) {
   std::vector<float> x(12, 0.0f);
   for (int i = 4; i < 8; ++i) x[static_cast<std::size_t>(i)] = -0.0f;
   x[9] = -0.0f;
-  for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2}) {
+  for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3}) {
     const QuantizedTensor q = quantize(x, 1, 12, spec_of("e2m1", Granularity::kGroup, 4, t, Rounding::kNearestEven));
     for (float s : q.scales) EXPECT_EQ(std::bit_cast<std::uint32_t>(s), 0u);
     for (int i = 0; i < 12; ++i) EXPECT_EQ(q.codes[static_cast<std::size_t>(i)], std::signbit(x[static_cast<std::size_t>(i)]) ? 0b1000 : 0) << i;
@@ -236,7 +236,7 @@ TEST(TensorQuant, NanAndInfElements) {
   for (int i = 8; i < 12; ++i) x[static_cast<std::size_t>(i)] = nan;  // group 2: NaN only -> absmax 0 -> s = 0
   x[17] = inf;                       // row 1 group 0: +inf
   for (const char* fmt_name : {"e2m1", "e4m3", "e5m2", "e4m3fnuz", "int4", "dfq-e1m2-e2m1"})
-    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3})
       for (Overflow o : {Overflow::kSaturate, Overflow::kInf, Overflow::kNan})
         check(x, 2, 16, spec_of(fmt_name, Granularity::kGroup, 4, t, Rounding::kNearestEven, o),
               fmt::format("{} nan/inf {} {}", fmt_name, to_string(t), to_string(o)));
@@ -246,13 +246,60 @@ TEST(TensorQuant, ExtremeAbsmaxClampsTheScale) {
   // absmax = FLT_MAX: FP32 scale FLT_MAX / 6 is fine, FP16 overflows -> 65504; absmax = denorm_min: FP32 / 6
   // underflows -> denorm_min, FP16 -> 2^-24, pow2 2^(-149 - 2) clamps to 2^-127.
   std::vector<float> x{kFltMax, 1.0f, -2.0f, 3.0f, std::numeric_limits<float>::denorm_min(), 0.0f, -0.0f, 0.0f};
-  for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2})
+  for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3})
     for (const char* fmt_name : {"e2m1", "e4m3", "dfq-e1m2-e2m1"})
       check(x, 1, 8, spec_of(fmt_name, Granularity::kGroup, 4, t, Rounding::kNearestEven),
             fmt::format("{} extreme {}", fmt_name, to_string(t)));
   EXPECT_EQ(scale_from_absmax(std::numeric_limits<float>::denorm_min(), 6.0, ScaleType::kFp16), 0x1p-24f);
   EXPECT_EQ(scale_from_absmax(std::numeric_limits<float>::denorm_min(), 6.0, ScaleType::kPow2), 0x1p-127f);
   EXPECT_EQ(scale_from_absmax(kFltMax, 6.0, ScaleType::kFp16), 65504.0f);
+}
+
+// E4M3 block scales (NVFP4), worked by hand for e2m1 (qmax 6): q = absmax / 6 onto 1.fff * 2^e, e >= -6.
+TEST(TensorQuant, E4m3ScaleHandWorked) {
+  const struct {
+    float absmax, scale;
+    const char* why;
+  } cases[] = {
+      {6.0f, 1.0f, "q = 1 exactly"},
+      {6.5f, 1.125f, "q = 1.0833: nearer 1.125 (1.001b) than 1.0"},
+      {6.375f, 1.0f, "q = 1.0625: the tie between 1.000b and 1.001b goes to the even 1.000b"},
+      {7.125f, 1.25f, "q = 1.1875: the tie between 1.001b and 1.010b goes to the even 1.010b"},
+      {2688.0f, 448.0f, "q = 448 = 1.110b * 2^8, the largest finite"},
+      {2784.0f, 448.0f, "q = 464: the tie between 448 (1.110b) and 480 (1.111b, past the format) -> 448"},
+      {2820.0f, 448.0f, "q = 470 rounds to 480: saturated to 448"},
+      {3000.0f, 448.0f, "q = 500: saturated"},
+      {6.0f * 0x1p-6f, 0x1p-6f, "q = 2^-6, the smallest normal"},
+      {6.0f * 3.0f * 0x1p-10f, 0x1p-8f, "q = 1.5 * 2^-9 (subnormal quantum 2^-9): tie, even -> 2 quanta = 2^-8"},
+      {6.0f * 0x1p-11f, 0x1p-9f, "q = 2^-11 rounds to 0: the smallest subnormal instead"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(scale_from_absmax(c.absmax, 6.0, ScaleType::kE4m3), c.scale) << c.why;
+  EXPECT_EQ(scale_from_absmax(std::numeric_limits<float>::infinity(), 6.0, ScaleType::kE4m3), 448.0f);
+  EXPECT_EQ(parse_scale_type("e4m3"), ScaleType::kE4m3);
+  EXPECT_EQ(to_string(ScaleType::kE4m3), "e4m3");
+}
+
+// scale_representable against each type's grid, worked by hand.
+TEST(TensorQuant, ScaleRepresentable) {
+  EXPECT_TRUE(scale_representable(0.0f, ScaleType::kE4m3));
+  EXPECT_TRUE(scale_representable(448.0f, ScaleType::kE4m3));
+  EXPECT_FALSE(scale_representable(480.0f, ScaleType::kE4m3));   // past the largest finite
+  EXPECT_TRUE(scale_representable(1.875f, ScaleType::kE4m3));     // 1.111b
+  EXPECT_FALSE(scale_representable(1.9375f, ScaleType::kE4m3));   // 1.1111b: a fourth fraction bit
+  EXPECT_TRUE(scale_representable(0x1p-9f, ScaleType::kE4m3));    // the smallest subnormal
+  EXPECT_TRUE(scale_representable(7 * 0x1p-9f, ScaleType::kE4m3));  // 0.111b * 2^-6
+  EXPECT_FALSE(scale_representable(0x1p-10f, ScaleType::kE4m3));  // below the subnormal quantum
+  EXPECT_FALSE(scale_representable(-1.0f, ScaleType::kE4m3));
+  EXPECT_TRUE(scale_representable(0x1p-127f, ScaleType::kPow2));
+  EXPECT_FALSE(scale_representable(3.0f, ScaleType::kPow2));
+  EXPECT_TRUE(scale_representable(65504.0f, ScaleType::kFp16));
+  EXPECT_FALSE(scale_representable(1.0f + 0x1p-11f, ScaleType::kFp16));
+  EXPECT_TRUE(scale_representable(1.0f + 0x1p-23f, ScaleType::kFp32));
+  EXPECT_FALSE(scale_representable(std::numeric_limits<float>::infinity(), ScaleType::kFp32));
+  // Every scale_from_absmax result is representable in its type (a stride over FP32 absmax values).
+  for (std::uint32_t b = 1; b < 0x7f800000u; b += 65537)
+    for (ScaleType t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3})
+      ASSERT_TRUE(scale_representable(scale_from_absmax(std::bit_cast<float>(b), 6.0, t), t)) << b;
 }
 
 TEST(TensorQuant, BadSpecsThrow) {

@@ -126,7 +126,7 @@ void check_groups_against_reference(const std::vector<float>& x, std::int64_t ro
 
 TEST(UnitContractQuantizer, GroupsMatchTheReferenceQuantizer) {
   const char* const formats[] = {"e2m1", "e2m3", "e3m2", "e4m3", "int4", "int8", "dfq-e1m2-e2m1", "dfq-int6-e2m3"};
-  const q::ScaleType types[] = {q::ScaleType::kFp16, q::ScaleType::kFp32, q::ScaleType::kPow2};
+  const q::ScaleType types[] = {q::ScaleType::kFp16, q::ScaleType::kFp32, q::ScaleType::kPow2, q::ScaleType::kE4m3};
   const q::Rounding roundings[] = {q::Rounding::kNearestEven, q::Rounding::kStochastic};
   std::uint64_t seed = 1;
   for (const char* f : formats)

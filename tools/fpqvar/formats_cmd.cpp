@@ -277,6 +277,7 @@ void cmd_compare(const CompareOptions& o) {
       {"FP4 E2M1 group-128 (FPQVAR W4A4)", "e2m1", G::kGroup, 128, S::kFp16, R::kNearestEven, false},
       {"FP4 E2M1 group-128 ties-up (ref.)", "e2m1", G::kGroup, 128, S::kFp16, R::kNearestTiesUp, false},
       {"MXFP4 E2M1 group-32 pow2 scale", "e2m1", G::kGroup, 32, S::kPow2, R::kNearestEven, false},
+      {"NVFP4 E2M1 group-16 e4m3 scale", "e2m1", G::kGroup, 16, S::kE4m3, R::kNearestEven, false},
       {"FP6 E2M3 per-token (FPQVAR W6A6)", "e2m3", G::kToken, 0, S::kFp16, R::kNearestEven, false},
       {"INT8 per-token", "int8", G::kToken, 0, S::kFp32, R::kNearestEven, false},
       {"GELU out: E2M1 group-128", "e2m1", G::kGroup, 128, S::kFp16, R::kNearestEven, true},
@@ -363,7 +364,7 @@ void register_formats(CLI::App& app) {
   quantize->add_option("--group", o->group, "Absmax scaling per group of G values along each row");
   quantize->add_option("--granularity", o->granularity, "tensor | channel | token | column | group (default tensor)");
   quantize->add_option("--cols", o->cols, "Row length K (default: the whole file is one row)");
-  quantize->add_option("--scale-type", o->scale_type, "fp32 | fp16 | pow2")->capture_default_str();
+  quantize->add_option("--scale-type", o->scale_type, "fp32 | fp16 | pow2 (e8m0) | e4m3")->capture_default_str();
   quantize->add_option("--seed", o->seed, "Seed of stochastic rounding")->capture_default_str();
   quantize->add_flag("--clip-search", o->clip, "Search a clipped absmax per block minimising the MSE");
   quantize->callback([o] { cmd_quantize(*o); });
