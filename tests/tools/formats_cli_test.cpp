@@ -210,7 +210,9 @@ TEST(FormatsCli, CompareWritesEveryConfigurationWithItsStorageCost) {
     bits[row.at("configuration").get<std::string>()] = row.at("bits_per_element").get<double>();
     EXPECT_TRUE(std::isfinite(row.at("sqnr_db").get<double>()));
   }
-  EXPECT_EQ(bits.size(), 12U);
+  EXPECT_EQ(bits.size(), 13U);
+  // NVFP4: 4-bit codes plus one 8-bit E4M3 scale per 16 values = 4 + 8 / 16 bits.
+  EXPECT_DOUBLE_EQ(bits.at("NVFP4 E2M1 group-16 e4m3 scale"), 4.5);
   EXPECT_DOUBLE_EQ(bits.at("FP4 E2M1 group-128 (FPQVAR W4A4)"), 4.125);
   EXPECT_DOUBLE_EQ(bits.at("INT4 per-token (LiteVAR-style)"), 4.125);
   EXPECT_DOUBLE_EQ(bits.at("MXFP4 E2M1 group-32 pow2 scale"), 4.25);
