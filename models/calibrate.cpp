@@ -378,7 +378,8 @@ CalibrationResult calibrate(const VarConfig& config, const TensorFile& weights, 
   Tokens tokens;
   std::size_t layers_started = 0;
   for (std::size_t pass = 0; pass < plan.passes.size(); ++pass) {
-    const auto [b0, b1] = plan.passes[pass];
+    // Plain variables, not a structured binding: lambdas below capture them (clang 14 cannot capture bindings).
+    const int b0 = plan.passes[pass].first, b1 = plan.passes[pass].second;
     const auto t_pass = Clock::now();
     const auto image_done = [&](int im, int images, int label, double seconds) {
       eta.image_done(seconds);
@@ -393,7 +394,8 @@ CalibrationResult calibrate(const VarConfig& config, const TensorFile& weights, 
                 b1 - 1, seconds_since(t_pass));
     for (auto it = problems.begin(); it != problems.end(); it = problems.erase(it)) {
       const auto& [key, problem] = *it;
-      const auto [block, kind] = key;
+      const int block = key.first;
+      const quant::LayerKind kind = key.second;
       const auto pl_it = std::find_if(plan.layers.begin(), plan.layers.end(), [&](const CalibrationPlan::Layer& l) {
         return l.block == block && l.kind == kind;
       });

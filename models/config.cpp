@@ -4,10 +4,14 @@
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
+
+#include "quant/json_text.hpp"
+#include "quant/printable.hpp"
 
 namespace fpqvar::models {
 
@@ -51,6 +55,10 @@ int VarConfig::phi_index(int si) const {
 
 std::vector<std::string> VarConfig::validate() const {
   std::vector<std::string> errors;
+  // The name goes into reports, file metadata and messages: one line of printable text (quant/printable.hpp).
+  if (name.size() > 128 || name.find('\n') != std::string::npos || !quant::is_printable_message(name))
+    errors.push_back(fmt::format("name \"{}\" is not one line of at most 128 printable characters",
+                                 quant::printable(name, 64)));
   if (depth < 1) errors.push_back(fmt::format("depth must be >= 1 (got {})", depth));
   if (embed_dim < 1) errors.push_back(fmt::format("embed_dim must be >= 1 (got {})", embed_dim));
   if (num_heads < 1 || (embed_dim >= 1 && embed_dim % num_heads != 0))
@@ -74,6 +82,28 @@ std::vector<std::string> VarConfig::validate() const {
   if (vae.num_res_blocks < 1) errors.push_back("vae.num_res_blocks must be >= 1");
   if (vae.share_quant_resi < 1)
     errors.push_back("vae.share_quant_resi must be >= 1 (the non-shared layout 0 is not supported)");
+  // Sizes every count derived from a config fits in an int: the tokens (sum of pn^2 <= 64 * 4096^2 < 2^31), the
+  // image side (4096 * 2^7), the FFN width (2^16 * 64), the VQ-VAE's widths; the official models are far inside
+  // (d36: C 2304, pn up to 32, ch 160 x 4).
+  const auto at_most = [&](std::int64_t v, std::int64_t limit, std::string_view what) {
+    if (v > limit) errors.push_back(fmt::format("{} {} exceeds {}", what, v, limit));
+  };
+  at_most(depth, 1024, "depth");
+  at_most(embed_dim, 1 << 16, "embed_dim");
+  if (!(mlp_ratio <= 64.0)) errors.push_back(fmt::format("mlp_ratio {} exceeds 64", mlp_ratio));
+  at_most(num_classes, 1 << 24, "num_classes");
+  at_most(static_cast<std::int64_t>(patch_nums.size()), 64, "scale count");
+  for (int pn : patch_nums) at_most(pn, 4096, "patch_nums value");
+  at_most(vae.vocab_size, 1 << 24, "vae.vocab_size");
+  at_most(vae.z_channels, 1 << 16, "vae.z_channels");
+  at_most(vae.ch, 1 << 16, "vae.ch");
+  at_most(static_cast<std::int64_t>(vae.ch_mult.size()), 8, "vae.ch_mult level count");
+  for (int m : vae.ch_mult) at_most(m, 64, "vae.ch_mult value");
+  at_most(vae.num_res_blocks, 64, "vae.num_res_blocks");
+  at_most(vae.share_quant_resi, 64, "vae.share_quant_resi");
+  if (!(std::isfinite(norm_eps) && std::isfinite(vae.group_norm_eps) && vae.group_norm_eps > 0.0 &&
+        std::isfinite(vae.quant_resi)))
+    errors.push_back("norm_eps, vae.group_norm_eps and vae.quant_resi must be finite (and the eps > 0)");
   return errors;
 }
 
@@ -119,13 +149,14 @@ void exact_keys(const json& j, const std::string& where, std::initializer_list<s
   if (!j.is_object()) bad(where, fmt::format("expected an object, got {}", j.type_name()));
   for (const auto& [k, v] : j.items())
     if (std::find(keys.begin(), keys.end(), k) == keys.end())
-      bad(where.empty() ? k : where + "." + k, fmt::format("unknown key (known: {})", fmt::join(keys, ", ")));
+      bad(where.empty() ? quant::printable(k, 64) : where + "." + quant::printable(k, 64),
+          fmt::format("unknown key (known: {})", fmt::join(keys, ", ")));
   for (std::string_view k : keys)
     if (!j.contains(k)) bad(where.empty() ? std::string(k) : where + "." + std::string(k), "missing");
 }
 
 int get_int(const json& j, const std::string& key) {
-  if (!j.is_number_integer()) bad(key, fmt::format("expected an integer, got {}", j.dump()));
+  if (!j.is_number_integer()) bad(key, fmt::format("expected an integer, got {}", quant::json_excerpt(j)));
   const auto v = j.get<std::int64_t>();
   if (j.is_number_unsigned() && j.get<std::uint64_t>() > 0x7fffffffu) bad(key, "out of range");
   if (v < -0x7fffffff - 1 || v > 0x7fffffff) bad(key, "out of range");
@@ -133,12 +164,12 @@ int get_int(const json& j, const std::string& key) {
 }
 
 double get_double(const json& j, const std::string& key) {
-  if (!j.is_number()) bad(key, fmt::format("expected a number, got {}", j.dump()));
+  if (!j.is_number()) bad(key, fmt::format("expected a number, got {}", quant::json_excerpt(j)));
   return j.get<double>();
 }
 
 bool get_bool(const json& j, const std::string& key) {
-  if (!j.is_boolean()) bad(key, fmt::format("expected true or false, got {}", j.dump()));
+  if (!j.is_boolean()) bad(key, fmt::format("expected true or false, got {}", quant::json_excerpt(j)));
   return j.get<bool>();
 }
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "models/fp32_backend.hpp"  // layer_prefix
@@ -27,7 +28,13 @@ constexpr float kKernelStartDistance = 102400.0F;
 // CPU has it (the same rounding, one instruction), else quant::round_to_half. Only NaN payloads could differ, and
 // NaN never reaches an output here (the kernel maps it to 0).
 bool has_f16c() {
-  static const bool has = (__builtin_cpu_init(), __builtin_cpu_supports("avx") != 0 && __builtin_cpu_supports("f16c") != 0);
+  // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c"; "avx" also checks
+  // that the OS saves the YMM state the instruction uses.
+  static const bool has = [] {
+    __builtin_cpu_init();
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") != 0 && __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+  }();
   return has;
 }
 

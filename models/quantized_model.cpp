@@ -12,16 +12,21 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <cmath>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include <spdlog/spdlog.h>
+
+#include "models/crc32c.hpp"
 #include "models/fp32_ops.hpp"
 #include "models/safetensors.hpp"
 #include "quant/json_text.hpp"
 #include "quant/fast_quant.hpp"
 #include "quant/fp_bits.hpp"
+#include "quant/printable.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -36,6 +41,7 @@ constexpr std::string_view kMetaVersion = "fpqvar.format_version";
 constexpr std::string_view kMetaRecipe = "fpqvar.recipe";
 constexpr std::string_view kMetaConfig = "fpqvar.config";
 constexpr std::string_view kMetaApplied = "fpqvar.applied";
+constexpr std::string_view kMetaDigests = "fpqvar.crc32c";
 
 // Bounds that keep every size product below 2^62 (the largest official model: d36, C 2304, FFN 9216).
 constexpr int kMaxDepth = 1024;
@@ -213,6 +219,46 @@ void validate_layer(const QuantizedModel& m, int b, LayerKind k, std::vector<std
 // ---------------------------------------------------------------------------------------------------------------
 // Loading.
 
+// The fpqvar.crc32c metadata: {"tensor name": "8 lowercase hex digits", ...}, one entry per tensor of the file.
+std::string crc_hex(std::uint32_t crc) { return fmt::format("{:08x}", crc); }
+
+std::map<std::string, std::uint32_t> parse_digest_table(const std::filesystem::path& path, const std::string& text) {
+  const auto fail = [&](const std::string& what) {
+    return QuantizedModelError(fmt::format("{}: metadata {}: {}", path.string(), kMetaDigests, what));
+  };
+  json j;
+  try {
+    j = quant::parse_guarded_json(text, quant::JsonTextLimits{2, true});
+  } catch (const quant::JsonTextError& e) {
+    throw fail(e.what());
+  }
+  if (!j.is_object()) throw fail(fmt::format("a JSON {}, expected an object of tensor name -> CRC-32C", j.type_name()));
+  std::map<std::string, std::uint32_t> table;
+  for (const auto& [name, v] : j.items()) {
+    const std::string* hex = v.is_string() ? v.get_ptr<const std::string*>() : nullptr;
+    std::uint32_t crc = 0;
+    const bool ok = hex != nullptr && hex->size() == 8 &&
+                    std::all_of(hex->begin(), hex->end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }) &&
+                    std::from_chars(hex->data(), hex->data() + 8, crc, 16).ec == std::errc{};
+    if (!ok) throw fail(fmt::format("\"{}\": expected 8 lowercase hex digits", quant::printable(name)));
+    table.emplace(name, crc);
+  }
+  return table;
+}
+
+// The digest check of one tensor read with its stored CRC-32C.
+void check_digest(const std::filesystem::path& path, const std::map<std::string, std::uint32_t>& table,
+                  const std::string& name, std::uint32_t got) {
+  const auto it = table.find(name);
+  if (it == table.end())
+    throw QuantizedModelError(fmt::format("{}: tensor {}: no content digest in metadata {}", path.string(),
+                                          quant::printable(name), kMetaDigests));
+  if (it->second != got)
+    throw QuantizedModelError(fmt::format("{}: tensor {}: content digest (CRC-32C) {} does not match the recorded {}: "
+                                          "the file is corrupted", path.string(), quant::printable(name), crc_hex(got),
+                                          crc_hex(it->second)));
+}
+
 class Loader {
  public:
   Loader(std::filesystem::path path, TensorFile file) : m_path(std::move(path)), m_file(std::move(file)) {}
@@ -311,10 +357,10 @@ std::vector<std::string> validate(const QuantizedModel& m) {
     for (LayerKind k : quant::kLayerKinds) validate_layer(m, b, k, e);
   for (const auto& [name, t] : m.rest.tensors)
     if (is_layer_tensor_name(name))
-      e.push_back(fmt::format("rest tensor {}: belongs to a quantized layer and is stored with it", name));
+      e.push_back(fmt::format("rest tensor {}: belongs to a quantized layer and is stored with it", quant::printable(name)));
   for (const auto& [key, value] : m.rest.metadata)
     if (key.rfind("fpqvar.", 0) == 0)
-      e.push_back(fmt::format("rest metadata {}: the fpqvar.* keys are written by save_quantized_model", key));
+      e.push_back(fmt::format("rest metadata {}: the fpqvar.* keys are written by save_quantized_model", quant::printable(key)));
   return e;
 }
 
@@ -346,6 +392,9 @@ void save_quantized_model(const std::filesystem::path& path, const QuantizedMode
   f.metadata[std::string(kMetaRecipe)] = quant::recipe_to_json(m.recipe).dump();
   f.metadata[std::string(kMetaConfig)] = var_config_to_json(m.config).dump();
   f.metadata[std::string(kMetaApplied)] = applied.dump();
+  json digests = json::object();
+  for (const auto& [name, t] : f.tensors) digests[name] = crc_hex(stored_crc32c(t));
+  f.metadata[std::string(kMetaDigests)] = digests.dump();
   try {
     write_safetensors(path, f);
   } catch (const SafetensorsError& e) {
@@ -373,10 +422,19 @@ QuantizedModel load_quantized_model(const std::filesystem::path& path) { return 
 std::function<void(int, std::span<const float>, int, std::span<float>)> ada_lin_from_file(
     const std::filesystem::path& path, std::int64_t embed_dim) {
   auto reader = std::make_shared<const SafetensorsReader>(path);
-  return [reader, embed_dim](int block, std::span<const float> cond_silu, int images, std::span<float> ada) {
+  // A quantized model from version 2 on carries the tensors' digests: check these two as they are read.
+  std::shared_ptr<const std::map<std::string, std::uint32_t>> digests;
+  if (const auto it = reader->metadata().find(std::string(kMetaDigests)); it != reader->metadata().end())
+    digests = std::make_shared<const std::map<std::string, std::uint32_t>>(parse_digest_table(path, it->second));
+  return [reader, digests, embed_dim](int block, std::span<const float> cond_silu, int images, std::span<float> ada) {
     const std::int64_t c = embed_dim;
     const std::string p = fmt::format("blocks.{}.ada_lin.1.", block);
-    const Tensor w = reader->read(p + "weight"), b = reader->read(p + "bias");
+    std::uint32_t crc_w = 0, crc_b = 0;
+    const Tensor w = reader->read(p + "weight", &crc_w), b = reader->read(p + "bias", &crc_b);
+    if (digests) {
+      check_digest(reader->path(), *digests, p + "weight", crc_w);
+      check_digest(reader->path(), *digests, p + "bias", crc_b);
+    }
     if (w.dtype != DType::kF32 || w.shape != std::vector<std::int64_t>{6 * c, c} || b.dtype != DType::kF32 ||
         b.shape != std::vector<std::int64_t>{6 * c})
       throw SafetensorsError(fmt::format("{}: {}weight/bias: expected F32 ({}, {}) and ({})", reader->path().string(), p,
@@ -393,20 +451,37 @@ QuantizedModel load_quantized_model(const std::filesystem::path& path, const Qua
   {
     const SafetensorsReader reader(path);
     file.metadata = reader.metadata();
-    for (const std::string& name : reader.names_in_file_order())
-      if (options.block_ada_lin || !is_block_ada_lin(name)) file.tensors.emplace(name, reader.read(name));
+    const Loader meta(path, file);
+    if (meta.meta(kMetaFormat) != kFormatName)
+      meta.fail(fmt::format("metadata {}", kMetaFormat),
+                fmt::format("\"{}\", expected \"{}\"", quant::printable(meta.meta(kMetaFormat), 64), kFormatName));
+    const std::string& version = meta.meta(kMetaVersion);
+    int v = 0;
+    const auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+    if (ec != std::errc{} || end != version.data() + version.size() || v < 1 || v > kQuantizedModelFormatVersion)
+      meta.fail(fmt::format("metadata {}", kMetaVersion),
+                fmt::format("format version \"{}\" is not supported (this build reads 1 to {})",
+                            quant::printable(version, 64), kQuantizedModelFormatVersion));
+    // Version 1 (before content digests) stays readable, unverified; from version 2 every tensor has a digest.
+    std::optional<std::map<std::string, std::uint32_t>> digests;
+    if (v >= 2) {
+      digests = parse_digest_table(path, meta.meta(kMetaDigests));
+      for (const auto& [name, crc] : *digests)
+        if (reader.find(name) == nullptr)
+          meta.fail(fmt::format("metadata {}", kMetaDigests), fmt::format("names a tensor the file does not hold: {}",
+                                                                          quant::printable(name)));
+    } else {
+      spdlog::warn("{}: format version 1 has no content digests; the tensor data is not verified", path.string());
+    }
+    for (const std::string& name : reader.names_in_file_order()) {
+      if (!options.block_ada_lin && is_block_ada_lin(name)) continue;  // checked by ada_lin_from_file when read
+      std::uint32_t crc = 0;
+      Tensor t = reader.read(name, digests ? &crc : nullptr);
+      if (digests && options.verify_digests) check_digest(path, *digests, name, crc);
+      file.tensors.emplace(name, std::move(t));
+    }
   }
   Loader ld(path, std::move(file));
-  if (ld.meta(kMetaFormat) != kFormatName)
-    ld.fail(fmt::format("metadata {}", kMetaFormat),
-            fmt::format("\"{}\", expected \"{}\"", ld.meta(kMetaFormat), kFormatName));
-  const std::string& version = ld.meta(kMetaVersion);
-  int v = 0;
-  const auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-  if (ec != std::errc{} || end != version.data() + version.size() || v != kQuantizedModelFormatVersion)
-    ld.fail(fmt::format("metadata {}", kMetaVersion),
-            fmt::format("format version \"{}\" is not supported (this build reads {})", version,
-                        kQuantizedModelFormatVersion));
 
   QuantizedModel m;
   try {
@@ -465,7 +540,7 @@ QuantizedModel load_quantized_model(const std::filesystem::path& path, const Qua
   // What is left is `rest`, except names under a quantized layer, which the recipe did not call for.
   for (auto& [name, t] : ld.file().tensors) {
     if (is_layer_tensor_name(name))
-      ld.fail(fmt::format("tensor {}", name), "unexpected: the recipe and config call for no such tensor");
+      ld.fail(fmt::format("tensor {}", quant::printable(name)), "unexpected: the recipe and config call for no such tensor");
     m.rest.tensors.emplace(name, std::move(t));
   }
   for (auto& [key, value] : ld.file().metadata)

@@ -70,15 +70,18 @@ struct QuantizedModel {
 //   blocks.{i}.{L}.bias           F32 [out]     the official bias (proj, fc1, fc2)
 // and every tensor of `rest` under its own name. String metadata:
 //   fpqvar.format          "fpqvar-quantized-model"
-//   fpqvar.format_version  "1" (kQuantizedModelFormatVersion)
+//   fpqvar.format_version  "2" (kQuantizedModelFormatVersion; "1" files, without fpqvar.crc32c, are still read)
 //   fpqvar.recipe          the recipe, quant::recipe_to_json (every field)
 //   fpqvar.config          the VarConfig, var_config_to_json
 //   fpqvar.applied         [{"qkv": LAYER, "proj": LAYER, "fc1": LAYER, "fc2": LAYER} per block]: each layer's
 //                          applied recipe (quant::layer_recipe_to_json), where format search's choices show
+//   fpqvar.crc32c          {"tensor name": "8 hex digits", ...}: the CRC-32C (models/crc32c.hpp) of every tensor's
+//                          stored bytes, checked as each tensor is read (a flipped bit anywhere in the data fails the
+//                          load, naming the tensor). Since version 2.
 // Example: VAR-d16 under fpqvar-w4a4 holds blocks.0.attn.mat_qkv.weight_codes U8 [1572864] (3072 x 1024 E2M1
 // codes, two per byte) and blocks.0.attn.mat_qkv.weight_scales F32 [24576] (3072 rows x 8 groups of 128).
 
-inline constexpr int kQuantizedModelFormatVersion = 1;
+inline constexpr int kQuantizedModelFormatVersion = 2;
 
 struct QuantizedModelError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -95,8 +98,9 @@ struct QuantizedModelError : std::runtime_error {
 // QuantizedModelError naming the file when validate(m) finds anything, or on I/O failure.
 void save_quantized_model(const std::filesystem::path& path, const QuantizedModel& m);
 
-// Reads and validates a quantized model: format name and version, recipe, config and applied recipes from the
-// metadata, then every tensor above (present, dtype, shape) and validate(). Throws QuantizedModelError
+// Reads and validates a quantized model: format name and version, the content digest of every tensor read (version
+// 2), recipe, config and applied recipes from the metadata, then every tensor above (present, dtype, shape) and
+// validate(). Throws QuantizedModelError
 // "<file>: <tensor or metadata key>: <fault>" (SafetensorsError for faults of the container itself).
 [[nodiscard]] QuantizedModel load_quantized_model(const std::filesystem::path& path);
 
@@ -106,6 +110,8 @@ void save_quantized_model(const std::filesystem::path& path, const QuantizedMode
 // (ada_lin_from_file), so they are never all resident. Everything else is read and validated as above.
 struct QuantizedLoadOptions {
   bool block_ada_lin = true;
+  // false: read the digest table but skip the comparison (tests/fuzz: so mutated data reaches the value checks).
+  bool verify_digests = true;
 };
 [[nodiscard]] QuantizedModel load_quantized_model(const std::filesystem::path& path, const QuantizedLoadOptions& options);
 

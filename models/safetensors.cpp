@@ -13,6 +13,8 @@
 #include "models/safetensors.hpp"
 
 #include "quant/json_text.hpp"
+#include "quant/printable.hpp"
+#include "models/crc32c.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -105,7 +107,7 @@ struct Entry {
 };
 
 Entry parse_entry(const std::string& name, const json& v) {
-  const std::string where = fmt::format("tensor \"{}\"", name);
+  const std::string where = fmt::format("tensor \"{}\"", quant::printable(name));
   if (!v.is_object()) throw std::runtime_error(fmt::format("{} is a JSON {}, not an object", where, v.type_name()));
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key)) throw std::runtime_error(fmt::format("{} has no \"{}\"", where, key));
@@ -116,7 +118,8 @@ Entry parse_entry(const std::string& name, const json& v) {
   const json& dt = v["dtype"];
   if (!dt.is_string()) throw std::runtime_error(fmt::format("{}: dtype is a JSON {}, not a string", where, dt.type_name()));
   if (!parse_dtype(dt.get<std::string>(), e.dtype))
-    throw std::runtime_error(fmt::format("{}: unsupported dtype {} (F32, F16, BF16, I64, U8 are)", where, dt.dump()));
+    throw std::runtime_error(fmt::format("{}: unsupported dtype \"{}\" (F32, F16, BF16, I64, U8 are)", where,
+                                         quant::printable(dt.get<std::string>(), 32)));
 
   const json& shape = v["shape"];
   if (!shape.is_array()) throw std::runtime_error(fmt::format("{}: shape is a JSON {}, not an array", where, shape.type_name()));
@@ -127,20 +130,20 @@ Entry parse_entry(const std::string& name, const json& v) {
     if (d > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
       throw std::runtime_error(fmt::format("{}: dimension {} = {} exceeds the int64 range", where, i, d));
     if (__builtin_mul_overflow(numel, d, &numel))
-      throw std::runtime_error(fmt::format("{}: the element count of shape {} overflows 64 bits", where, shape.dump()));
+      throw std::runtime_error(fmt::format("{}: the element count of shape {} overflows 64 bits", where, quant::json_excerpt(shape, 96)));
     e.shape.push_back(static_cast<std::int64_t>(d));
   }
   e.numel = numel;
 
   const json& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2)
-    throw std::runtime_error(fmt::format("{}: data_offsets must be an array of two integers, got {}", where, off.dump()));
+    throw std::runtime_error(fmt::format("{}: data_offsets must be an array of two integers, got {}", where, quant::json_excerpt(off, 96)));
   e.begin = as_count(off[0], where + ": data_offsets[0]");
   e.end = as_count(off[1], where + ": data_offsets[1]");
   if (e.end < e.begin) throw std::runtime_error(fmt::format("{}: data_offsets end {} < begin {}", where, e.end, e.begin));
   std::uint64_t bytes = 0;
   if (__builtin_mul_overflow(numel, dtype_bytes(e.dtype), &bytes))
-    throw std::runtime_error(fmt::format("{}: byte size of shape {} overflows 64 bits", where, shape.dump()));
+    throw std::runtime_error(fmt::format("{}: byte size of shape {} overflows 64 bits", where, quant::json_excerpt(shape, 96)));
   if (bytes != e.end - e.begin)
     throw std::runtime_error(fmt::format("{}: {} x {} elements = {} bytes, but data_offsets span {} bytes", where,
                                          dtype_name(e.dtype), numel, bytes, e.end - e.begin));
@@ -269,7 +272,7 @@ void SafetensorsReader::load_header() {
       if (name == "__metadata__") {
         if (!v.is_object()) throw std::runtime_error("__metadata__ is not an object");
         for (const auto& [k, s] : v.items()) {
-          if (!s.is_string()) throw std::runtime_error(fmt::format("__metadata__ value of \"{}\" is not a string", k));
+          if (!s.is_string()) throw std::runtime_error(fmt::format("__metadata__ value of \"{}\" is not a string", quant::printable(k)));
           m_metadata[k] = s.get<std::string>();
         }
         continue;
@@ -282,12 +285,12 @@ void SafetensorsReader::load_header() {
     for (const Entry& e : entries) {
       if (e.begin < expected)
         throw std::runtime_error(fmt::format("tensor \"{}\" (bytes {}..{}) overlaps the previous tensor, which ends at {}",
-                                             e.name, e.begin, e.end, expected));
+                                             quant::printable(e.name), e.begin, e.end, expected));
       if (e.begin > expected)
         throw std::runtime_error(fmt::format("bytes {}..{} of the data buffer belong to no tensor (a hole before \"{}\")",
-                                             expected, e.begin, e.name));
+                                             expected, e.begin, quant::printable(e.name)));
       if (e.end > buffer_size)
-        throw std::runtime_error(fmt::format("tensor \"{}\" (bytes {}..{}) lies outside the {}-byte data buffer", e.name,
+        throw std::runtime_error(fmt::format("tensor \"{}\" (bytes {}..{}) lies outside the {}-byte data buffer", quant::printable(e.name),
                                              e.begin, e.end, buffer_size));
       expected = e.end;
     }
@@ -310,26 +313,27 @@ const TensorEntry* SafetensorsReader::find(std::string_view name) const {
 
 const TensorEntry& SafetensorsReader::entry(std::string_view name) const {
   const TensorEntry* e = find(name);
-  if (!e) throw fail(fmt::format("no tensor \"{}\"", name));
+  if (!e) throw fail(fmt::format("no tensor \"{}\"", quant::printable(name)));
   return *e;
 }
 
 void SafetensorsReader::read_bytes(std::string_view name, std::span<std::uint8_t> out) const {
   const TensorEntry& e = entry(name);
   if (out.size() != e.bytes())
-    throw fail(fmt::format("tensor \"{}\": {} bytes asked for, it holds {}", name, out.size(), e.bytes()));
+    throw fail(fmt::format("tensor \"{}\": {} bytes asked for, it holds {}", quant::printable(name), out.size(), e.bytes()));
   if (!out.empty() && !pread_exact(m_fd, out.data(), out.size(), m_data_start + e.begin))
-    throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", name));
+    throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", quant::printable(name)));
 }
 
-Tensor SafetensorsReader::read(std::string_view name) const {
+Tensor SafetensorsReader::read(std::string_view name, std::uint32_t* stored_crc32c) const {
   const TensorEntry& e = entry(name);
   Tensor t;
   t.dtype = e.dtype;
   t.shape = e.shape;
   const auto read_into = [&](void* dst) {
     if (e.bytes() != 0 && !pread_exact(m_fd, dst, e.bytes(), m_data_start + e.begin))
-      throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", name));
+      throw fail(fmt::format("cannot read the data of tensor \"{}\" (file changed while reading?)", quant::printable(name)));
+    if (stored_crc32c != nullptr) *stored_crc32c = crc32c({static_cast<const std::uint8_t*>(dst), e.bytes()});
   };
   // Little-endian F32/I64 bytes (and U8 bytes) are the host representation: read straight into the tensor, no
   // staging copy. F16/BF16 are widened.
@@ -363,6 +367,11 @@ TensorFile read_safetensors(const std::filesystem::path& path) {
   out.metadata = reader.metadata();
   for (const std::string& name : reader.names_in_file_order()) out.tensors.emplace(name, reader.read(name));
   return out;
+}
+
+std::uint32_t stored_crc32c(const Tensor& t) {
+  std::vector<std::uint8_t> buf;
+  return crc32c(encode_tensor(t, buf));
 }
 
 void write_safetensors(const std::filesystem::path& path, const TensorFile& file) {

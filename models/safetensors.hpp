@@ -35,6 +35,10 @@ struct SafetensorsError : std::runtime_error {
 // (temporary file + rename). Throws SafetensorsError on I/O failure or inconsistent tensors.
 void write_safetensors(const std::filesystem::path& path, const TensorFile& file);
 
+// The CRC-32C (models/crc32c.hpp) of a tensor's bytes as write_safetensors stores them (its dtype; F16/BF16 narrowed
+// with RNE), which SafetensorsReader::read reports for the tensor read back.
+[[nodiscard]] std::uint32_t stored_crc32c(const Tensor& t);
+
 // Where one tensor lies in a file: data_offsets [begin, end) relative to the data buffer.
 struct TensorEntry {
   std::string name;
@@ -67,8 +71,9 @@ class SafetensorsReader {
   [[nodiscard]] const TensorEntry* find(std::string_view name) const;  // nullptr when absent
   [[nodiscard]] const TensorEntry& entry(std::string_view name) const;  // throws when absent
 
-  // One tensor, decoded as read_safetensors does (F16/BF16 widened).
-  [[nodiscard]] Tensor read(std::string_view name) const;
+  // One tensor, decoded as read_safetensors does (F16/BF16 widened). With stored_crc32c, also the CRC-32C
+  // (models/crc32c.hpp) of its bytes as stored in the file, computed on the same read.
+  [[nodiscard]] Tensor read(std::string_view name, std::uint32_t* stored_crc32c = nullptr) const;
   // A tensor's bytes exactly as stored (little-endian); out.size() must equal its byte size.
   void read_bytes(std::string_view name, std::span<std::uint8_t> out) const;
 

@@ -260,8 +260,9 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
   for (int label : options.labels)
     if (label < 0 || label > cfg.num_classes)
       throw ModelError(fmt::format("class label {} outside [0, {}]", label, cfg.num_classes));
-  const bool teacher = !options.teacher_tokens.empty();
-  if (teacher && static_cast<int>(options.teacher_tokens.size()) != cfg.num_scales())
+  // Scales 0 .. teacher_scales-1 take the teacher tokens, the rest are sampled.
+  const auto teacher_scales = static_cast<int>(options.teacher_tokens.size());
+  if (teacher_scales > cfg.num_scales())
     throw ModelError(fmt::format("teacher tokens for {} scales given, the model has {}", options.teacher_tokens.size(),
                                  cfg.num_scales()));
 
@@ -295,6 +296,7 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
   if (cfg.shared_aln) {
     shared.resize(static_cast<std::size_t>(images) * 6 * c);
     ops::linear(cond_silu.data(), images, c, m_shared_w.data(), m_shared_b, 6 * c, shared.data());
+    emit("shared_ada_lin_out", shared, {images, 1, 6, c});
   }
   for (int bi = 0; bi < cfg.depth; ++bi) {
     ada[bi].resize(static_cast<std::size_t>(images) * 6 * c);
@@ -378,6 +380,26 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
     });
     emit(fmt::format("logits.{}", si), logits, {images, l, vocab});
 
+    // CFG: guided = (1 + t) logits[:B] - t logits[B:], t = cfg * ratio with ratio = si / (S - 1) (Python floats);
+    // (1 + t) and t are rounded to float as torch's tensor-scalar ops do. What the official sampler receives, so it
+    // is computed whenever this scale samples or an observer records it (also under teacher forcing).
+    const bool teacher = si < teacher_scales;
+    std::vector<float> guided;
+    if (!teacher || observer.tensor) {
+      const double ratio = scales > 1 ? static_cast<double>(si) / (scales - 1) : 0.0;
+      const double t = options.cfg * ratio;
+      const auto a = static_cast<float>(1.0 + t);
+      const auto b = static_cast<float>(t);
+      guided.resize(static_cast<std::size_t>(batch) * l * vocab);
+      for (int im = 0; im < batch; ++im)
+        for (int i = 0; i < l; ++i) {
+          const float* cond_row = logits.data() + (static_cast<std::size_t>(im) * l + i) * vocab;
+          const float* unc_row = logits.data() + (static_cast<std::size_t>(im + batch) * l + i) * vocab;
+          float* out = guided.data() + (static_cast<std::size_t>(im) * l + i) * vocab;
+          for (int j = 0; j < vocab; ++j) out[j] = a * cond_row[j] - b * unc_row[j];
+        }
+      emit(fmt::format("guided_logits.{}", si), guided, {batch, l, vocab});
+    }
     std::vector<std::int64_t> tokens;
     if (teacher) {
       tokens = options.teacher_tokens[si];
@@ -385,21 +407,12 @@ GenerateResult VarModel::generate(const Vqvae& vae, const GenerateOptions& optio
         throw ModelError(fmt::format("teacher tokens of scale {}: {} indices, expected {} (B={} x {}^2)", si,
                                      tokens.size(), static_cast<std::size_t>(batch) * l, batch, pn));
     } else {
-      // t = cfg * ratio with ratio = si / (S - 1) (Python floats); (1 + t) and t are rounded to float as torch's
-      // tensor-scalar ops do.
-      const double ratio = scales > 1 ? static_cast<double>(si) / (scales - 1) : 0.0;
-      const double t = options.cfg * ratio;
-      const auto a = static_cast<float>(1.0 + t);
-      const auto b = static_cast<float>(t);
+      // Draw order (B, l) row-major, as models/sampler.hpp documents; the sampler filters its row in place.
       tokens.resize(static_cast<std::size_t>(batch) * l);
       std::vector<float> row(vocab);
-      for (int im = 0; im < batch; ++im) {
-        for (int i = 0; i < l; ++i) {
-          const float* cond_row = logits.data() + (static_cast<std::size_t>(im) * l + i) * vocab;
-          const float* unc_row = logits.data() + (static_cast<std::size_t>(im + batch) * l + i) * vocab;
-          for (int j = 0; j < vocab; ++j) row[j] = a * cond_row[j] - b * unc_row[j];
-          tokens[static_cast<std::size_t>(im) * l + i] = sampler.sample(row, options.top_k, options.top_p);
-        }
+      for (std::size_t r = 0; r < tokens.size(); ++r) {
+        std::copy_n(guided.data() + r * vocab, vocab, row.data());
+        tokens[r] = sampler.sample(row, options.top_k, options.top_p);
       }
     }
     const std::vector<float> emb = vae.embed_tokens(tokens, batch, pn);

@@ -33,8 +33,9 @@ struct GenerateOptions {
   int top_k = 900;
   double top_p = 0.96;
   std::uint64_t seed = 0;  // TokenSampler seed (models/sampler.hpp)
-  // Teacher forcing: when non-empty, one vector per scale of B * pn^2 indices (row-major (B, pn^2)) used instead
-  // of sampling.
+  // Teacher forcing: one vector per scale of B * pn^2 indices (row-major (B, pn^2)) used instead of sampling, for
+  // the first teacher_tokens.size() <= S scales; the scales after them are sampled (a teacher-forced prefix: the
+  // sampler then sees exactly the guided logits the official code computes after the same tokens).
   std::vector<std::vector<std::int64_t>> teacher_tokens;
   // The AdaLN modulation of block `block` for the 2B condition rows: ada (images x 6C) = cond_silu (images x C) *
   // W_ada^T + b_ada, the official blocks.{block}.ada_lin.1. Needed exactly when the model was built without the
@@ -56,7 +57,9 @@ struct GenerateOptions {
 //   "cond_BD"             class_emb rows (conditional, then unconditional) (2B, C)
 //   "block_in.{si}"       input of block 0 at scale si                (2B, l, C)
 //   "block_out.{si}.{bi}" output of block bi at scale si              (2B, l, C)
+//   "shared_ada_lin_out"  shared AdaLN only: SiLU + Linear of cond_BD (2B, 1, 6, C)
 //   "logits.{si}"         head output before CFG mixing               (2B, l, V)
+//   "guided_logits.{si}"  (1 + t) logits[:B] - t logits[B:], the sampler's input (B, l, V) (also when teacher-forced)
 //   "code_embed.{si}"     codebook rows of the scale's tokens         (B, Cvae, pn, pn)
 //   "fhat.{si}"           f_hat after scale si                        (B, Cvae, S, S)
 //   "next_in.{si}"        area(f_hat) fed to word_embed at scale si   (B, pn_si^2, Cvae)   (si >= 1)

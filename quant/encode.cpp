@@ -1,5 +1,7 @@
 #include "quant/encode.hpp"
 
+#include "quant/printable.hpp"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -120,13 +122,13 @@ Rounding parse_rounding(std::string_view s) {
   for (auto r : {Rounding::kNearestEven, Rounding::kNearestTiesUp, Rounding::kTowardZero, Rounding::kStochastic})
     if (to_string(r) == s) return r;
   throw std::invalid_argument(
-      fmt::format("unknown rounding mode '{}' (known: rne, ties-up, toward-zero, stochastic)", s));
+      fmt::format("unknown rounding mode '{}' (known: rne, ties-up, toward-zero, stochastic)", printable(s, 40)));
 }
 
 Overflow parse_overflow(std::string_view s) {
   for (auto o : {Overflow::kSaturate, Overflow::kInf, Overflow::kNan})
     if (to_string(o) == s) return o;
-  throw std::invalid_argument(fmt::format("unknown overflow policy '{}' (known: saturate, inf, nan)", s));
+  throw std::invalid_argument(fmt::format("unknown overflow policy '{}' (known: saturate, inf, nan)", printable(s, 40)));
 }
 
 std::uint16_t stochastic_bits(std::uint64_t seed, std::uint64_t index) {

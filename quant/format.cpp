@@ -1,5 +1,7 @@
 #include "quant/format.hpp"
 
+#include "quant/printable.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -287,7 +289,7 @@ const Format& format_by_name(std::string_view name) {
   std::vector<std::string> names;
   for (const auto& f : presets()) names.push_back(f.name);
   throw std::invalid_argument(
-      fmt::format("unknown format '{}' (known: {})", name, fmt::join(names, ", ")));
+      fmt::format("unknown format '{}' (known: {})", printable(name, 40), fmt::join(names, ", ")));
 }
 
 }  // namespace fpqvar::quant

@@ -1,5 +1,7 @@
 #include "quant/json_text.hpp"
 
+#include "quant/printable.hpp"
+
 #include <set>
 #include <string>
 #include <vector>
@@ -35,7 +37,8 @@ nlohmann::json parse_guarded_json(std::string_view text, const JsonTextLimits& l
       case json::parse_event_t::object_start: open_objects.emplace_back(); break;
       case json::parse_event_t::object_end: open_objects.pop_back(); break;
       case json::parse_event_t::key:
-        if (!open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty()) duplicate = parsed.dump();
+        if (!open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+          duplicate = fmt::format("\"{}\"", printable(parsed.get<std::string>()));
         break;
       default: break;
     }
@@ -45,10 +48,16 @@ nlohmann::json parse_guarded_json(std::string_view text, const JsonTextLimits& l
   try {
     j = json::parse(text.begin(), text.end(), on_event, /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& e) {
-    throw JsonTextError(fmt::format("not valid JSON: {}", e.what()));
+    throw JsonTextError(fmt::format("not valid JSON: {}", printable(e.what(), 512)));  // it quotes the text it read
   }
   if (!duplicate.empty()) throw JsonTextError(fmt::format("duplicate key {}", duplicate));
   return j;
+}
+
+std::string json_excerpt(const nlohmann::json& j, std::size_t max_bytes) {
+  std::string text = j.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
+  if (text.size() > max_bytes) text = text.substr(0, max_bytes) + "...";
+  return text;
 }
 
 }  // namespace fpqvar::quant

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stdexcept>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -28,5 +29,10 @@ struct JsonTextLimits {
 };
 
 [[nodiscard]] nlohmann::json parse_guarded_json(std::string_view text, const JsonTextLimits& limits = {});
+
+// A JSON value as it may be quoted in an error message: compact JSON with every non-ASCII character and control
+// character escaped (\uXXXX, so only printable ASCII), invalid UTF-8 replaced, cut to max_bytes with "...".
+// Example: json_excerpt("caf\u00e9\u001b") == "\"caf\\u00e9\\u001b\"". (Raw text uses quant/printable.hpp.)
+[[nodiscard]] std::string json_excerpt(const nlohmann::json& j, std::size_t max_bytes = 40);
 
 }  // namespace fpqvar::quant

@@ -1,5 +1,7 @@
 #include "quant/layer_kind.hpp"
 
+#include "quant/printable.hpp"
+
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -20,7 +22,7 @@ LayerKind parse_layer_kind(std::string_view s) {
   if (s == "mat_qkv") return LayerKind::kQkv;
   for (LayerKind k : kLayerKinds)
     if (to_string(k) == s) return k;
-  throw std::invalid_argument(fmt::format("unknown layer '{}' (known: qkv (mat_qkv), proj, fc1, fc2)", s));
+  throw std::invalid_argument(fmt::format("unknown layer '{}' (known: qkv (mat_qkv), proj, fc1, fc2)", printable(s, 40)));
 }
 
 }  // namespace fpqvar::quant

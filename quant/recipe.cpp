@@ -8,6 +8,7 @@
 #include "quant/recipe.hpp"
 
 #include "quant/json_text.hpp"
+#include "quant/printable.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -84,7 +85,7 @@ class Reader {
   std::optional<std::uint64_t> unsigned64(const json& j, const std::string& path) {
     if (j.is_number_unsigned()) return j.get<std::uint64_t>();
     if (j.is_number_integer()) {
-      fault(path, fmt::format("{} is negative; expected an integer in [0, 2^64)", j.dump()));
+      fault(path, fmt::format("{} is negative; expected an integer in [0, 2^64)", json_excerpt(j)));
       return std::nullopt;
     }
     return wrong(j, path, "a non-negative integer");
@@ -95,20 +96,19 @@ class Reader {
   }
 
   static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+    return path.empty() ? printable(key, 64) : fmt::format("{}.{}", path, printable(key, 64));
   }
 
  private:
   static std::string describe(const json& j) {
-    const std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
-    return fmt::format("{} {}", j.type_name(), text.size() > 40 ? text.substr(0, 40) + "..." : text);
+    return fmt::format("{} {}", j.type_name(), json_excerpt(j));
   }
   std::nullopt_t wrong(const json& j, const std::string& path, std::string_view expected) {
     fault(path, fmt::format("expected {}, got {}", expected, describe(j)));
     return std::nullopt;
   }
   std::nullopt_t out_of_range(const json& j, const std::string& path) {
-    fault(path, fmt::format("{} is out of range", j.dump()));
+    fault(path, fmt::format("{} is out of range", json_excerpt(j)));
     return std::nullopt;
   }
 
@@ -140,7 +140,7 @@ void read_group(Reader& rd, const json& j, const std::string& path, int& out) {
 void read_operand(Reader& rd, const json& j, const std::string& path, OperandRecipe& op, bool allow_fp16) {
   if (j.is_string() && allow_fp16) {
     if (j.get<std::string>() == "fp16") op.fp16 = true;
-    else rd.fault(path, fmt::format("expected \"fp16\" or an operand object, got string {}", j.dump()));
+    else rd.fault(path, fmt::format("expected \"fp16\" or an operand object, got string {}", json_excerpt(j)));
     return;
   }
   if (!rd.object(j, path, {"format", "granularity", "group", "scale", "rounding", "overflow", "seed", "clip"})) return;
@@ -151,7 +151,7 @@ void read_operand(Reader& rd, const json& j, const std::string& path, OperandRec
     if (key == "format") {
       if (const auto name = rd.string(v, at)) {
         if (const Format* f = find_format(*name)) s.format = *f;
-        else rd.fault(at, fmt::format("unknown format \"{}\" (known: {})", *name, known_formats()));
+        else rd.fault(at, fmt::format("unknown format \"{}\" (known: {})", printable(*name, 40), known_formats()));
       }
     } else if (key == "granularity") {
       if (auto g = enum_word<Granularity>(rd, v, at, parse_granularity)) s.granularity = *g;
@@ -211,7 +211,7 @@ void read_layer(Reader& rd, const json& j, const std::string& path, LayerRecipe&
         const auto name = rd.string(v[i], at_i);
         if (!name) continue;
         if (const Format* f = find_format(*name)) names.push_back(f->name);
-        else rd.fault(at_i, fmt::format("unknown format \"{}\" (known: {})", *name, known_formats()));
+        else rd.fault(at_i, fmt::format("unknown format \"{}\" (known: {})", printable(*name, 40), known_formats()));
       }
       l.format_search = std::move(names);
     }
@@ -287,7 +287,7 @@ void validate_layer(const LayerRecipe& l, const std::string& path, std::vector<s
     const std::string at = fmt::format("{}.format_search[{}]", path, i);
     const Format* f = find_format(l.format_search[i]);
     if (!f) {
-      e.push_back(fmt::format("{}: unknown format \"{}\"", at, l.format_search[i]));
+      e.push_back(fmt::format("{}: unknown format \"{}\"", at, printable(l.format_search[i], 40)));
       continue;
     }
     if (f->kind == FormatKind::kDual)
@@ -590,6 +590,11 @@ bool operator==(const OperandRecipe& a, const OperandRecipe& b) {
 
 std::vector<std::string> Recipe::validate() const {
   std::vector<std::string> e;
+  // The name goes into reports, file metadata and messages: one line of printable text (quant/printable.hpp).
+  if (name.size() > 128 || name.find('\n') != std::string::npos || !is_printable_message(name))
+    e.push_back(fmt::format("name: \"{}\" is not one line of at most 128 printable characters", printable(name, 64)));
+  if (!is_printable_message(description))
+    e.push_back(fmt::format("description: \"{}\" holds unprintable characters", printable(description, 64)));
   for (LayerKind k : kLayerKinds) validate_layer(layer(k), fmt::format("layers.{}", to_string(k)), e);
   if (kv_cache) {
     if (kv_cache->fp16) e.push_back("kv_cache: \"fp16\" is not a cache format (null keeps the cache in FP32)");

@@ -1,5 +1,7 @@
 #include "quant/rotation.hpp"
 
+#include "quant/printable.hpp"
+
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -18,7 +20,7 @@ std::string_view to_string(Rotation r) {
 Rotation parse_rotation(std::string_view s) {
   for (Rotation r : {Rotation::kNone, Rotation::kGroupHadamard, Rotation::kFullHadamard})
     if (to_string(r) == s) return r;
-  throw std::invalid_argument(fmt::format("unknown rotation '{}' (known: none, ght, full-hadamard)", s));
+  throw std::invalid_argument(fmt::format("unknown rotation '{}' (known: none, ght, full-hadamard)", printable(s, 40)));
 }
 
 }  // namespace fpqvar::quant

@@ -1,5 +1,7 @@
 #include "quant/tensor_quant.hpp"
 
+#include "quant/printable.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -170,14 +172,14 @@ Granularity parse_granularity(std::string_view s) {
                  Granularity::kGroup})
     if (to_string(g) == s) return g;
   throw std::invalid_argument(
-      fmt::format("unknown granularity '{}' (known: tensor, channel, token, column, group)", s));
+      fmt::format("unknown granularity '{}' (known: tensor, channel, token, column, group)", printable(s, 40)));
 }
 
 ScaleType parse_scale_type(std::string_view s) {
   if (s == "e8m0") return ScaleType::kPow2;
   for (auto t : {ScaleType::kFp32, ScaleType::kFp16, ScaleType::kPow2, ScaleType::kE4m3})
     if (to_string(t) == s) return t;
-  throw std::invalid_argument(fmt::format("unknown scale type '{}' (known: fp32, fp16, pow2 (e8m0), e4m3)", s));
+  throw std::invalid_argument(fmt::format("unknown scale type '{}' (known: fp32, fp16, pow2 (e8m0), e4m3)", printable(s, 40)));
 }
 
 bool scale_representable(float s, ScaleType type) {

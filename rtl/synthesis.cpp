@@ -597,7 +597,9 @@ std::map<std::string, long> parse_yosys_stat(std::string_view text, std::string_
 void count_cells(UnitCost& c) {
   c.lut = c.muxf = c.ff = c.carry = c.dsp = c.bram = c.uram = c.lutram = c.srl = 0;
   static const std::regex kLut("LUT[1-6]");
-  for (const auto& [name, count] : c.cells) {
+  for (const auto& cell : c.cells) {
+    const std::string& name = cell.first;  // not a structured binding: the lambda captures it (clang 14)
+    const auto count = cell.second;
     auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
     if (std::regex_match(name, kLut)) c.lut += count;
     else if (starts("MUXF")) c.muxf += count;

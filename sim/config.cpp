@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "quant/json_text.hpp"
+#include "quant/printable.hpp"
 #include "sim/designs.hpp"
 
 namespace fpqvar::sim {
@@ -57,7 +58,7 @@ std::string parse_text(std::string_view text, T& field) {
   if constexpr (std::is_same_v<T, bool>) {
     if (text == "true" || text == "1") { field = true; return ""; }
     if (text == "false" || text == "0") { field = false; return ""; }
-    return fmt::format("expected true or false, got '{}'", text);
+    return fmt::format("expected true or false, got '{}'", quant::printable(text, 40));
   } else if constexpr (std::is_same_v<T, std::string>) {
     field = std::string(text);
     return "";
@@ -68,7 +69,7 @@ std::string parse_text(std::string_view text, T& field) {
       const std::size_t comma = text.find(',', start);
       const std::string_view item = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
       double d = 0;
-      if (!parse_double_text(item, d)) return fmt::format("expected numbers separated by commas, got '{}'", text);
+      if (!parse_double_text(item, d)) return fmt::format("expected numbers separated by commas, got '{}'", quant::printable(text, 40));
       values.push_back(d);
       if (comma == std::string_view::npos) break;
       start = comma + 1;
@@ -77,14 +78,14 @@ std::string parse_text(std::string_view text, T& field) {
     return "";
   } else if constexpr (std::is_same_v<T, double>) {
     double d = 0;
-    if (!parse_double_text(text, d)) return fmt::format("expected a number, got '{}'", text);
+    if (!parse_double_text(text, d)) return fmt::format("expected a number, got '{}'", quant::printable(text, 40));
     field = d;
     return "";
   } else {
     T v{};
     const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || p != text.data() + text.size() || text.empty())
-      return fmt::format("expected an integer, got '{}'", text);
+      return fmt::format("expected an integer, got '{}'", quant::printable(text, 40));
     field = v;
     return "";
   }
@@ -105,13 +106,18 @@ std::string parse_json(const json& j, T& field) {
     for (const json& e : j) {
       if (!e.is_number()) return "expected a non-empty array of numbers";
       values.push_back(e.get<double>());
+      if (!std::isfinite(values.back())) return "expected finite numbers";  // 1e999 parses as infinity
     }
     field = std::move(values);
   } else if constexpr (std::is_same_v<T, double>) {
     if (!j.is_number()) return "expected a number";
+    if (!std::isfinite(j.get<double>())) return "expected a finite number";  // 1e999 parses as infinity
     field = j.get<double>();
   } else {
     if (!j.is_number_integer() && !j.is_number_unsigned()) return "expected an integer";
+    // An unsigned value above INT64_MAX would wrap in get<int64_t>() (18446744073709551615 -> -1).
+    if (j.is_number_unsigned() && j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return "integer out of range";
     const auto v = j.get<std::int64_t>();
     if (v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
         v > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
@@ -142,6 +148,9 @@ std::string closest(std::string_view word, const std::vector<std::string>& known
   std::string best;
   std::size_t best_d = 4;
   for (const std::string& k : known) {
+    // The distance is at least the difference in length: a long hostile key costs nothing here.
+    const std::size_t gap = word.size() > k.size() ? word.size() - k.size() : k.size() - word.size();
+    if (gap >= best_d) continue;
     std::vector<std::size_t> row(k.size() + 1);
     for (std::size_t j = 0; j <= k.size(); ++j) row[j] = j;
     for (std::size_t i = 1; i <= word.size(); ++i) {
@@ -161,15 +170,20 @@ std::string closest(std::string_view word, const std::vector<std::string>& known
   return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
 }
 
+// The file's name as messages show it (a base's path comes from a file: quant/printable.hpp).
+std::string shown_path(const std::filesystem::path& path) { return quant::printable(path.string(), 200); }
+
+// Reads a design file: a regular file (file_size refuses directories, devices and pipes, so "/dev/zero" or a FIFO
+// as a base cannot stall the reader) of at most kMaxConfigBytes.
 void read_file_text(const std::filesystem::path& path, std::string& text) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw ConfigError({fmt::format("{}: cannot read: {}", path.string(), ec.message())});
+  if (ec) throw ConfigError({fmt::format("{}: cannot read: {}", shown_path(path), ec.message())});
   if (size > kMaxConfigBytes)
-    throw ConfigError({fmt::format("{}: {} bytes, more than a design file may have ({})", path.string(), size,
+    throw ConfigError({fmt::format("{}: {} bytes, more than a design file may have ({})", shown_path(path), size,
                                    kMaxConfigBytes)});
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError({fmt::format("{}: cannot open", path.string())});
+  if (!in) throw ConfigError({fmt::format("{}: cannot open", shown_path(path))});
   std::ostringstream ss;
   ss << in.rdbuf();
   text = ss.str();
@@ -188,12 +202,22 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
     if (!it->is_string()) throw ConfigError({fmt::format("{}: base: expected a design name or a file path", source)});
     if (depth >= 8) throw ConfigError({fmt::format("{}: base: designs nest deeper than 8 bases", source)});
     const std::string base = it->get<std::string>();
-    if (const std::string_view* text = shipped_design_text(base)) {
-      parse_into(c, *text, base, depth + 1);
-    } else {
-      std::string file_text;
-      read_file_text(base, file_text);
-      parse_into(c, file_text, base, depth + 1);
+    // A fault in the base names the design that includes it too: "d.json: base \"b.json\": b.json: clock...".
+    try {
+      if (const std::string_view* text = shipped_design_text(base)) {
+        parse_into(c, *text, base, depth + 1);
+      } else {
+        if (base.empty() || base.find('\0') != std::string::npos)
+          throw ConfigError({"not a design name or a file path"});
+        std::string file_text;
+        read_file_text(base, file_text);
+        parse_into(c, file_text, quant::printable(base, 200), depth + 1);
+      }
+    } catch (const ConfigError& e) {
+      std::vector<std::string> base_faults;
+      for (const std::string& f : e.faults())
+        base_faults.push_back(fmt::format("{}: base \"{}\": {}", source, quant::printable(base, 200), f));
+      throw ConfigError(std::move(base_faults));
     }
     // A design is not its base: without a name of its own it is named after its file (resolve_config), so that a
     // modified design is never reported under a shipped design's name.
@@ -203,7 +227,10 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
 
   std::vector<std::string> section_names;
   c.describe_sections([&](std::string_view s, auto&) { section_names.emplace_back(s); });
-  for (const auto& [key, value] : doc.items()) {
+  for (const auto& item : doc.items()) {
+    // Not structured bindings: the lambdas below capture them, which clang 14 refuses (the sanitizer build).
+    const std::string& key = item.key();
+    const json& value = item.value();
     if (key == "base") continue;
     if (key == "name" || key == "description") {
       if (!value.is_string()) {
@@ -214,19 +241,21 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
       continue;
     }
     if (!has_section(c, key)) {
-      fault(key, "unknown section" + closest(key, section_names));
+      fault(quant::printable(key, 64), "unknown section" + closest(key, section_names));
       continue;
     }
     if (!value.is_object()) {
-      fault(key, "expected an object of parameters");
+      fault(quant::printable(key, 64), "expected an object of parameters");
       continue;
     }
     c.describe_sections([&](std::string_view section, auto& specs) {
       if (section != key) return;
       std::vector<std::string> known;
       specs.describe([&](std::string_view k, auto&, std::string_view, std::string_view) { known.emplace_back(k); });
-      for (const auto& [pkey, pval] : value.items()) {
-        const std::string path = fmt::format("{}.{}", section, pkey);
+      for (const auto& param : value.items()) {
+        const std::string& pkey = param.key();
+        const json& pval = param.value();
+        const std::string path = fmt::format("{}.{}", section, quant::printable(pkey, 64));
         if (std::find(known.begin(), known.end(), pkey) == known.end()) {
           fault(path, "unknown parameter" + closest(pkey, known));
           continue;
@@ -239,7 +268,7 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
           }
           for (const auto& [inner, _] : pval.items())
             if (inner != "value" && inner != "source" && inner != "unit")
-              fault(path, fmt::format("unknown key '{}' (a parameter has value, source and unit)", inner));
+              fault(path, fmt::format("unknown key '{}' (a parameter has value, source and unit)", quant::printable(inner, 64)));
           const auto v = pval.find("value");
           const auto s = pval.find("source");
           if (v == pval.end()) fault(path, "no value");
@@ -247,7 +276,7 @@ void parse_json_into(AcceleratorConfig& c, const json& doc, std::string_view sou
             fault(path, "no source: say where the value comes from (data sheet, synthesis, assumption)");
           if (const auto u = pval.find("unit"); u != pval.end()) {
             if (!u->is_string() || u->template get<std::string>() != unit)
-              fault(path, fmt::format("unit {} given, this parameter is in '{}'", u->dump(), unit));
+              fault(path, fmt::format("unit {} given, this parameter is in '{}'", quant::json_excerpt(*u), unit));
           }
           if (v != pval.end()) {
             auto copy = field;
@@ -326,7 +355,7 @@ std::vector<std::string> AcceleratorConfig::validate() const {
          fmt::format("must be in [1, 72] (the widest BRAM/URAM port), got {}", b->port_bits));
     need(b->ports == 1 || b->ports == 2, fmt::format("{}.ports", buffer), fmt::format("must be 1 or 2, got {}", b->ports));
     need(b->memory == "bram" || b->memory == "uram", fmt::format("{}.memory", buffer),
-         fmt::format("must be bram or uram, got '{}'", b->memory));
+         fmt::format("must be bram or uram, got '{}'", quant::printable(b->memory, 40)));
   }
   need(power_of_two(quantizer.lanes), "quantizer.lanes", fmt::format("must be a power of two, got {}", quantizer.lanes));
   need(hadamard.cycles_per_group >= 1, "hadamard.cycles_per_group", "must be at least 1");
@@ -339,7 +368,7 @@ std::vector<std::string> AcceleratorConfig::validate() const {
        fmt::format("must divide pe_array.rows ({}), got {}", pe.rows, pe.drain_rows));
   static const std::set<std::string> kMacs = {"fp4", "fp4-dfq", "fp6", "fp6-dfq", "int4", "int8"};
   need(kMacs.count(pe.mac) == 1, "pe_array.mac",
-       fmt::format("must be one of fp4, fp4-dfq, fp6, fp6-dfq, int4, int8, got '{}'", pe.mac));
+       fmt::format("must be one of fp4, fp4-dfq, fp6, fp6-dfq, int4, int8, got '{}'", quant::printable(pe.mac, 40)));
   need(pe.dsp_lanes >= 0 && pe.dsp_lanes <= pe.lanes && (pe.dsp_lanes == 0 || pe.mac == "int8"), "pe_array.dsp_lanes",
        fmt::format("must be in [0, lanes = {}], and 0 unless mac is int8; got {}", pe.lanes, pe.dsp_lanes));
   need(accumulate.lanes >= 1, "accumulate.lanes", "must be at least 1");
@@ -396,12 +425,12 @@ AcceleratorConfig resolve_config(std::string_view name_or_path) {
   if (const std::string_view* text = shipped_design_text(name_or_path)) return parse_config(*text, name_or_path);
   const std::filesystem::path path(name_or_path);
   if (!std::filesystem::exists(path)) {
-    throw ConfigError({fmt::format("{}: no such design or file (shipped designs: {})", name_or_path,
+    throw ConfigError({fmt::format("{}: no such design or file (shipped designs: {})", quant::printable(name_or_path, 200),
                                    fmt::join(design_names(), ", "))});
   }
   std::string text;
   read_file_text(path, text);
-  AcceleratorConfig c = parse_config(text, path.string());
+  AcceleratorConfig c = parse_config(text, shown_path(path));
   if (c.name == "custom") c.name = path.stem().string();
   return c;
 }
@@ -415,7 +444,7 @@ void apply_overrides(AcceleratorConfig& c, const std::vector<std::string>& assig
   for (const std::string& a : assignments) {
     const std::size_t eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
-      faults.push_back(fmt::format("--set {}: expected key=value", a));
+      faults.push_back(fmt::format("--set {}: expected key=value", quant::printable(a, 64)));
       continue;
     }
     const std::string key = a.substr(0, eq);
@@ -426,13 +455,13 @@ void apply_overrides(AcceleratorConfig& c, const std::vector<std::string>& assig
       found = true;
       auto copy = field;
       if (std::string err = parse_text(text, copy); !err.empty()) {
-        faults.push_back(fmt::format("--set {}: {}", key, err));
+        faults.push_back(fmt::format("--set {}: {}", quant::printable(key, 64), err));
       } else {
         field = copy;
         c.sources[key] = "override: --set";
       }
     });
-    if (!found) faults.push_back(fmt::format("--set {}: unknown parameter{}", key, closest(key, known)));
+    if (!found) faults.push_back(fmt::format("--set {}: unknown parameter{}", quant::printable(key, 64), closest(key, known)));
   }
   for (const std::string& f : c.validate()) faults.push_back(fmt::format("after --set: {}", f));
   if (!faults.empty()) throw ConfigError(std::move(faults));

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libbenchmark-dev libgmp-dev
   libopenblas-dev zlib1g-dev
   libsystemc-dev verilator yosys
+  clang-14 libclang-rt-14-dev   # the sanitizer + libFuzzer build (tools/sanitize.sh, tools/fuzz.sh)
   libsqlite3-dev   # fpqvar sweep's results database
   slurm-wlm        # fpqvar sweep slurm: sbatch, and the single-node cluster its test starts (brings munge)
 )

@@ -22,6 +22,7 @@
 #include "models/safetensors.hpp"
 #include "quant/fp_bits.hpp"
 #include "quant/pe_contract.hpp"
+#include "quant/printable.hpp"
 #include "traces/sha256.hpp"
 
 namespace fpqvar::traces {
@@ -47,9 +48,7 @@ struct Fault : std::runtime_error {
 };
 
 std::string describe(const json& j) {
-  std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return fmt::format("{} {}", j.type_name(), text);
+  return fmt::format("{} {}", j.type_name(), quant::json_excerpt(j));
 }
 
 // A JSON object whose keys are all known; getters check types and ranges and name the key path.
@@ -73,7 +72,7 @@ class Obj {
   }
 
   [[nodiscard]] std::string at(std::string_view key) const {
-    return m_path.empty() ? std::string(key) : fmt::format("{}.{}", m_path, key);
+    return m_path.empty() ? quant::printable(key, 64) : fmt::format("{}.{}", m_path, quant::printable(key, 64));
   }
   [[nodiscard]] bool has(std::string_view key) const { return m_j.contains(key); }
   [[nodiscard]] const json& get(std::string_view key) const { return m_j.at(std::string(key)); }
@@ -154,7 +153,7 @@ OperandInfo operand_from_json(const json& j, const std::string& path) {
   OperandInfo op;
   const std::string format = o.str("format");
   const quant::Format* f = quant::find_format(format);
-  if (!f || f->name != format) throw Fault(o.at("format"), fmt::format("unknown format \"{}\"", format));
+  if (!f || f->name != format) throw Fault(o.at("format"), fmt::format("unknown format \"{}\"", quant::printable(format, 40)));
   op.spec.format = *f;
   try {
     op.spec.granularity = quant::parse_granularity(o.str("granularity"));
@@ -168,12 +167,12 @@ OperandInfo operand_from_json(const json& j, const std::string& path) {
     throw Fault(o.at("scale"), e.what());
   }
   if (o.str("scale") != quant::to_string(op.spec.scale_type))
-    throw Fault(o.at("scale"), fmt::format("\"{}\" is an alias; the trace writes \"{}\"", o.str("scale"),
+    throw Fault(o.at("scale"), fmt::format("\"{}\" is an alias; the trace writes \"{}\"", quant::printable(o.str("scale"), 40),
                                            quant::to_string(op.spec.scale_type)));
   const std::string packing = o.str("packing");
   const std::string_view expected = op.nibbles() ? "nibbles" : "bytes";
   if (packing != expected)
-    throw Fault(o.at("packing"), fmt::format("\"{}\", but {} codes ({} bits) are stored as \"{}\"", packing, format,
+    throw Fault(o.at("packing"), fmt::format("\"{}\", but {} codes ({} bits) are stored as \"{}\"", quant::printable(packing, 40), format,
                                              op.spec.format.bits, expected));
   op.codes = o.str("codes");
   op.scales = o.str("scales");
@@ -335,7 +334,7 @@ std::string check_record(const TraceManifest& m, const RecordInfo& r) {
   }
 
   const auto name_fault = [&](std::string_view what, const std::string& got, const std::string& want) {
-    return got == want ? std::string() : fmt::format("{} is \"{}\", expected \"{}\"", what, got, want);
+    return got == want ? std::string() : fmt::format("{} is \"{}\", expected \"{}\"", what, quant::printable(got, 64), want);
   };
   const bool dual = r.act.spec.format.kind == quant::FormatKind::kDual;
   for (const std::string& f :
@@ -461,7 +460,7 @@ namespace {
 TraceManifest manifest_from_json_impl(const json& j) {
   const Obj top(j, "", {"format", "version", "model", "recipe", "run", "filter", "source_model", "records"});
   if (top.str("format") != kTraceFormatName)
-    throw Fault("format", fmt::format("\"{}\", expected \"{}\"", top.str("format"), kTraceFormatName));
+    throw Fault("format", fmt::format("\"{}\", expected \"{}\"", quant::printable(top.str("format"), 40), kTraceFormatName));
   const json& version = top.get("version");
   if (!version.is_number_integer() || version.get<std::int64_t>() < kTraceFormatMinVersion ||
       version.get<std::int64_t>() > kTraceFormatVersion)
@@ -510,7 +509,7 @@ TraceManifest manifest_from_json_impl(const json& j) {
     const std::string name = ops[i].get<std::string>();
     const auto it = std::find_if(quant::kLayerKinds.begin(), quant::kLayerKinds.end(),
                                  [&](LayerKind k) { return quant::to_string(k) == name; });
-    if (it == quant::kLayerKinds.end()) throw Fault(path, fmt::format("\"{}\" is not qkv, proj, fc1 or fc2", name));
+    if (it == quant::kLayerKinds.end()) throw Fault(path, fmt::format("\"{}\" is not qkv, proj, fc1 or fc2", quant::printable(name, 40)));
     if (!m.filter.ops.empty() && !(m.filter.ops.back() < *it)) throw Fault("filter.ops", "must be in qkv, proj, fc1, fc2 order without repeats");
     m.filter.ops.push_back(*it);
   }
@@ -520,13 +519,13 @@ TraceManifest manifest_from_json_impl(const json& j) {
   const json& tensors = source.get("tensors");
   if (!tensors.is_object()) throw Fault("source_model.tensors", "expected an object, got " + describe(tensors));
   for (const auto& [name, v] : tensors.items()) {
-    const std::string path = fmt::format("source_model.tensors[\"{}\"]", name);
+    const std::string path = fmt::format("source_model.tensors[\"{}\"]", quant::printable(name, 64));
     const Obj t(v, path, {"dtype", "shape", "sha256"});
     WeightDigest d;
     const std::string dtype = t.str("dtype");
     if (dtype == "U8") d.dtype = models::DType::kU8;
     else if (dtype == "F32") d.dtype = models::DType::kF32;
-    else throw Fault(t.at("dtype"), fmt::format("\"{}\"; weight codes are U8, scales and s F32", dtype));
+    else throw Fault(t.at("dtype"), fmt::format("\"{}\"; weight codes are U8, scales and s F32", quant::printable(dtype, 40)));
     const json& shape = array_at(t, "shape");
     if (shape.size() != 1) throw Fault(t.at("shape"), "expected one dimension");
     d.shape.push_back(Obj::as_integer(shape[0], t.at("shape") + "[0]", 0, std::int64_t{1} << 50));
@@ -549,7 +548,7 @@ TraceManifest manifest_from_json_impl(const json& j) {
     const std::string op = o.str("op");
     const auto it = std::find_if(quant::kLayerKinds.begin(), quant::kLayerKinds.end(),
                                  [&](LayerKind k) { return quant::to_string(k) == op; });
-    if (it == quant::kLayerKinds.end()) throw Fault(o.at("op"), fmt::format("\"{}\" is not qkv, proj, fc1 or fc2", op));
+    if (it == quant::kLayerKinds.end()) throw Fault(o.at("op"), fmt::format("\"{}\" is not qkv, proj, fc1 or fc2", quant::printable(op, 40)));
     r.site.layer = *it;
     r.rows = o.integer("rows", 1, kMaxRows);
     r.in = o.integer("in", 1, kMaxRows);
@@ -572,7 +571,7 @@ TraceManifest manifest_from_json_impl(const json& j) {
          {&r.act.codes, &r.act.scales, &r.act.scales_neg, &r.y, &r.unit_inputs.x, &r.unit_inputs.xt}) {
       if (name->empty()) continue;
       if (const auto [owner, fresh] = tensor_owner.emplace(*name, i); !fresh)
-        throw Fault(path, fmt::format("tensor \"{}\" is already used by records[{}]", *name, owner->second));
+        throw Fault(path, fmt::format("tensor \"{}\" is already used by records[{}]", quant::printable(*name, 64), owner->second));
     }
     // The weight pointers: listed in source_model.tensors with the dtype and shape this record implies.
     const std::int64_t n_codes = stored_code_bytes(r.weight.spec.format, r.out * r.in);
@@ -583,9 +582,9 @@ TraceManifest manifest_from_json_impl(const json& j) {
       if (name->empty()) continue;  // smooth: only with unit inputs of a layer that has s
       const auto t = m.source_tensors.find(*name);
       if (t == m.source_tensors.end())
-        throw Fault(path, fmt::format("weight tensor \"{}\" is not listed in source_model.tensors", *name));
+        throw Fault(path, fmt::format("weight tensor \"{}\" is not listed in source_model.tensors", quant::printable(*name, 64)));
       if (t->second.dtype != dtype || t->second.shape != std::vector<std::int64_t>{count})
-        throw Fault(path, fmt::format("weight tensor \"{}\" is listed as {} [{}], the record needs {} [{}]", *name,
+        throw Fault(path, fmt::format("weight tensor \"{}\" is listed as {} [{}], the record needs {} [{}]", quant::printable(*name, 64),
                                       models::dtype_name(t->second.dtype), fmt::join(t->second.shape, ", "), models::dtype_name(dtype),
                                       count));
       used_source.insert(*name);
@@ -594,7 +593,7 @@ TraceManifest manifest_from_json_impl(const json& j) {
   }
   for (const auto& [name, d] : m.source_tensors)
     if (!used_source.count(name))
-      throw Fault(fmt::format("source_model.tensors[\"{}\"]", name), "listed, but no record points to it");
+      throw Fault(fmt::format("source_model.tensors[\"{}\"]", quant::printable(name, 64)), "listed, but no record points to it");
   return m;
 }
 

@@ -1,5 +1,7 @@
 #include "traces/trace_reader.hpp"
 
+#include "quant/printable.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -28,11 +30,11 @@ TraceReader::TraceReader(const std::filesystem::path& path) : m_file(open_contai
   const auto& meta = m_file.metadata();
   for (const auto& [key, value] : meta)
     if (key != kMetaFormat && key != kMetaManifest)
-      throw fail(fmt::format("metadata {}", key), fmt::format("unknown key (a trace has {} and {})", kMetaFormat, kMetaManifest));
+      throw fail(fmt::format("metadata {}", quant::printable(key, 64)), fmt::format("unknown key (a trace has {} and {})", kMetaFormat, kMetaManifest));
   const auto format = meta.find(std::string(kMetaFormat));
   if (format == meta.end()) throw fail(fmt::format("metadata {}", kMetaFormat), "missing (not a trace?)");
   if (format->second != kTraceFormatName)
-    throw fail(fmt::format("metadata {}", kMetaFormat), fmt::format("\"{}\", expected \"{}\"", format->second, kTraceFormatName));
+    throw fail(fmt::format("metadata {}", kMetaFormat), fmt::format("\"{}\", expected \"{}\"", quant::printable(format->second, 40), kTraceFormatName));
   const auto manifest = meta.find(std::string(kMetaManifest));
   if (manifest == meta.end()) throw fail(fmt::format("metadata {}", kMetaManifest), "missing");
   m_manifest = parse_manifest(manifest->second, path.string());
@@ -45,7 +47,7 @@ TraceReader::TraceReader(const std::filesystem::path& path) : m_file(open_contai
     const auto expect = [&](const std::string& name, models::DType dtype, const std::vector<std::int64_t>& shape,
                             const std::string& why) {
       const models::TensorEntry* e = m_file.find(name);
-      const std::string where = fmt::format("{}: tensor {}", r.label(i), name);
+      const std::string where = fmt::format("{}: tensor {}", r.label(i), quant::printable(name, 64));
       if (!e) throw fail(where, fmt::format("missing ({})", why));
       if (e->dtype != dtype || e->shape != shape)
         throw fail(where, fmt::format("{} [{}], expected {} [{}] ({})", models::dtype_name(e->dtype), fmt::join(e->shape, ", "),
@@ -64,7 +66,7 @@ TraceReader::TraceReader(const std::filesystem::path& path) : m_file(open_contai
       expect(r.unit_inputs.xt, models::DType::kF32, {r.rows, r.in}, "rows x in, the transformed input");
   }
   for (const std::string& name : m_file.names_in_file_order())
-    if (!owned.count(name)) throw fail(fmt::format("tensor {}", name), "belongs to no record of the manifest");
+    if (!owned.count(name)) throw fail(fmt::format("tensor {}", quant::printable(name, 64)), "belongs to no record of the manifest");
 }
 
 std::optional<std::size_t> TraceReader::find(const models::LinearSite& site) const {
@@ -102,7 +104,7 @@ TraceRecord TraceReader::read(std::size_t i, bool unit_inputs) const {
     const std::int64_t n = r.rows * r.in;
     const models::Tensor codes = m_file.read(r.act.codes);
     if (const std::string f = check_codes(r.act.spec.format, codes.u8, n); !f.empty())
-      throw fail(fmt::format("{}: tensor {}", label, r.act.codes), f);
+      throw fail(fmt::format("{}: tensor {}", label, quant::printable(r.act.codes, 64)), f);
     rec.act = quant::make_quantized_shell(static_cast<std::size_t>(n), r.rows, r.in, r.act.spec);
     if (r.act.nibbles())
       quant::unpack_nibbles(codes.u8, rec.act.codes);
@@ -112,7 +114,7 @@ TraceRecord TraceReader::read(std::size_t i, bool unit_inputs) const {
       if (name->empty()) continue;
       *dst = m_file.read(*name).f32;
       if (const std::string f = check_scales(r.act.spec.scale_type, *dst); !f.empty())
-        throw fail(fmt::format("{}: tensor {}", label, *name), f);
+        throw fail(fmt::format("{}: tensor {}", label, quant::printable(*name, 64)), f);
     }
     rec.y = m_file.read(r.y).f32;
     if (unit_inputs) {

@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -202,7 +204,7 @@ TEST(QuantizedModel, TensorNamesShapesAndMetadata) {
   EXPECT_EQ(f.tensors.at("blocks.0.ffn.fc2.weight_scales").shape, (std::vector<std::int64_t>{128 * 4}));
   EXPECT_EQ(f.tensors.at("blocks.0.ffn.fc2.bias").shape, (std::vector<std::int64_t>{128}));
   EXPECT_EQ(f.metadata.at("fpqvar.format"), "fpqvar-quantized-model");
-  EXPECT_EQ(f.metadata.at("fpqvar.format_version"), "1");
+  EXPECT_EQ(f.metadata.at("fpqvar.format_version"), "2");
   EXPECT_EQ(quant::parse_recipe(f.metadata.at("fpqvar.recipe"), "meta"), quant::preset("fpqvar-w4a4"));
   EXPECT_EQ(var_config_from_json(nlohmann::json::parse(f.metadata.at("fpqvar.config"))).embed_dim, 128);
   EXPECT_EQ(nlohmann::json::parse(f.metadata.at("fpqvar.applied")).size(), 2u);
@@ -255,10 +257,21 @@ fs::path good_file(const std::string& preset) {
   return p;
 }
 
-// Rewrites the good file's tensors/metadata with `edit` into a new file.
+// The file of `preset` edited, with its content digests recomputed for the edited tensors (as a writer that made
+// the fault would), so that the load reaches the check under test; tests of the digest itself edit the bytes.
+std::string test_slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 fs::path mutated(const std::string& preset, const std::string& label, const std::function<void(TensorFile&)>& edit) {
   TensorFile f = read_safetensors(good_file(preset));
   edit(f);
+  if (f.metadata.contains("fpqvar.crc32c")) {
+    nlohmann::json digests = nlohmann::json::object();
+    for (const auto& [name, t] : f.tensors) digests[name] = fmt::format("{:08x}", stored_crc32c(t));
+    f.metadata["fpqvar.crc32c"] = digests.dump();
+  }
   const fs::path p = temp_path("bad_" + label + ".safetensors");
   write_safetensors(p, f);
   return p;
@@ -343,8 +356,10 @@ TEST(QuantizedModelHostile, MissingAndUnexpectedTensors) {
 }
 
 TEST(QuantizedModelHostile, Metadata) {
-  expect_rejected(mutated("fpqvar-w4a4", "version2", [](TensorFile& f) { f.metadata["fpqvar.format_version"] = "2"; }),
-                  {"metadata fpqvar.format_version", "\"2\" is not supported (this build reads 1)"});
+  expect_rejected(mutated("fpqvar-w4a4", "version3", [](TensorFile& f) { f.metadata["fpqvar.format_version"] = "3"; }),
+                  {"metadata fpqvar.format_version", "\"3\" is not supported (this build reads 1 to 2)"});
+  expect_rejected(mutated("fpqvar-w4a4", "version0", [](TensorFile& f) { f.metadata["fpqvar.format_version"] = "0"; }),
+                  {"metadata fpqvar.format_version", "\"0\" is not supported"});
   expect_rejected(mutated("fpqvar-w4a4", "version1x", [](TensorFile& f) { f.metadata["fpqvar.format_version"] = "1x"; }),
                   {"metadata fpqvar.format_version"});
   expect_rejected(mutated("fpqvar-w4a4", "no_format", [](TensorFile& f) { f.metadata.erase("fpqvar.format"); }),
@@ -452,6 +467,115 @@ TEST(QuantizedModelHostile, NotAQuantizedModel) {
   write_safetensors(p, f);
   expect_rejected(p, {"metadata fpqvar.format: missing"});
   expect_rejected(temp_path("does_not_exist.safetensors"), {"cannot open"});
+}
+
+// ---- content digests (format version 2) -------------------------------------------------------------------------
+
+// Where each tensor's data lies in a file, from the header itself (parsed here with nlohmann, not SafetensorsReader).
+std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> data_ranges(const std::string& bytes) {
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> out;
+  for (const auto& [name, v] : header.items())
+    if (name != "__metadata__")
+      out[name] = {8 + n + v.at("data_offsets")[0].get<std::uint64_t>(), 8 + n + v.at("data_offsets")[1].get<std::uint64_t>()};
+  return out;
+}
+
+// A flipped bit anywhere in a tensor's data fails the load with an error naming that tensor (the first, a middle and
+// the last byte of every tensor, each bit position once across them), where before version 2 most such flips went
+// unnoticed (any code or scale value that stays in range).
+TEST(QuantizedModelDigest, AFlippedBitInAnyTensorFailsTheLoadNamingIt) {
+  const fs::path good = good_file("fpqvar-w4a4");
+  const std::string bytes = test_slurp(good);
+  const auto ranges = data_ranges(bytes);
+  ASSERT_GT(ranges.size(), 10u);
+  int flips = 0;
+  for (const auto& [name, range] : ranges) {
+    const auto [begin, end] = range;
+    if (begin == end) continue;
+    for (std::uint64_t at : {begin, begin + (end - begin) / 2, end - 1}) {
+      std::string bad = bytes;
+      bad[at] = static_cast<char>(bad[at] ^ (1 << (flips++ % 8)));
+      const fs::path p = temp_path("flip.safetensors");
+      std::ofstream(p, std::ios::binary).write(bad.data(), static_cast<std::streamsize>(bad.size()));
+      expect_rejected(p, {"tensor " + name + ": content digest (CRC-32C)", "the file is corrupted"});
+    }
+  }
+  EXPECT_GT(flips, 30);
+}
+
+TEST(QuantizedModelDigest, Version1FilesWithoutDigestsStillLoad) {
+  const QuantizedModel v2 = load_quantized_model(good_file("fpqvar-w4a4"));
+  TensorFile f = read_safetensors(good_file("fpqvar-w4a4"));
+  f.metadata.erase("fpqvar.crc32c");
+  f.metadata["fpqvar.format_version"] = "1";
+  const fs::path p = temp_path("v1.safetensors");
+  write_safetensors(p, f);
+  const QuantizedModel v1 = load_quantized_model(p);
+  ASSERT_EQ(v1.blocks.size(), v2.blocks.size());
+  for (std::size_t b = 0; b < v1.blocks.size(); ++b)
+    for (std::size_t k = 0; k < 4; ++k) {
+      EXPECT_EQ(v1.blocks[b][k].weight_codes, v2.blocks[b][k].weight_codes);
+      EXPECT_TRUE(same_bits(v1.blocks[b][k].weight_scales, v2.blocks[b][k].weight_scales));
+    }
+}
+
+TEST(QuantizedModelDigest, TheDigestTableIsCheckedItself) {
+  // Version 2 without the table; a table naming a tensor the file lacks; one lacking a tensor; a malformed entry.
+  TensorFile f = read_safetensors(good_file("fpqvar-w4a4"));
+  auto write = [&](const std::string& label, const std::function<void(nlohmann::json&)>& edit) {
+    TensorFile g = f;
+    nlohmann::json j = nlohmann::json::parse(g.metadata.at("fpqvar.crc32c"));
+    edit(j);
+    if (j.is_null()) g.metadata.erase("fpqvar.crc32c");
+    else g.metadata["fpqvar.crc32c"] = j.dump();
+    const fs::path p = temp_path("digest_" + label + ".safetensors");
+    write_safetensors(p, g);
+    return p;
+  };
+  expect_rejected(write("none", [](nlohmann::json& j) { j = nullptr; }), {"metadata fpqvar.crc32c: missing"});
+  expect_rejected(write("extra", [](nlohmann::json& j) { j["blocks.9.attn.proj.bias"] = "00000000"; }),
+                  {"metadata fpqvar.crc32c", "names a tensor the file does not hold: blocks.9.attn.proj.bias"});
+  expect_rejected(write("lacking", [](nlohmann::json& j) { j.erase("class_emb.weight"); }),
+                  {"tensor class_emb.weight: no content digest"});
+  expect_rejected(write("hex", [](nlohmann::json& j) { j["class_emb.weight"] = "12345G78"; }),
+                  {"metadata fpqvar.crc32c", "\"class_emb.weight\": expected 8 lowercase hex digits"});
+  expect_rejected(write("number", [](nlohmann::json& j) { j["class_emb.weight"] = 12345678; }),
+                  {"\"class_emb.weight\": expected 8 lowercase hex digits"});
+  expect_rejected(write("array", [](nlohmann::json& j) { j = nlohmann::json::array(); }),
+                  {"metadata fpqvar.crc32c", "expected an object"});
+}
+
+// The lean load leaves the blocks' ada_lin in the file; ada_lin_from_file checks their digests as it reads them.
+TEST(QuantizedModelDigest, LeanLoadChecksTheAdaLinTensorsWhenRead) {
+  QuantizedModel m = make_model(quant::preset("fpqvar-w4a4"));
+  const std::int64_t c = m.config.embed_dim;
+  for (int b = 0; b < m.config.depth; ++b) {
+    const std::string p = "blocks." + std::to_string(b) + ".ada_lin.1.";
+    m.rest.tensors[p + "weight"] = {DType::kF32, {6 * c, c}, std::vector<float>(static_cast<std::size_t>(6 * c * c), 0.5f), {}, {}};
+    m.rest.tensors[p + "bias"] = {DType::kF32, {6 * c}, std::vector<float>(static_cast<std::size_t>(6 * c), 0.25f), {}, {}};
+  }
+  const fs::path p = temp_path("lean_digest.safetensors");
+  save_quantized_model(p, m);
+  std::string bytes = test_slurp(p);
+  const auto ranges = data_ranges(bytes);
+  const auto [begin, end] = ranges.at("blocks.1.ada_lin.1.weight");
+  bytes[(begin + end) / 2] ^= 0x10;
+  std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const QuantizedModel lean = load_quantized_model(p, QuantizedLoadOptions{.block_ada_lin = false});  // not read yet
+  const auto block_ada = ada_lin_from_file(p, c);
+  std::vector<float> cond(static_cast<std::size_t>(c), 1.0f), out(static_cast<std::size_t>(6 * c));
+  block_ada(0, cond, 1, out);  // block 0 is intact
+  try {
+    block_ada(1, cond, 1, out);
+    ADD_FAILURE() << "the corrupted ada_lin was used";
+  } catch (const QuantizedModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor blocks.1.ada_lin.1.weight: content digest"), std::string::npos) << e.what();
+  }
+  // The full load reads it at once and fails.
+  expect_rejected(p, {"tensor blocks.1.ada_lin.1.weight: content digest"});
 }
 
 TEST(VarConfigJson, RoundTripAndStrictness) {

@@ -95,7 +95,8 @@ TEST(Fp32Ops, BicubicMatchesTheTextbookFormula) {
     ops::upsample_bicubic(in.data(), 1, 1, 2, 1, 4, out.data());
     EXPECT_FLOAT_EQ(out[0], -0.10546875F);
   }
-  for (const auto& [ih, oh] : std::vector<std::pair<int, int>>{{1, 16}, {2, 16}, {3, 16}, {5, 16}, {13, 16}, {9, 32}}) {
+  for (const auto& sizes : std::vector<std::pair<int, int>>{{1, 16}, {2, 16}, {3, 16}, {5, 16}, {13, 16}, {9, 32}}) {
+    const int ih = sizes.first, oh = sizes.second;  // not a structured binding: the lambda below captures them
     const int planes = 3;
     const auto in = random_values(static_cast<std::size_t>(planes) * ih * ih, 7U + ih);
     std::vector<float> out(static_cast<std::size_t>(planes) * oh * oh);

@@ -196,5 +196,30 @@ TEST_P(VarTinyFixture, NextInputIsAreaDownsampledFhatAndFeedsWordEmbed) {
   }
 }
 
+// guided_logits.K (recorded from inside the official sampler) is the CFG mix of logits.K that the official code
+// writes: (1 + t) * logits[:B] - t * logits[B:] with t = cfg * ratio, ratio = K / (S - 1), Python floats (var.py
+// autoregressive_infer_cfg, in that order of operations); torch multiplies a float32
+// tensor by a Python scalar in float32 (the scalar rounded to float), so each element is
+// fl(fl(float(1 + t) * c) - fl(float(t) * u)): replayed exactly (tolerance 0).
+TEST_P(VarTinyFixture, GuidedLogitsAreTheCfgMixOfTheLogits) {
+  const Fixture& f = fixture();
+  if (!f.golden.tensors.contains("guided_logits.0")) GTEST_SKIP() << "this fixture records no guided logits";
+  const double cfg_ratio = f.meta.at("config").at("cfg").get<double>();
+  const int S = f.cfg.num_scales(), V = f.cfg.vocab_size();
+  for (int K = 0; K < S; ++K) {
+    const double t = cfg_ratio * (static_cast<double>(K) / (S - 1));
+    const auto a = static_cast<float>(1.0 + t), b = static_cast<float>(t);
+    const auto& logits = f.g(fmt::format("logits.{}", K)).f32;        // (2B, l, V)
+    const auto& guided = f.g(fmt::format("guided_logits.{}", K)).f32;  // (B, l, V)
+    const std::size_t half = static_cast<std::size_t>(f.B) * f.cfg.tokens_at(K) * V;
+    ASSERT_EQ(guided.size(), half);
+    for (std::size_t i = 0; i < half; ++i) {
+      const float ac = a * logits[i];
+      const float bu = b * logits[half + i];
+      ASSERT_EQ(bits(guided[i]), bits(ac - bu)) << K << "," << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fpqvar::models

@@ -7,6 +7,8 @@
 //  - scaled encode (and encode_dual with two different scales) of every FP16 input for a few hundred FP32 scales,
 //    and decode_scaled of every code with each of those scales:
 //    powers of two from 2^-149 to 2^127, FP16 values (subnormal to 65504), FP32 values (denorm_min to FLT_MAX);
+//  - every preset with every rounding mode and every overflow policy at every one of those scales, on the FP32 inputs
+//    at and one ulp either side of each scaled midpoint and grid point (ScaledEncodeEveryMode);
 //  - s = 0 (the all-zero group);
 //  - quant/fp_bits.hpp: FP16/BF16 widening of every pattern, and narrowing (RNE, overflow to inf) at every midpoint
 //    between adjacent values and one double ulp either side of it.
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -448,6 +451,74 @@ INSTANTIATE_TEST_SUITE_P(Formats, ScaledEncode,
                          ::testing::Values("e2m1", "e1m2", "e2m3", "e3m2", "e4m3", "e5m2", "int4", "int8",
                                            "dfq-e1m2-e2m1", "dfq-int6-e2m3"),
                          param_name);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Every preset, every rounding mode and every overflow policy, at every scale, at the inputs where a rounding is
+// decided.
+
+// The FP32 values at and next to every rounding decision of a format's grid scaled by s: for each side (DFQ: each
+// with its own scale) and each pair of adjacent magnitudes (from 0 up to the max and `next`, the overflow point),
+// the FP32 value nearest to the exact scaled midpoint and to the scaled grid point, and the FP32 values one ulp below
+// and above each (a midpoint that is an FP32 value is a tie; the ulps either side must round away from it). Plus
+// every 61st FP16 pattern (offset by the scale's index, so the scales between them visit them all) for breadth, and
+// +-inf and NaN. Ascending and free of duplicates, as sweep() needs.
+InputSet decision_inputs(const orc::OracleFormat& o, const std::vector<float>& side_scales, std::size_t scale_index) {
+  const mpq_class flt_max = orc::decode_fp32(0x7f7fffffu).magnitude;
+  std::set<std::uint32_t> bits;
+  auto add_near = [&](const mpq_class& exact) {
+    const mpq_class r = orc::round_binary_rne(exact, 23, -126);
+    if (r > flt_max) {
+      bits.insert(0x7f7fffffu);
+      return;
+    }
+    const auto x = static_cast<float>(orc::exact_double(r));
+    const std::uint32_t b = std::bit_cast<std::uint32_t>(x);
+    bits.insert(b);
+    if (b > 0) bits.insert(b - 1);            // one ulp toward zero (positive floats ascend with their bits)
+    if (b < 0x7f7fffffu) bits.insert(b + 1);  // one ulp up
+  };
+  for (int side = 0; side < 2; ++side) {
+    const mpq_class s = orc::decode_fp32(std::bit_cast<std::uint32_t>(side_scales[static_cast<std::size_t>(side)])).magnitude;
+    const auto& grid = o.side(side).grid;
+    for (std::size_t i = 0; i < grid.size(); ++i) {
+      add_near(grid[i] * s);
+      if (i + 1 < grid.size()) add_near((grid[i] + grid[i + 1]) / 2 * s);
+    }
+  }
+  for (std::uint32_t h = static_cast<std::uint32_t>(scale_index % 61); h < 0x7c00u; h += 61)
+    bits.insert(std::bit_cast<std::uint32_t>(orc::to_float(orc::decode_fp16(static_cast<std::uint16_t>(h)))));
+  InputSet set;
+  set.name = "fp32 decisions";
+  for (std::uint32_t b : bits) {
+    const orc::Value v = orc::decode_fp32(b);
+    set.ascending.push_back({b, v, std::bit_cast<float>(b), orc::to_units(v.magnitude)});
+  }
+  for (std::uint32_t b : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00000u})
+    set.others.push_back({b, orc::decode_fp32(b), std::bit_cast<float>(b), {}});
+  return set;
+}
+
+class ScaledEncodeEveryMode : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ScaledEncodeEveryMode, Fp32DecisionPointsAtEveryScale) {
+  const Format& f = format_by_name(GetParam());
+  const orc::OracleFormat o(f);
+  const std::vector<float> scales = test_scales();
+  Mismatches bad;
+  std::size_t inputs = 0;
+  for (std::size_t j = 0; j < scales.size(); ++j) {
+    // DFQ: a different scale for each side, so a side picking up the wrong scale shows.
+    const float s_neg = f.kind == FormatKind::kDual ? scales[(j * 7 + 3) % scales.size()] : scales[j];
+    const InputSet in = decision_inputs(o, {s_neg, scales[j]}, j);
+    inputs += in.ascending.size();
+    sweep(f, o, in, s_neg, scales[j], all_modes(), bad);
+    if (bad.m_count > 100) break;
+  }
+  RecordProperty("scales", static_cast<int>(scales.size()));
+  RecordProperty("inputs_per_sign_and_mode", static_cast<int>(inputs));
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, ScaledEncodeEveryMode, ::testing::ValuesIn(preset_names()), param_name);
 
 }  // namespace
 }  // namespace fpqvar::quant

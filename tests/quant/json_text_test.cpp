@@ -53,4 +53,12 @@ TEST(JsonText, InvalidTextReportsTheParser) {
     EXPECT_EQ(rejection(bad).rfind("not valid JSON: ", 0), 0u) << bad;
 }
 
+// json_excerpt: a JSON value quoted in a message is pure printable ASCII (non-ASCII and controls as \uXXXX), cut.
+TEST(JsonText, ExcerptIsPrintableAsciiAndCut) {
+  EXPECT_EQ(fpqvar::quant::json_excerpt(nlohmann::json("caf\xc3\xa9\x1b")), R"("caf\u00e9\u001b")");
+  EXPECT_EQ(fpqvar::quant::json_excerpt(nlohmann::json("\xe2\x80\xae")), R"("\u202e")");  // a bidi override, escaped
+  EXPECT_EQ(fpqvar::quant::json_excerpt(nlohmann::json::array({1, 2, 3})), "[1,2,3]");
+  EXPECT_EQ(fpqvar::quant::json_excerpt(nlohmann::json(std::string(100, 'x')), 10), "\"xxxxxxxxx...");
+}
+
 }  // namespace

@@ -200,7 +200,7 @@ TEST(TraceHostile, ManifestKeys) {
       {"unknown", [](json& j) { j["extra"] = 1; }, "manifest: extra: unknown key"},
       {"no_run", [](json& j) { j.erase("run"); }, "manifest: run: missing"},
       {"model", [](json& j) { j["model"]["depth"] = "2"; }, "manifest: model: depth"},
-      {"model_huge", [](json& j) { j["model"]["patch_nums"] = {1, 2, 100000}; }, "manifest: model: patch_nums value 100000 exceeds 4096"},
+      {"model_huge", [](json& j) { j["model"]["patch_nums"] = {1, 2, 100000}; }, "manifest: model: invalid config: patch_nums value 100000 exceeds 4096"},
       {"recipe", [](json& j) { j["recipe"]["layers"]["qkv"]["act"]["format"] = "e9m9"; }, "manifest: recipe: "},
       {"labels", [](json& j) { j["run"]["labels"] = {1001}; }, "manifest: run.labels[0]: 1001 is above 1000"},
       {"no_labels", [](json& j) { j["run"]["labels"] = json::array(); }, "manifest: run.labels: 0 labels"},

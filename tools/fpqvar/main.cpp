@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message (or the help); a bad command line is a user error like any other: exit status 2
+    // (CLI11's own codes, 101..., are not what scripts check for). --help and --version stay 0.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const fpqvar::cli::UserError& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -46,6 +46,13 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def loaded_blas():
+    # The BLAS the run used (the golden bits depend on its kernels: another BLAS, or the same one on a CPU with other
+    # vector units, sums in another order and moves results by ulps).
+    with open('/proc/self/maps') as f:
+        return sorted({line.split()[-1] for line in f if 'blas' in line.split()[-1]})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--var-repo', required=True, help='path to a checkout of FoundationVision/VAR')
@@ -68,6 +75,8 @@ def main():
                     'top-p 0.96, --g-seed) and record them, instead of teacher forcing with seeded random tokens')
     ap.add_argument('--g-seed', type=int, default=0, help='seed of the official sampler (with --sample)')
     ap.add_argument('--threads', type=int, default=1, help='torch threads (the run is timed; fixture.json)')
+    ap.add_argument('--no-guided', action='store_true', help='do not record guided_logits.K (the sampler input; '
+                    'var_tiny_shared leaves them out to keep both fixtures under 8 MB)')
     args = ap.parse_args()
     repo = os.path.abspath(args.var_repo)
     for f in ('models/var.py', 'models/vqvae.py', 'models/quant.py', 'models/basic_var.py', 'dist.py'):
@@ -169,6 +178,9 @@ def main():
     def teacher(logits_BlV, rng=None, top_k=0, top_p=0.0, num_samples=1):
         si = step['si']
         assert tuple(logits_BlV.shape[:2]) == (B, pn[si] ** 2), logits_BlV.shape
+        # The sampler's input: the CFG-guided logits (1 + t) logits[:B] - t logits[B:], t = cfg * si / (S - 1).
+        if not args.no_guided:
+            put(f'guided_logits.{si}', logits_BlV)
         step['si'] += 1
         if args.sample:  # the official draw, recorded (the argument is consumed in place: pass a copy)
             idx = official_sampler(logits_BlV.clone(), rng=rng, top_k=top_k, top_p=top_p, num_samples=num_samples)
@@ -262,7 +274,8 @@ def main():
         'command': 'python3 ' + ' '.join([os.path.relpath(__file__, os.getcwd())] + sys.argv[1:]),
         'official_repo': 'https://github.com/FoundationVision/VAR', 'official_commit': commit,
         'torch_version': torch.__version__, 'numpy_version': np.__version__, 'python': sys.version.split()[0],
-        'threads': torch.get_num_threads(), 'dtype': 'float32 (CPU)',
+        'threads': torch.get_num_threads(), 'dtype': 'float32 (CPU)', 'blas_loaded': loaded_blas(),
+        'cpu_flags_avx512f': 'avx512f' in open('/proc/cpuinfo').read(),
         'config': {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
                    'embed_dim': var.C, 'num_heads': var.num_heads, 'mlp_ratio': 4.0, 'norm_eps': 1e-6,
                    'vae_ch_mult': [1, 1, 2, 2, 4], 'vae_num_res_blocks': 2, 'quant_resi': 0.5,
