@@ -47,28 +47,8 @@ const testing::SmallModel& small() {
   return m;
 }
 
-// A quantized small model: calibrated with random positive s (2^U(-1, 1), so x * s rounds) where the recipe needs s,
-// format search choosing the first candidate.
 QuantizedModel quantized(const std::string& preset) {
-  const quant::Recipe recipe = quant::preset(preset);
-  const VarConfig& cfg = small().config;
-  CalibrationResult cal;
-  if (recipe.needs_calibration()) {
-    std::mt19937 rng(17);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    cal.blocks.resize(static_cast<std::size_t>(cfg.depth));
-    for (auto& blk : cal.blocks)
-      for (LayerKind k : quant::kLayerKinds) {
-        const quant::LayerRecipe& r = recipe.layer(k);
-        LayerCalibration& lc = blk[static_cast<std::size_t>(k)];
-        if (r.galt || r.smoothquant_alpha) {
-          lc.smooth.resize(static_cast<std::size_t>(layer_shape(cfg, k).second));
-          for (float& s : lc.smooth) s = std::exp2(u(rng));
-        }
-        if (!r.format_search.empty()) lc.weight_format = lc.act_format = r.format_search.front();
-      }
-  }
-  return build_quantized_model(cfg, small().var_weights, recipe, cal);
+  return testing::quantized_small_model(small(), preset);
 }
 
 // The scalar recomputation (file comment): the quantized activation and y before the bias.

@@ -28,28 +28,8 @@ const models::testing::SmallModel& small() {
   return m;
 }
 
-// The small model quantized under a preset; where the recipe needs calibration, random positive s and the first
-// format candidate stand in for it (as tests/models/hw_backend_test.cpp does).
 models::QuantizedModel quantized(const std::string& preset) {
-  const quant::Recipe recipe = quant::preset(preset);
-  const models::VarConfig& cfg = small().config;
-  models::CalibrationResult cal;
-  if (recipe.needs_calibration()) {
-    std::mt19937 rng(17);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    cal.blocks.resize(static_cast<std::size_t>(cfg.depth));
-    for (auto& blk : cal.blocks)
-      for (LayerKind k : quant::kLayerKinds) {
-        const quant::LayerRecipe& r = recipe.layer(k);
-        models::LayerCalibration& lc = blk[static_cast<std::size_t>(k)];
-        if (r.galt || r.smoothquant_alpha) {
-          lc.smooth.resize(static_cast<std::size_t>(models::layer_shape(cfg, k).second));
-          for (float& s : lc.smooth) s = std::exp2(u(rng));
-        }
-        if (!r.format_search.empty()) lc.weight_format = lc.act_format = r.format_search.front();
-      }
-  }
-  return models::build_quantized_model(cfg, small().var_weights, recipe, cal);
+  return models::testing::quantized_small_model(small(), preset);
 }
 
 class TraceOfHwRun : public testing::TestWithParam<std::string> {};
