@@ -239,8 +239,8 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   st.macs += static_cast<double>(rows) * in * out;
   const double cpu0 = process_cpu_s();
 
-  // Steps 1-2 into m_xt, unless both are the identity and the activation is quantized: then the quantizer reads x
-  // itself (VAR-d30 fc2: no 15 MiB copy of the GELU output).
+  // Steps 1-2 into m_xt, unless both are the identity and the activation is quantized: then the quantizer's FP16
+  // input stage reads x itself (one pass, no separate FP32 copy of the GELU output at VAR-d30 fc2).
   auto t0 = Clock::now();
   const bool act_quantized = !q.recipe.act.fp16;
   std::span<const float> xq = x;
@@ -251,10 +251,15 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   }
   st.transform_s += since(t0);
 
-  // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call.
+  // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call. The
+  // quantizer reads FP16: quant::quantizer_input rounds xq into a scratch buffer first (m_xh when xq is m_xt, whose
+  // FP32 values the observer records as the Hadamard unit's output; else m_xt).
   t0 = Clock::now();
   quant::QuantizedTensor& a = m_act;
   if (act_quantized) {
+    std::vector<float>& hbuf = xq.data() == m_xt.data() ? m_xh : m_xt;
+    hbuf.resize(x.size());
+    const std::span<float> xh(hbuf);
     const quant::QuantSpec& spec = q.recipe.act.spec;
     if (quant::fast_path_supported(spec) && spec.granularity != quant::Granularity::kColumn) {
       if (const auto e = spec.validate(in); !e.empty())
@@ -276,7 +281,8 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
         const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
         const std::size_t so = threads == 1 ? 0 : static_cast<std::size_t>(r0 * bpr);
         const std::size_t sn = threads == 1 ? a.scales.size() : static_cast<std::size_t>((r1 - r0) * bpr);
-        const std::span<const float> xs(xq.data() + off, n);
+        const std::span<float> xs = xh.subspan(off, n);
+        quant::quantizer_input(xq.subspan(off, n), xs);
         const std::span<std::uint8_t> cs(a.codes.data() + off, n);
         if (dual) {
           quant::quantize_groups_dual(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales_neg.data() + so, sn),
@@ -286,10 +292,11 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
         }
       });
     } else {
-      a = quant::quantize_fast(xq, rows, in, spec);
+      quant::quantizer_input(xq, xh);
+      a = quant::quantize_fast(xh, rows, in, spec);
     }
   } else {
-    for (float& v : m_xt) v = quant::round_to_half(v);
+    for (float& v : m_xt) v = quant::round_float_to_half(v);  // = round_to_half, bit for bit
   }
   st.quantize_s += since(t0);
 

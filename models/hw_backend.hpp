@@ -4,11 +4,13 @@
 // Per call linear(site, x) of a layer whose weight and activation are both quantized (an integer GEMM):
 //   1. x' = x * s             one FP32 multiply per element (RNE), only when the layer has the vector s;
 //   2. x' = x' * R            quant::rotate_activation_hw (the hardware Hadamard unit: signs, FP32 FWHT, * hw_scale);
-//   3. A  = quantize(x')      the layer's activation spec (quant::quantize_fast: the quantizer contract, bit-identical
-//                             to quant::quantize);
+//   3. A  = quantize(FP16(x')) the quantizer unit: its FP16 input stage (quant::quantizer_input: x' rounded to the
+//                             nearest FP16 value), then the layer's activation spec (quant::quantize_fast: the
+//                             quantizer contract, bit-identical to quant::quantize);
 //   4. y  = A * W^T           quant::gemm_int on the weight packed once at construction (quant::pack_weight_codes):
 //                             exactly quant::gemm_contract(A, layer.unpack_weight());
-//   5. the observer, if any, sees (site, A, layer, y, x, x') (models/gemm_observer.hpp);
+//   5. the observer, if any, sees (site, A, layer, y, x, x') (models/gemm_observer.hpp; x' in FP32, before the
+//      quantizer's FP16 stage);
 //   6. y += bias              one FP32 add per element (mat_qkv has none: VarModel adds q_bias/v_bias).
 // A layer with an FP16 operand (recipe "fp16", e.g. LiteVAR's fc2) is not an integer GEMM; its contract here:
 //   the activation after steps 1-2 is rounded to FP16 (RNE) when its operand is "fp16", else quantized (step 3) and
@@ -151,6 +153,7 @@ class HwBackend final : public ILinearBackend {
   std::unique_ptr<HwKvCodec> m_kv_codec;  // when the recipe's kv_cache allows it and HwOptions::kv_codes
   double m_kv_encoded0 = 0, m_kv_decoded0 = 0;  // the codec's counts at the last reset_stats()
   std::vector<float> m_xt;       // scratch: the transformed activation
+  std::vector<float> m_xh;       // scratch: the quantizer's FP16 input when m_xt holds the transformed activation
   quant::QuantizedTensor m_act;  // scratch: the quantized activation
 };
 

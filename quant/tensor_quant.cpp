@@ -314,6 +314,12 @@ QuantizedTensor quantize(std::span<const float> x, std::int64_t rows, std::int64
   return q;
 }
 
+void quantizer_input(std::span<const float> x, std::span<float> out) {
+  if (out.size() != x.size())
+    throw std::invalid_argument(fmt::format("quantizer_input: {} outputs for {} values", out.size(), x.size()));
+  std::transform(x.begin(), x.end(), out.begin(), [](float v) { return round_float_to_half(v); });
+}
+
 GroupAbsmax quantizer_absmax(std::span<const float> x) {
   return block_absmax(BlockView{x.data(), nullptr, 1, static_cast<std::int64_t>(x.size()),
                                 static_cast<std::int64_t>(x.size()), 0});

@@ -30,6 +30,15 @@ namespace fpqvar::quant {
 
 // ---- quantizer: one group of FP32 values -> codes and scale(s) ----
 
+// The quantizer's input stage. The unit reads FP16 (FPQVAR's activations are FP16; rtl/quantizer takes FP16 x), so
+// an activation, FP32 in the datapath (the accumulate unit's and the Hadamard unit's outputs, the SFU's), is rounded
+// to the nearest FP16 value on its way in: out[i] = round_float_to_half(x[i]) (quant/fp_bits.hpp: ties to even,
+// subnormals kept, beyond +-65504 to +-inf as an IEEE converter does, NaN stays NaN). Every activation the hw mode
+// quantizes for a GEMM passes through it before quantizer_group / quantize; weights (quantized offline from FP32)
+// and the KV cache's rows (no quantizer unit of the accelerator model quantizes them) do not. out may alias x.
+// Example: 1 + 2^-11 (a tie between 1 and 1 + 2^-10) -> 1.0; 70000 -> inf; 2^-25 (a tie between 0 and 2^-24) -> 0.
+void quantizer_input(std::span<const float> x, std::span<float> out);
+
 // The absmax stage: the largest |x| over the non-NaN elements (an inf makes it inf), overall and per sign bit
 // (neg: elements with the sign bit set, -0 included; pos: the others). DFQ scales come from neg and pos, every
 // other format's from all.

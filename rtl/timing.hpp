@@ -76,6 +76,18 @@ constexpr int pe_array_cycles_per_group(int beats, int rows, int drain_w) {
   if (beats < 1) throw std::invalid_argument("rtl::timing: a group has at least one beat");
   return beats > transfers ? beats : transfers;
 }
+// A stream of groups back to back takes one group per cycles_per_group from its first beat (group k's first beat is
+// accepted in cycle k * cycles_per_group), so the array could take another stream's first group cycles_per_group
+// after the last group's first beat: that is the end of the stream's occupancy. From there to the cycle after the
+// last group's last transfer: its B beats, LATENCY, its R / DRAIN_W transfers, less the slot:
+//   B - 1 + LATENCY + R / DRAIN_W - 1 + 1 - cycles_per_group.
+// With B >= R / DRAIN_W (cycles_per_group = B) that is LATENCY + R / DRAIN_W - 1; with fewer beats than transfers
+// the last group's beats end R / DRAIN_W - B cycles before its slot does. Example, G = 16 (LATENCY 8), R = 2,
+// DRAIN_W = 1, groups of 16 (B = 1, 2 cycles per group): 1 - 1 + 8 + 2 - 1 + 1 - 2 = 8 (9 with B = T = 2).
+constexpr int pe_array_stream_latency(int lanes, int beats, int rows, int drain_w) {
+  return beats - 1 + pe_array_latency(lanes) + pe_array_transfers_per_group(rows, drain_w) -
+         pe_array_cycles_per_group(beats, rows, drain_w);
+}
 
 // ---- quantizer: rtl/quantizer/lut_quantizer.v (groups of GROUP = L * B FP16 values, L per beat) ----
 

@@ -161,7 +161,7 @@ std::int64_t Controller::run_pe_linear(int index, double frac, int t0, int t1, s
   const std::int64_t out_bytes_per_value = bits_of(op.out_type) / 8;
   const std::int64_t groups = ceil_div(op.k, group);
   const std::int64_t pe_latency = pe_array_latency_cycles(m_config.pe_array.lanes);
-  const std::int64_t pe_tile_latency = pe_array_tile_latency_cycles(m_config.pe_array);
+  const std::int64_t pe_tile_latency = pe_array_tile_latency_cycles(m_config.pe_array, static_cast<int>(group));
   const std::int64_t acc_latency = accumulate_latency_cycles();
   const bool dual = op.in_type.spec.format.kind == quant::FormatKind::kDual;
   std::int64_t done = ready;

@@ -57,15 +57,21 @@ void parallel_rows(int threads, std::int64_t n, F&& f) {
   });
 }
 
-// The quantizer unit on a rows x in input.
+// The quantizer unit on a rows x in input: its FP16 input stage (quant::quantizer_input), then
 // fast (the default): the contract's fast quantizer, quant::quantize_groups / quantize_groups_dual (quant/
 // fast_quant.hpp, bit-identical to quant::quantize on every input, tests/quant/fast_quant_test.cpp), as gemm_int is
 // for the PE: on VAR-d16 the scalar path below costs several times the whole GEMM check.
 // contract, or where the fast path does not apply: group by group through quant::quantizer_group (quant/
 // unit_contract.hpp): per-row blocks row by row (kGroup, kToken, kChannel), kTensor as its one block, kColumn (whose
 // blocks are columns, not groups along K) through quant::quantize, whose per-block step quantizer_group is.
-quant::QuantizedTensor quantizer_unit(std::span<const float> x, std::int64_t rows, std::int64_t in,
+quant::QuantizedTensor quantizer_unit(std::span<const float> x32, std::int64_t rows, std::int64_t in,
                                       const quant::QuantSpec& spec, int threads, bool contract) {
+  std::vector<float> x16(x32.size());
+  parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
+    const auto off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
+    quant::quantizer_input(x32.subspan(off, n), std::span<float>(x16).subspan(off, n));
+  });
+  const std::span<const float> x(x16);
   quant::QuantizedTensor a = quant::make_quantized_shell(x.size(), rows, in, spec);
   const bool dual = spec.format.kind == quant::FormatKind::kDual;
   if (!contract && quant::fast_path_supported(spec) && spec.granularity != quant::Granularity::kColumn) {

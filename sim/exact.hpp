@@ -4,7 +4,8 @@
 // holds the unit inputs (manifest version 2, `fpqvar trace record --unit-inputs`) the linear's quantize and
 // Hadamard ops are checked too, token tile by token tile: the Hadamard unit's output recomputed from x with
 // quant::hadamard_rows against the trace's xt, the quantizer's codes and scales recomputed from xt (x when the layer
-// has no transform) against the trace's codes and scales, through the fast quantizer (quant::quantize_groups,
+// has no transform; rounded to FP16 first by the quantizer's input stage, quant::quantizer_input) against the
+// trace's codes and scales, through the fast quantizer (quant::quantize_groups,
 // bit-identical to the contract's quant::quantizer_group, which ExactOptions::quantizer_contract runs instead).
 // The first difference ends the check; the run's remaining tiles are simulated for timing only, and simulate_exact
 // then throws an ExactMismatch naming the scale, block, op, tile and element with both values.

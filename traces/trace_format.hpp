@@ -37,7 +37,8 @@
 //   x               F32 [rows, in]  version 2, unit_inputs: the linear's FP32 input before its online transforms
 //                                   (the Hadamard unit's input; the quantizer's when the layer has no transform)
 //   xt              F32 [rows, in]  version 2, unit_inputs, a transforming layer: quant::hadamard_rows(x, s, R), the
-//                                   Hadamard unit's output = the quantizer's input
+//                                   Hadamard unit's output = the quantizer's input (which rounds it to FP16
+//                                   first: quant::quantizer_input)
 // The weight operand is a pointer into the quantized model file (models/quantized_model.hpp), checkable by the
 // SHA-256 of each referenced tensor's stored bytes (source_model.tensors).
 // rows = 2 * labels.size() * tokens_at(scale): the CFG batch (conditional rows, then unconditional) of that scale.

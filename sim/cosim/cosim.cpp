@@ -143,8 +143,7 @@ nlohmann::json cosim_to_json(const CosimResult& r, const models::VarGraph& graph
                           {"work_unit", work_unit(u.unit)},
                           {"wall_s", u.wall_s},
                           {"simulated_cycles_per_s", u.cycles_per_s()},
-                          {"work_per_s", u.work_per_s()},
-                          {"trace_differences", u.trace_differences}});
+                          {"work_per_s", u.work_per_s()}});
     if (u.timed_by_rtl()) {
       rtl += u.rtl_cycles;
       tlm += u.tlm_cycles;

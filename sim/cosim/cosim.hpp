@@ -83,7 +83,6 @@ struct UnitReport {
   std::int64_t clocked = 0;            // RTL cycles simulated (every block, lane and stream)
   std::int64_t work = 0;               // MACs (pe_array, pe, mul), elements (quantizer, hadamard), group sums
   double wall_s = 0;                   // wall time in the RTL and its checks
-  std::int64_t trace_differences = 0;  // informative: outputs that differ from the trace's recorded unit outputs
                                        // (quantizer: the trace quantized FP32 values, the RTL FP16 ones)
   [[nodiscard]] bool timed_by_rtl() const;  // pe_array, quantizer, hadamard, accumulate
   [[nodiscard]] double cycles_per_s() const { return wall_s > 0 ? static_cast<double>(clocked) / wall_s : 0; }

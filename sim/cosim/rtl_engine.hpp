@@ -38,11 +38,18 @@ inline constexpr int kRtlUnitCount = 6;
 [[nodiscard]] RtlUnit parse_rtl_unit(std::string_view name);
 
 // The cycles of one stream (above). -1 where nothing was transferred.
+// occupancy: the cycles the unit's busier port was busy, counted from the first input transfer: the input's span
+// (first to last input transfer, + 1), or, where an engine sets occupied_until, a longer one it measured (the PE
+// array: its drain's span, first to last output transfer + 1, when the drain is slower than the beats and the
+// inputs run ahead into the pipeline). latency: from there to the cycle after the last output transfer.
 struct StreamCycles {
   std::int64_t first_in = -1, last_in = -1, first_out = -1, last_out = -1;
-  std::int64_t clocked = 0;  // cycles simulated (the rising edges)
-  [[nodiscard]] std::int64_t occupancy() const { return last_in + 1 - first_in; }
-  [[nodiscard]] std::int64_t latency() const { return last_out - last_in; }
+  std::int64_t occupied_until = -1;  // -1: last_in + 1
+  std::int64_t clocked = 0;          // cycles simulated (the rising edges)
+  [[nodiscard]] std::int64_t occupancy() const {
+    return (occupied_until >= 0 ? occupied_until : last_in + 1) - first_in;
+  }
+  [[nodiscard]] std::int64_t latency() const { return span() - occupancy(); }
   [[nodiscard]] std::int64_t span() const { return last_out + 1 - first_in; }
   bool operator==(const StreamCycles&) const = default;
 };

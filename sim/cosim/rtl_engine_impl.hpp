@@ -246,6 +246,10 @@ class PeArrayEngine final : public IPeArrayEngine {
       m_driver.edge();
       check_budget(m_driver.cycle(), limit, m_desc);
     }
+    // The busier port: the inputs (B beats a group) or the drain (R / DRAIN_W transfers a group). When the drain is
+    // the slower, the inputs run ahead into the pipeline and the drain, busy every cycle from its first transfer to
+    // its last, is what a following stream would wait for (rtl/timing.hpp pe_array_cycles_per_group).
+    cyc.occupied_until = cyc.first_in + std::max(cyc.last_in + 1 - cyc.first_in, cyc.last_out + 1 - cyc.first_out);
     cyc.clocked = m_driver.cycle();
     m_driver.end();
     return cyc;

@@ -556,7 +556,7 @@ StreamCycles RtlPeArray::run_array(Tile& t, std::vector<std::int64_t>& pos, std:
     if (i == 0) {
       first = cycles[i];
     } else if (cycles[i].first_in != first.first_in || cycles[i].last_in != first.last_in ||
-               cycles[i].last_out != first.last_out) {
+               cycles[i].last_out != first.last_out || cycles[i].occupied_until != first.occupied_until) {
       throw RtlProtocolError(fmt::format("{}: two blocks of one tile took different cycles ({} / {} vs {} / {})",
                                          engines.front()->describe(), cycles[i].occupancy(), cycles[i].span(),
                                          first.occupancy(), first.span()));
@@ -727,7 +727,7 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
   const std::vector<std::int64_t> rows = tile_rows(lin->rows, tokens, w.token_begin, w.token_end);
   const std::int64_t in = lin->in, group = spec.group_size;
   const std::vector<float>& src = lin->quantizer_input();
-  // The unit's input is FP16: the values rounded to nearest even (the datapath's FP32 -> FP16 conversion).
+  // The unit's input is FP16: the bit patterns of quant::quantizer_input's values (the datapath's FP32 -> FP16 RNE).
   std::vector<std::uint16_t> x16(rows.size() * std::size_t(in));
   for (std::size_t r = 0; r < rows.size(); ++r)
     for (std::int64_t c = 0; c < in; ++c)
@@ -736,24 +736,33 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
   const StreamCycles cyc = engine->run(x16, out, nullptr);
   u.clocked += cyc.clocked;
 
-  // Golden: quant::quantizer_group on each group of the same FP16 values.
+  // Golden: the activation's codes and scales, the trace's (the hw mode: quant::quantize of quant::quantizer_input(x),
+  // the same FP16 values) or, without a trace, the contract's on the generated data (tile_data.cpp). Their scales are
+  // FP32 values of FP16 scales; one that is not an FP16 value cannot be matched by the unit's FP16 output (the
+  // golden's scale text shows its FP32 bits then).
+  const bool from_trace = !lin->y.empty();
   const bool dual = spec.format.kind == quant::FormatKind::kDual;
   const int lanes = engine->shape().lanes;
   const std::int64_t groups = std::int64_t(x16.size()) / group;
-  std::vector<float> xg(static_cast<std::size_t>(group));
-  std::vector<std::uint8_t> codes(static_cast<std::size_t>(group));
+  const auto golden_scale = [](float v, std::uint16_t& bits) {
+    bits = quant::float_to_half_bits(v);
+    return std::bit_cast<std::uint32_t>(quant::half_bits_to_float(bits)) == std::bit_cast<std::uint32_t>(v);
+  };
+  const auto scale_text = [](float v, std::uint16_t bits, bool exact) {
+    return exact ? fp16_text(bits) : fmt::format("FP32 {:#010x} ({:.9g}), not an FP16 value", std::bit_cast<std::uint32_t>(v), v);
+  };
   std::int64_t bad = 0, first_e = -1;
   std::string quantity, rtl_text, golden_text;
   std::uint16_t gold_scale = 0, gold_scale_neg = 0;
-  std::int64_t trace_diff = 0;
   for (std::int64_t g = 0; g < groups; ++g) {
-    for (std::int64_t i = 0; i < group; ++i) xg[std::size_t(i)] = quant::half_bits_to_float(x16[std::size_t(g * group + i)]);
-    const quant::GroupScales gs = quant::quantizer_group(xg, spec, codes);
-    const std::uint16_t s16 = quant::float_to_half_bits(gs.scale), n16 = dual ? quant::float_to_half_bits(gs.scale_neg) : 0;
     const std::int64_t row = rows[std::size_t(g * group / in)], k0 = (g * group) % in;
+    const std::size_t si = std::size_t(lin->act.scale_index(row, k0));
+    const float sv = lin->act.scales[si], nv = dual ? lin->act.scales_neg[si] : 0.0f;
+    std::uint16_t s16 = 0, n16 = 0;
+    const bool s_exact = golden_scale(sv, s16), n_exact = !dual || golden_scale(nv, n16);
     bool group_bad = false;
     for (std::int64_t i = 0; i < group; ++i) {
-      const std::uint8_t got = out.codes[std::size_t(g * group + i)], want = codes[std::size_t(i)];
+      const std::uint8_t got = out.codes[std::size_t(g * group + i)], want = lin->act.codes[std::size_t(row * in + k0 + i)];
       if (got != want) {
         ++bad;
         group_bad = true;
@@ -766,14 +775,13 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
           gold_scale_neg = n16;
         }
       }
-      if (!lin->act.codes.empty() && lin->act.codes[std::size_t(row * in + k0 + i)] != want) ++trace_diff;
     }
     // Every output beat of the group carries its scale(s); the last one flags the group's end.
     const std::int64_t beats = group / lanes;
     for (std::int64_t b = 0; b < beats; ++b) {
       const std::size_t ob = std::size_t(g * beats + b);
       const bool last_ok = (out.last[ob] != 0) == (b == beats - 1);
-      if (out.scale[ob] == s16 && (!dual || out.scale_neg[ob] == n16) && last_ok) continue;
+      if (s_exact && n_exact && out.scale[ob] == s16 && (!dual || out.scale_neg[ob] == n16) && last_ok) continue;
       if (!group_bad) ++bad;
       group_bad = true;
       if (first_e < 0) {
@@ -783,14 +791,11 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
                             : (dual ? fmt::format("{} / neg {}", fp16_text(out.scale[ob]), fp16_text(out.scale_neg[ob]))
                                     : fp16_text(out.scale[ob]));
         golden_text = !last_ok ? fmt::format("out_last {}", int(b == beats - 1))
-                               : (dual ? fmt::format("{} / neg {}", fp16_text(s16), fp16_text(n16)) : fp16_text(s16));
+                               : (dual ? fmt::format("{} / neg {}", scale_text(sv, s16, s_exact), scale_text(nv, n16, n_exact))
+                                       : scale_text(sv, s16, s_exact));
         gold_scale = s16;
         gold_scale_neg = n16;
       }
-    }
-    if (!lin->act.scales.empty()) {
-      const std::size_t si = std::size_t(lin->act.scale_index(row, k0));
-      if (quant::float_to_half_bits(lin->act.scales[si]) != s16) ++trace_diff;
     }
   }
 
@@ -811,7 +816,6 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
   u.tlm_occupancy += tlm.occupancy;
   if (cyc.span() != tlm.occupancy + tlm.latency || cyc.occupancy() != tlm.occupancy) u.tiles_cycles_differ += 1;
   u.work += std::int64_t(x16.size());
-  u.trace_differences += trace_diff;
   if (std::find(u.models.begin(), u.models.end(), model->describe()) == u.models.end())
     u.models.push_back(model->describe());
   o.tiles += 1;
@@ -841,7 +845,7 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
     mm.where = fmt::format("{}, element {} (group {})", row_text(row, tokens), col, col / group);
     mm.rtl = rtl_text;
     mm.golden = golden_text;
-    mm.golden_source = "contract (quant::quantizer_group of the FP16 inputs)";
+    mm.golden_source = from_trace ? "trace act codes and scales" : "contract (quant::quantize of the FP16 inputs)";
     nlohmann::json inputs;
     inputs["format"] = spec.format.name;
     inputs["rounding"] = quant::to_string(spec.mode.rounding);
@@ -923,18 +927,21 @@ void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models:
   const StreamCycles cyc = m_engine->run(xb, sb, out, nullptr);
   u.clocked += cyc.clocked;
 
+  // Golden: the trace's xt (the hw mode's Hadamard output); without a trace, the contract on the same x and s (the
+  // generated data's xt is that too, but recomputing it checks the unit against the contract directly).
+  const bool from_trace = !lin->y.empty() && !lin->xt.empty();
   std::vector<float> gold(n);
-  quant::hadamard_rows(x, std::int64_t(rows.size()), in, lin->s, lin->rotation, gold);
-  std::int64_t bad = 0, first = -1, trace_diff = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+  if (from_trace) {
+    for (std::size_t i = 0; i < n; ++i) gold[i] = lin->xt[std::size_t(rows[i / std::size_t(in)] * in) + i % std::size_t(in)];
+  } else {
+    quant::hadamard_rows(x, std::int64_t(rows.size()), in, lin->s, lin->rotation, gold);
+  }
+  std::int64_t bad = 0, first = -1;
+  for (std::size_t i = 0; i < n; ++i)
     if (!same_fp32(out.x[i], bits_of(gold[i]))) {
       ++bad;
       if (first < 0) first = std::int64_t(i);
     }
-    if (!lin->xt.empty() &&
-        !same_fp32(bits_of(gold[i]), bits_of(lin->xt[std::size_t(rows[i / std::size_t(in)] * in) + i % std::size_t(in)])))
-      ++trace_diff;
-  }
   const int lanes = m_engine->shape().lanes, block = m_engine->shape().block;
   const std::int64_t beats_per_block = block / lanes;
   for (std::size_t b = 0; b < out.last.size(); ++b)
@@ -960,7 +967,6 @@ void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models:
   u.tlm_occupancy += tlm.occupancy;
   if (cyc.span() != tlm.occupancy + tlm.latency || cyc.occupancy() != tlm.occupancy) u.tiles_cycles_differ += 1;
   u.work += std::int64_t(n);
-  u.trace_differences += trace_diff;
   if (std::find(u.models.begin(), u.models.end(), model->describe()) == u.models.end())
     u.models.push_back(model->describe());
   o.tiles += 1;
@@ -990,7 +996,7 @@ void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models:
     mm.where = fmt::format("{}, element {} (Hadamard block {})", row_text(row, tokens), col, blk);
     mm.rtl = fp32_text(out.x[std::size_t(first)]);
     mm.golden = fp32_text(bits_of(gold[std::size_t(first)]));
-    mm.golden_source = "contract (quant::hadamard_rows)";
+    mm.golden_source = from_trace ? "trace xt" : "contract (quant::hadamard_rows)";
     nlohmann::json inputs;
     std::string xs, ss;
     const std::size_t b0 = std::size_t(first - col % block);

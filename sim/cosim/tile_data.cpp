@@ -120,9 +120,9 @@ class ContractSource final : public TileSource {
       d->xt.resize(d->x.size());
       quant::hadamard_rows(d->x, d->rows, d->in, d->s, d->rotation, d->xt);
     }
-    // The quantizer unit takes FP16: the activation is the contract's quantization of FP16(input).
-    std::vector<float> q_in(d->quantizer_input());
-    for (float& v : q_in) v = quant::round_to_half(v);
+    // The quantizer unit takes FP16: the activation is the contract's quantization of FP16(input), as in the hw mode.
+    std::vector<float> q_in(d->quantizer_input().size());
+    quant::quantizer_input(d->quantizer_input(), q_in);
     d->act = quant::quantize(q_in, d->rows, d->in, op->in_type.spec);
     std::vector<float> w(static_cast<std::size_t>(d->out * d->in));
     for (float& v : w) v = normal(rng) * 0.02f;

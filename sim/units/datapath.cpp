@@ -8,8 +8,9 @@
 namespace fpqvar::sim {
 
 std::int64_t pe_array_latency_cycles(int lanes) { return rtl::timing::pe_array_latency(lanes); }
-std::int64_t pe_array_tile_latency_cycles(const PeArraySpecs& s) {
-  return rtl::timing::pe_array_latency(s.lanes) + rtl::timing::pe_array_transfers_per_group(s.rows, s.drain_rows) - 1;
+std::int64_t pe_array_tile_latency_cycles(const PeArraySpecs& s, int group) {
+  return rtl::timing::pe_array_stream_latency(s.lanes, rtl::timing::pe_beats_per_group(group, s.lanes), s.rows,
+                                              s.drain_rows);
 }
 std::int64_t quantizer_latency_cycles(int lanes, const Work& w) {
   const int group = std::max(w.group, 1);
@@ -81,7 +82,7 @@ ReservationUnit::Cost PeArray::cost(const Work& w) {
   const std::int64_t col_passes = ceil_div(w.n, s.cols);
   Cost c;
   c.occupancy = row_passes * col_passes * ceil_div(w.k, w.group) * cycles_per_group;
-  c.latency = pe_array_tile_latency_cycles(s);
+  c.latency = pe_array_tile_latency_cycles(s, w.group);
   c.work = w.m * w.n * w.k;
   m_macs.add(c.work);
   m_mac_slots.add(c.occupancy * s.rows * s.cols * s.lanes);

@@ -114,13 +114,16 @@ class FpArray : public ReservationUnit {
 // tile, sim/cosim): cycles from the end of a tile's occupancy (the cycle after its last input transfer) to its
 // completion (the cycle after its last output transfer).
 //   pe_array_latency_cycles: the first transfer of a group's sums after the group's last beat (pe_array.v LATENCY);
-//   pe_array_tile_latency_cycles: a tile's, which ends with the drain of its last group: LATENCY + R / DRAIN_W - 1;
+//   pe_array_tile_latency_cycles: a tile's, which ends with the drain of its last group (rtl::timing::
+//     pe_array_stream_latency): LATENCY + R / DRAIN_W - 1 when a group has at least R / DRAIN_W beats B, else
+//     LATENCY + B - 1 (the tile's occupancy, groups x R / DRAIN_W cycles, ends R / DRAIN_W - B cycles after its
+//     last beat);
 //   quantizer_latency_cycles: rtl/quantizer/lut_quantizer.v for a floating-point format (Work: code_bits, man_bits,
 //     neg_man_bits, group), else a stated assumption;
 //   hadamard_latency_cycles: rtl/hadamard/hadamard.v with LANES = group / cycles_per_group;
 //   accumulate_latency_cycles: rtl/accumulate/accumulate.v.
 [[nodiscard]] std::int64_t pe_array_latency_cycles(int lanes);
-[[nodiscard]] std::int64_t pe_array_tile_latency_cycles(const PeArraySpecs& s);
+[[nodiscard]] std::int64_t pe_array_tile_latency_cycles(const PeArraySpecs& s, int group);
 [[nodiscard]] std::int64_t quantizer_latency_cycles(int lanes, const Work& w);
 [[nodiscard]] std::int64_t hadamard_latency_cycles(int group, int cycles_per_group);
 [[nodiscard]] std::int64_t accumulate_latency_cycles();

@@ -2,7 +2,8 @@
 //
 // Oracle: a plain scalar recomputation of each GEMM from the layer's input x, independent of the fast paths the
 // backend takes: x * s as one FP32 multiply per element, the hardware Hadamard unit (quant::rotate_activation_hw,
-// the contract's definition), quant::quantize (the reference quantizer, not quantize_fast), quant::gemm_contract on
+// the contract's definition), the quantizer's FP16 input stage as quant::round_to_half (the double path, not the
+// backend's quant::quantizer_input), quant::quantize (the reference quantizer, not quantize_fast), quant::gemm_contract on
 // layer.unpack_weight() (the scalar contract, not gemm_int), then + bias in FP32. Every integer GEMM of a whole
 // generation (all scales, blocks and layers, CFG rows) is checked bit for bit: the activation codes and scales the
 // observer sees, its y (before the bias), and the backend's output (after it).
@@ -24,6 +25,7 @@
 #include "models/quantize_model.hpp"
 #include "models/var_model.hpp"
 #include "models/vqvae.hpp"
+#include "quant/fp_bits.hpp"
 #include "quant/hadamard.hpp"
 #include "quant/pe_contract.hpp"
 #include "small_model.hpp"
@@ -62,6 +64,7 @@ Reference reference_gemm(const QuantizedLayer& q, std::span<const float> x, int 
     for (int r = 0; r < rows; ++r)
       for (std::int64_t j = 0; j < q.in; ++j) xt[static_cast<std::size_t>(r * q.in + j)] *= q.smooth[static_cast<std::size_t>(j)];
   quant::rotate_activation_hw(xt, rows, q.in, {q.recipe.rotation, q.recipe.rotation_block, q.recipe.rotation_seed});
+  for (float& v : xt) v = quant::round_to_half(v);  // the quantizer reads FP16
   Reference ref;
   ref.act = quant::quantize(xt, rows, q.in, q.recipe.act.spec);
   ref.y = quant::gemm_contract(ref.act, q.unpack_weight());

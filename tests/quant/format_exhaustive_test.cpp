@@ -378,6 +378,44 @@ TEST(Fp16Bf16, NarrowingAtEveryMidpointMatchesOracle) {
   check_narrowing("bf16", 8, 7, [](double x) { return double_to_bf16_bits(x); });
 }
 
+// round_float_to_half (the float -> FP16 value path of the quantizer's input stage, integer tricks) against the
+// oracle: at every FP16 midpoint (exact in FP32: 12 significant bits) and one FP32 ulp either side, and every FP16
+// value, both signs, the oracle's RNE; then bit for bit against round_to_half (the double path, checked at every
+// midpoint above) over every FP32 exponent field x every top-11-bit significand x low-12-bit patterns that decide
+// the rounding (0, 1, just below / at / above the half, all ones, one seeded random), both signs, and NaN / inf.
+TEST(Fp16Bf16, FloatToHalfValueMatchesOracleAndDoublePath) {
+  Mismatches bad;
+  const int bias = 15;
+  const mpq_class max_finite = orc::decode_binary(0x7bff, 5, 10).magnitude;
+  for (std::uint32_t b = 0; b < 0x7c00; ++b) {
+    const mpq_class v = orc::decode_binary(b, 5, 10).magnitude;
+    const mpq_class w = b + 1 < 0x7c00 ? orc::decode_binary(b + 1, 5, 10).magnitude : orc::pow2(16);
+    const float mid = static_cast<float>(orc::exact_double((v + w) / 2));
+    if (mpq_class(static_cast<double>(mid)) != (v + w) / 2) throw std::logic_error("FP16 midpoint not exact in FP32");
+    for (float x : {static_cast<float>(orc::exact_double(v)), mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f)}) {
+      const mpq_class r = orc::round_binary_rne(mpq_class(static_cast<double>(x)), 10, 1 - bias);
+      const bool overflow = r > max_finite;
+      for (bool negative : {false, true}) {
+        const std::uint16_t want = pattern_of(overflow ? max_finite : r, negative, 5, 10, overflow);
+        const float got = round_float_to_half(negative ? -x : x);
+        if (std::bit_cast<std::uint32_t>(got) != std::bit_cast<std::uint32_t>(half_bits_to_float(want)))
+          bad.add("round_float_to_half({:a}) = {:a}, oracle {:#06x}", negative ? -x : x, got, want);
+      }
+    }
+  }
+  std::mt19937 rng(2026);
+  for (std::uint32_t e = 0; e < 256; ++e)
+    for (std::uint32_t top = 0; top < 2048; ++top)
+      for (std::uint32_t low : {0x000u, 0x001u, 0x7ffu, 0x800u, 0x801u, 0xfffu, static_cast<std::uint32_t>(rng() & 0xfffu)})
+        for (std::uint32_t sign : {0u, 0x80000000u}) {
+          const float x = std::bit_cast<float>(sign | e << 23 | top << 12 | low);
+          const std::uint32_t got = std::bit_cast<std::uint32_t>(round_float_to_half(x));
+          const std::uint32_t want = std::bit_cast<std::uint32_t>(round_to_half(static_cast<double>(x)));
+          if (got != want) bad.add("round_float_to_half({:#010x}) = {:#010x}, round_to_half {:#010x}",
+                                   std::bit_cast<std::uint32_t>(x), got, want);
+        }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Scaled encode.
 

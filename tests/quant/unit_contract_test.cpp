@@ -182,6 +182,35 @@ TEST(UnitContractQuantizer, HandWorkedGroup) {
   EXPECT_EQ(codes, (std::vector<std::uint8_t>{0b0111, 0b1111, 0b0001, 0b0000}));
 }
 
+// The FP16 input stage, worked by hand (FP16: 10 fraction bits, min normal 2^-14, quantum 2^-24 below it, max 65504).
+TEST(UnitContractQuantizer, Fp16InputStage) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> x{
+      1.0f + 0x1p-11f,          // tie between 1 and 1 + 2^-10, even -> 1
+      1.0f + 3 * 0x1p-11f,      // tie between 1 + 2^-10 and 1 + 2^-9, even -> 1 + 2^-9
+      1.0f + 0x1p-11f + 0x1p-23f,  // just above the tie -> 1 + 2^-10
+      -3.14159265f,             // 3.14159265 = 0x1.921fb6p+1 -> 10 fraction bits 0x1.920p+1 (the dropped 0x1fb6 < half)
+      65504.0f, 65519.0f,       // max; below the 65520 midpoint -> max
+      65520.0f, -1e6f,          // the midpoint (65504's LSB is odd) and beyond -> +-inf
+      0x1p-25f,                 // tie between 0 and 2^-24 -> 0
+      0x1.8p-24f,               // 1.5 quanta, tie between 1 and 2 quanta -> 2 quanta = 2^-23
+      0x1.ffcp-15f,             // 1023.5 quanta (a subnormal tie), even -> 1024 quanta = 2^-14, the min normal
+      -0.0f};
+  const std::vector<float> want{1.0f, 1.0f + 0x1p-9f, 1.0f + 0x1p-10f, -0x1.92p+1f, 65504.0f, 65504.0f, inf, -inf,
+                                0.0f, 0x1p-23f, 0x1p-14f, -0.0f};
+  std::vector<float> out(x.size());
+  q::quantizer_input(x, out);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    EXPECT_EQ(std::bit_cast<std::uint32_t>(out[i]), std::bit_cast<std::uint32_t>(want[i])) << "x = " << x[i];
+  q::quantizer_input(out, out);  // in place, and idempotent
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(std::bit_cast<std::uint32_t>(out[i]), std::bit_cast<std::uint32_t>(want[i]));
+  const float nan_in = std::numeric_limits<float>::quiet_NaN();
+  float nan_out = 0.0f;
+  q::quantizer_input(std::span<const float>(&nan_in, 1), std::span<float>(&nan_out, 1));
+  EXPECT_TRUE(std::isnan(nan_out));
+  EXPECT_THROW(q::quantizer_input(x, std::span<float>(out.data(), 3)), std::invalid_argument);
+}
+
 TEST(UnitContractQuantizer, AbsmaxStage) {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   EXPECT_EQ(q::quantizer_absmax(std::vector<float>{1.0f, -3.0f, 2.5f, -0.0f, nan}), (q::GroupAbsmax{3.0f, 2.5f, 3.0f}));

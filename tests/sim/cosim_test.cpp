@@ -150,6 +150,37 @@ TEST(Cosim, AllUnitsWholeImage) {
   expect_no_systemc_reports();
 }
 
+// Fewer beats per group than drain transfers: nvfp4's groups of 16 on 16-lane PEs are B = 1 beat each, while the
+// 2-row array drains one row per transfer (R / DRAIN_W = 2): the inputs wait for the drain, one group per 2 cycles.
+// The RTL takes exactly the TLM's cycles (occupancy groups x 2, latency LATENCY + B - 1: rtl::timing::
+// pe_array_stream_latency); every group sum is the contract's. The group sums per output are K / 16 here.
+TEST(Cosim, PeArrayWithFewerBeatsThanDrainTransfers) {
+  models::VarConfig m = models::var_config_preset("var-d2");
+  m.patch_nums = {1, 2, 3, 4};
+  const quant::Recipe recipe = quant::resolve_recipe("nvfp4");
+  models::GraphOptions go;
+  go.include_decoder = false;
+  const models::VarGraph g = models::build_var_graph(m, &recipe, go);
+  const CosimResult r = run("pe_array", "2-3", "1", "qkv,fc2", g);
+  std::int64_t sums = 0;
+  for (const auto& op : g.ops)
+    if (op.kind == models::OpKind::kLinear && op.is_quantized() && op.block == 1 && op.scale >= 2 && op.scale <= 3 &&
+        (op.layer == quant::LayerKind::kQkv || op.layer == quant::LayerKind::kFc2))
+      sums += op.m * op.n * (op.k / 16);
+  ASSERT_EQ(r.units.size(), 1u);
+  const UnitReport& u = r.units.front();
+  EXPECT_TRUE(r.passed()) << (r.mismatch ? r.mismatch->summary() : "");
+  EXPECT_GT(u.tiles, 0);
+  EXPECT_EQ(u.elements, sums);
+  EXPECT_EQ(u.tiles_cycles_differ, 0) << "RTL " << u.rtl_cycles << " TLM " << u.tlm_cycles;
+  EXPECT_EQ(u.rtl_cycles, u.tlm_cycles);
+  EXPECT_EQ(u.rtl_occupancy, u.tlm_occupancy);
+  EXPECT_TRUE(r.cycles_equal());
+  ASSERT_TRUE(r.tlm.has_value());
+  EXPECT_EQ(r.run.cycles, r.tlm->cycles);
+  expect_no_systemc_reports();
+}
+
 // A 2 x 6 array on the 2 x 2 model: three blocks per tile, dealt to two threads; the same sums, the same cycles and
 // the same run as on one thread, and as the TLM's.
 TEST(Cosim, PeArrayOnTwoThreadsAsOnOne) {

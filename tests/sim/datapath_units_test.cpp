@@ -196,7 +196,7 @@ TEST(PeArrayUnit, PassesGroupsAndDrain) {
   sc_core::sc_start();
   ASSERT_EQ(t.size(), 3u);
   EXPECT_EQ(pe_array_latency_cycles(32), 9);
-  EXPECT_EQ(pe_array_tile_latency_cycles(pe_8x21()), 12);
+  EXPECT_EQ(pe_array_tile_latency_cycles(pe_8x21(), 128), 12);
   EXPECT_EQ(t[0].start, 0);
   EXPECT_EQ(t[0].finish, 420);
   EXPECT_EQ(t[1].start, 408);
@@ -220,13 +220,16 @@ TEST(PeArrayUnit, DrainBindsWhenGroupsAreShort) {
   TileExtension a;
   r.bench.script = [&](Bench& b) {
     // Group 64 = B = 2 beats, but the drain needs rows / drain_rows = 4 cycles per group: 4 cycles per group.
-    // 8 x 21 x 256 = one pass of 4 groups: 16 cycles, finish 16 + 12 = 28; the multipliers are busy half the time.
-    // (The TLM's formula; this B < R / DRAIN_W case has not been co-simulated: no verilated model drains slower
-    // than it is fed, sim/cosim/models.cmake.)
+    // 8 x 21 x 256 = one pass of 4 groups: 16 cycles of occupancy (group g's first beat in cycle 4 g); the
+    // multipliers are busy half the time. The last group's beats are cycles 12 and 13, its first transfer
+    // 13 + 9 = 22, its last 22 + 3 = 25: finish 26, i.e. latency 10 after the occupancy (not 12: its slot ends two
+    // cycles after its last beat). The co-simulation checks this case (tests/sim/cosim_test.cpp, nvfp4's B = 1
+    // against 2 transfers).
     a = b.send(gemm(8, 21, 256, 64), 0);
   };
   sc_core::sc_start();
-  EXPECT_EQ(a.finish, 28);
+  EXPECT_EQ(pe_array_tile_latency_cycles(pe_8x21(), 64), 10);
+  EXPECT_EQ(a.finish, 26);
   EXPECT_EQ(r.rig.stats.value("pe_array.macs"), 8 * 21 * 256);
   EXPECT_EQ(r.rig.stats.value("pe_array.mac_slots"), 2 * 8 * 21 * 256);
   expect_no_systemc_reports();
@@ -243,13 +246,13 @@ TEST(PeArrayUnit, NarrowWeightBufferBinds) {
     a = b.send(gemm(8, 21, 256, 128), 0);
     // Ready 0: starts 170. 6-bit codes, 3 x 5 x 64 (group 64: B = 2, drain 4 -> 4 cycles; 1 pass, 1 group):
     // weights 5 x 64 x 6 / 8 = 240 B -> 15 cycles (done 187); act 3 x 64 x 6 / 8 = 144 B -> 1 cycle.
-    // Finish max(174, 187) + 12 = 199.
+    // Finish max(174, 187) + 10 = 197 (the latency after a slot of fewer beats than transfers: 9 + B - 1 = 10).
     c = b.send(gemm(3, 5, 64, 64, 6), 0);
   };
   sc_core::sc_start();
   EXPECT_EQ(a.finish, 182);
   EXPECT_EQ(c.start, 170);
-  EXPECT_EQ(c.finish, 199);
+  EXPECT_EQ(c.finish, 197);
   EXPECT_EQ(r.weight.read_bits(), (2688 + 240) * 8);
   EXPECT_EQ(r.act.read_bits(), (8 * 256 / 2 + 144) * 8);
   expect_no_systemc_reports();

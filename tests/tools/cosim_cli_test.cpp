@@ -116,6 +116,11 @@ TEST(CosimCli, TraceWithUnitInputsPasses) {
   EXPECT_EQ(unit(j, "quantizer").at("elements"), rows * e.quantized);
   EXPECT_EQ(unit(j, "hadamard").at("elements"), rows * e.rotated);
   EXPECT_EQ(unit(j, "quantizer").at("tiles_without_data"), 0);
+  // Every unit bit for bit against the trace: the quantizer's codes and scales too, since the hw mode that recorded
+  // it rounds the quantizer's input to FP16 as the RTL reads it (quant::quantizer_input).
+  for (const std::string u : {"pe_array", "quantizer", "hadamard", "accumulate"})
+    EXPECT_EQ(unit(j, u).at("mismatching_elements"), 0) << u;
+  EXPECT_TRUE(j.at("cosim").at("passed"));
   EXPECT_EQ(j.at("cosim").at("total").at("cycle_diff"), 0);
   EXPECT_NE(j.at("cosim").at("data").get<std::string>().find("version 2"), std::string::npos);
   EXPECT_FALSE(fs::exists(f.dir / "trace.vcd"));  // no mismatch, no waveform
@@ -186,6 +191,24 @@ TEST(CosimCli, CorruptedCodeGivesTheReportAndTheWaveform) {
   EXPECT_GE(t0, static_cast<double>(first) * period_ps - 1);
   EXPECT_LE(t0, static_cast<double>(last + 1) * period_ps + 1);
   EXPECT_FALSE(fs::exists(fs::path(vcd.string() + ".part")));
+
+  // The same trace through the RTL quantizer: its golden is the trace's codes, so the flipped one is reported as
+  // the quantizer's first difference, with the code the RTL computed from the FP16 inputs (the recorded one).
+  const fs::path qjson = f.dir / "bad_quantizer.json";
+  const auto rq = run_cli("cosim --trace " + q(bad) + " --quantized " + q(f.model) + " --config " + q(kDesign) +
+                          " --rtl quantizer --scales 2 --blocks 1 --ops fc1 --json " + q(qjson));
+  EXPECT_EQ(rq.exit_code, 3) << rq.out << rq.err;
+  const nlohmann::json jq = nlohmann::json::parse(test::slurp(qjson));
+  const nlohmann::json& mq = jq.at("cosim").at("mismatch");
+  ASSERT_FALSE(mq.is_null()) << rq.out;
+  EXPECT_EQ(mq.at("unit"), "quantizer");
+  EXPECT_EQ(mq.at("quantity"), "code");
+  EXPECT_EQ(mq.at("row"), 3);
+  EXPECT_EQ(mq.at("col"), 10);
+  EXPECT_EQ(mq.at("golden"), fmt::format("0x{:x}", flipped));
+  EXPECT_EQ(mq.at("rtl"), fmt::format("0x{:x}", original));
+  EXPECT_EQ(mq.at("golden_source"), "trace act codes and scales");
+  EXPECT_EQ(unit(jq, "quantizer").at("mismatching_elements"), 1);
 }
 
 TEST(CosimCli, DesignWithoutAModelIsRefused) {

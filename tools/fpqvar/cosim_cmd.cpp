@@ -129,9 +129,6 @@ void print_report(const sim::cosim::CosimResult& r, const models::VarGraph& g) {
     if (u.tiles_without_data > 0)
       fmt::print("  {}: {} tiles ran on the TLM model: the data has no unit inputs for them\n", cs::to_string(u.unit),
                  u.tiles_without_data);
-    if (u.trace_differences > 0)
-      fmt::print("  {}: {} values differ from the trace's (informative: the trace quantized FP32 inputs, the unit "
-                 "takes FP16)\n", cs::to_string(u.unit), u.trace_differences);
   }
   // Per op: those whose cycles differ first, then the largest.
   std::vector<const cs::OpReport*> rows;
