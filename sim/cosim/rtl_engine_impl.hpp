@@ -78,6 +78,12 @@ inline std::int64_t sign_extend(std::uint64_t v, int width) {
   return static_cast<std::int64_t>((v ^ sign) - sign);
 }
 
+inline void check_budget(std::int64_t cycle, std::int64_t limit, const std::string& who) {
+  if (cycle > limit)
+    throw RtlProtocolError(fmt::format("{}: the stream did not finish within {} cycles (a hang or a lost transfer)",
+                                       who, limit));
+}
+
 // ---- the clock, reset and the waveform of one stream ----
 template <class Model>
 class Driver {
@@ -138,6 +144,49 @@ class Driver {
     }
   }
 
+  // The valid/ready loop of every engine, after begin(): `beats` input beats offered back to back (in_valid), until
+  // `outputs` output transfers have been taken (out_ready held high). Per cycle: put(beat) drives a beat's inputs the
+  // first cycle it is offered (they hold until it is accepted; a model's in_last is cleared once no beat is offered),
+  // the combinational outputs settle, accepted(beat, cycle) sees an accepted beat and take(index, cycle) reads an
+  // output transfer, then the rising edge. Throws RtlProtocolError past `limit` cycles (a hang or a lost transfer).
+  template <class Put, class Accepted, class Take>
+  StreamCycles stream(std::int64_t beats, std::int64_t outputs, std::int64_t limit, const std::string& who, Put&& put,
+                      Accepted&& accepted, Take&& take) {
+    Model& dut = *m_dut;
+    StreamCycles cyc;
+    std::int64_t beat = 0, offered = -1, got = 0;
+    dut.out_ready = 1;
+    while (got < outputs) {
+      const bool valid = beat < beats;
+      if (valid && offered != beat) {
+        put(beat);
+        offered = beat;
+      }
+      if constexpr (requires { dut.in_last; }) {
+        if (!valid) dut.in_last = 0;
+      }
+      dut.in_valid = valid;
+      settle();
+      const std::int64_t now = m_cycle;
+      if (valid && dut.in_ready) {
+        if (cyc.first_in < 0) cyc.first_in = now;
+        cyc.last_in = now;
+        accepted(beat, now);
+        ++beat;
+      }
+      if (dut.out_valid) {
+        take(got, now);
+        if (cyc.first_out < 0) cyc.first_out = now;
+        cyc.last_out = now;
+        ++got;
+      }
+      edge();
+      check_budget(m_cycle, limit, who);
+    }
+    cyc.clocked = m_cycle;
+    return cyc;
+  }
+
  private:
   [[nodiscard]] bool dumping() const { return m_vcd && m_cycle >= m_wave.first && m_cycle <= m_wave.last; }
   [[nodiscard]] std::uint64_t time_ps(std::int64_t cycle) const {
@@ -152,11 +201,6 @@ class Driver {
   std::int64_t m_cycle = 0;
 };
 
-inline void check_budget(std::int64_t cycle, std::int64_t limit, const std::string& who) {
-  if (cycle > limit)
-    throw RtlProtocolError(fmt::format("{}: the stream did not finish within {} cycles (a hang or a lost transfer)",
-                                       who, limit));
-}
 
 inline const rtl::PairInfo& pair_of(int id) {
   const auto p = rtl::pair_of_id(id);
@@ -199,58 +243,40 @@ class PeArrayEngine final : public IPeArrayEngine {
     std::uint32_t w_words[port_words<std::remove_cvref_t<decltype(dut.in_w)>>()];
     std::uint32_t o_words[port_words<std::remove_cvref_t<decltype(dut.out_sum)>>()];
     const std::int64_t limit = 4 * (total + expected) + 64;
-    StreamCycles cyc;
-    std::int64_t beat = 0, packed = -1, transfers = 0;
     m_driver.begin(wave);
-    dut.out_ready = 1;
-    while (transfers < expected) {
-      const bool valid = beat < total;
-      if (valid && packed != beat) {
-        pack(s, beat, groups, beats, a_words, sizeof a_words / 4, w_words, sizeof w_words / 4);
-        store(dut.in_a, a_words);
-        store(dut.in_w, w_words);
-        packed = beat;
+    const auto put = [&](std::int64_t beat) {
+      pack(s, beat, groups, beats, a_words, sizeof a_words / 4, w_words, sizeof w_words / 4);
+      store(dut.in_a, a_words);
+      store(dut.in_w, w_words);
+      dut.in_last = beat % beats == beats - 1;
+    };
+    const auto accepted = [&](std::int64_t beat, std::int64_t now) {
+      if (beat % beats == 0) out.in_cycle[std::size_t(beat / beats)] = now;
+    };
+    const auto take = [&](std::int64_t transfers, std::int64_t now) {
+      const std::int64_t gi = transfers / T;  // (pass, group), in order
+      const int row0 = int(dut.out_row);
+      if (row0 != int(transfers % T) * D)
+        throw RtlProtocolError(fmt::format("{}: transfer {} of a group drained row {}, expected row {}", m_desc,
+                                           transfers % T, row0, (transfers % T) * D));
+      load(dut.out_sum, o_words);
+      for (int j = 0; j < D; ++j)
+        for (int c = 0; c < C; ++c)
+          out.pos[std::size_t((gi * R + row0 + j) * C + c)] =
+              sign_extend(get_bits(o_words, std::int64_t(j * C + c) * m_shape.acc_bits, m_shape.acc_bits), m_shape.acc_bits);
+      load(dut.out_sum_neg, o_words);
+      for (int j = 0; j < D; ++j) {
+        for (int c = 0; c < C; ++c)
+          out.neg[std::size_t((gi * R + row0 + j) * C + c)] =
+              sign_extend(get_bits(o_words, std::int64_t(j * C + c) * m_shape.acc_bits, m_shape.acc_bits), m_shape.acc_bits);
+        out.out_cycle[std::size_t(gi * R + row0 + j)] = now;
       }
-      dut.in_valid = valid;
-      dut.in_last = valid && beat % beats == beats - 1;
-      m_driver.settle();
-      const std::int64_t now = m_driver.cycle();
-      if (valid && dut.in_ready) {
-        if (cyc.first_in < 0) cyc.first_in = now;
-        cyc.last_in = now;
-        if (beat % beats == 0) out.in_cycle[std::size_t(beat / beats)] = now;
-        ++beat;
-      }
-      if (dut.out_valid) {
-        const std::int64_t gi = transfers / T;  // (pass, group), in order
-        const int row0 = int(dut.out_row);
-        if (row0 != int(transfers % T) * D)
-          throw RtlProtocolError(fmt::format("{}: transfer {} of a group drained row {}, expected row {}", m_desc,
-                                             transfers % T, row0, (transfers % T) * D));
-        load(dut.out_sum, o_words);
-        for (int j = 0; j < D; ++j)
-          for (int c = 0; c < C; ++c)
-            out.pos[std::size_t((gi * R + row0 + j) * C + c)] =
-                sign_extend(get_bits(o_words, std::int64_t(j * C + c) * m_shape.acc_bits, m_shape.acc_bits), m_shape.acc_bits);
-        load(dut.out_sum_neg, o_words);
-        for (int j = 0; j < D; ++j) {
-          for (int c = 0; c < C; ++c)
-            out.neg[std::size_t((gi * R + row0 + j) * C + c)] =
-                sign_extend(get_bits(o_words, std::int64_t(j * C + c) * m_shape.acc_bits, m_shape.acc_bits), m_shape.acc_bits);
-          out.out_cycle[std::size_t(gi * R + row0 + j)] = now;
-        }
-        if (cyc.first_out < 0) cyc.first_out = now;
-        cyc.last_out = now;
-        ++transfers;
-      }
-      m_driver.edge();
-      check_budget(m_driver.cycle(), limit, m_desc);
-    }
+    };
+    StreamCycles cyc = m_driver.stream(total, expected, limit, m_desc, put, accepted, take);
     // The busier port: the inputs (B beats a group) or the drain (R / DRAIN_W transfers a group). When the drain is
     // the slower, the inputs run ahead into the pipeline and the drain, busy every cycle from its first transfer to
     // its last, is what a following stream would wait for (rtl/timing.hpp pe_array_cycles_per_group).
     cyc.occupied_until = cyc.first_in + std::max(cyc.last_in + 1 - cyc.first_in, cyc.last_out + 1 - cyc.first_out);
-    cyc.clocked = m_driver.cycle();
     m_driver.end();
     return cyc;
   }
@@ -333,47 +359,29 @@ class PeEngine final : public IPeArrayEngine {
     std::uint32_t a_words[port_words<std::remove_cvref_t<decltype(dut.in_a)>>()];
     std::uint32_t w_words[port_words<std::remove_cvref_t<decltype(dut.in_w)>>()];
     const std::int64_t limit = 4 * (total + expected) + 64;
-    StreamCycles cyc;
-    std::int64_t beat = 0, packed = -1, got = 0;
     m_driver.begin(wave);
-    dut.out_ready = 1;
-    while (got < expected) {
-      const bool valid = beat < total;
-      if (valid && packed != beat) {
-        std::fill(std::begin(a_words), std::end(a_words), 0u);
-        std::fill(std::begin(w_words), std::end(w_words), 0u);
-        const std::int64_t p = beat / (groups * beats), k0 = ((beat / beats) % groups) * s.group + (beat % beats) * G;
-        const std::int64_t row = s.rows[std::size_t(p)], col = s.cols[std::size_t(p)];
-        for (int i = 0; i < G; ++i) {
-          if (row >= 0) put_bits(a_words, std::int64_t(i) * m_a_bits, m_a_bits, s.a[std::size_t(row * s.k + k0 + i)]);
-          if (col >= 0) put_bits(w_words, std::int64_t(i) * m_w_bits, m_w_bits, s.w[std::size_t(col * s.k + k0 + i)]);
-        }
-        store(dut.in_a, a_words);
-        store(dut.in_w, w_words);
-        packed = beat;
+    const auto put = [&](std::int64_t beat) {
+      std::fill(std::begin(a_words), std::end(a_words), 0u);
+      std::fill(std::begin(w_words), std::end(w_words), 0u);
+      const std::int64_t p = beat / (groups * beats), k0 = ((beat / beats) % groups) * s.group + (beat % beats) * G;
+      const std::int64_t row = s.rows[std::size_t(p)], col = s.cols[std::size_t(p)];
+      for (int i = 0; i < G; ++i) {
+        if (row >= 0) put_bits(a_words, std::int64_t(i) * m_a_bits, m_a_bits, s.a[std::size_t(row * s.k + k0 + i)]);
+        if (col >= 0) put_bits(w_words, std::int64_t(i) * m_w_bits, m_w_bits, s.w[std::size_t(col * s.k + k0 + i)]);
       }
-      dut.in_valid = valid;
-      dut.in_last = valid && beat % beats == beats - 1;
-      m_driver.settle();
-      const std::int64_t now = m_driver.cycle();
-      if (valid && dut.in_ready) {
-        if (cyc.first_in < 0) cyc.first_in = now;
-        cyc.last_in = now;
-        if (beat % beats == 0) out.in_cycle[std::size_t(beat / beats)] = now;
-        ++beat;
-      }
-      if (dut.out_valid) {
-        out.pos[std::size_t(got)] = sign_extend(std::uint64_t(dut.out_sum), m_shape.acc_bits);
-        out.neg[std::size_t(got)] = sign_extend(std::uint64_t(dut.out_sum_neg), m_shape.acc_bits);
-        out.out_cycle[std::size_t(got)] = now;
-        if (cyc.first_out < 0) cyc.first_out = now;
-        cyc.last_out = now;
-        ++got;
-      }
-      m_driver.edge();
-      check_budget(m_driver.cycle(), limit, m_desc);
-    }
-    cyc.clocked = m_driver.cycle();
+      store(dut.in_a, a_words);
+      store(dut.in_w, w_words);
+      dut.in_last = beat % beats == beats - 1;
+    };
+    const auto accepted = [&](std::int64_t beat, std::int64_t now) {
+      if (beat % beats == 0) out.in_cycle[std::size_t(beat / beats)] = now;
+    };
+    const auto take = [&](std::int64_t got, std::int64_t now) {
+      out.pos[std::size_t(got)] = sign_extend(std::uint64_t(dut.out_sum), m_shape.acc_bits);
+      out.neg[std::size_t(got)] = sign_extend(std::uint64_t(dut.out_sum_neg), m_shape.acc_bits);
+      out.out_cycle[std::size_t(got)] = now;
+    };
+    const StreamCycles cyc = m_driver.stream(total, expected, limit, m_desc, put, accepted, take);
     m_driver.end();
     return cyc;
   }
@@ -458,45 +466,25 @@ class QuantizerEngine final : public IQuantizerEngine {
     std::uint32_t in_words[port_words<std::remove_cvref_t<decltype(dut.in_x)>>()];
     std::uint32_t code_words[port_words<std::remove_cvref_t<decltype(dut.out_code)>>()];
     const std::int64_t limit = 4 * beats + 256;
-    StreamCycles cyc;
-    std::int64_t beat = 0, packed = -1, got = 0;
     m_driver.begin(wave);
     dut.cfg_fixed = 0;
     dut.cfg_scale = 0;
     dut.cfg_scale_neg = 0;
-    dut.out_ready = 1;
-    while (got < beats) {
-      const bool valid = beat < beats;
-      if (valid && packed != beat) {
-        std::fill(std::begin(in_words), std::end(in_words), 0u);
-        for (int i = 0; i < L; ++i) put_bits(in_words, 16 * i, 16, x[std::size_t(beat * L + i)]);
-        store(dut.in_x, in_words);
-        packed = beat;
-      }
-      dut.in_valid = valid;
-      m_driver.settle();
-      const std::int64_t now = m_driver.cycle();
-      if (valid && dut.in_ready) {
-        if (cyc.first_in < 0) cyc.first_in = now;
-        cyc.last_in = now;
-        ++beat;
-      }
-      if (dut.out_valid) {
-        load(dut.out_code, code_words);
-        for (int i = 0; i < L; ++i)
-          out.codes[std::size_t(got * L + i)] = std::uint8_t(get_bits(code_words, std::int64_t(i) * m_shape.bits, m_shape.bits));
-        out.scale[std::size_t(got)] = dut.out_scale;
-        out.scale_neg[std::size_t(got)] = dut.out_scale_neg;
-        out.last[std::size_t(got)] = dut.out_last;
-        out.out_cycle[std::size_t(got)] = now;
-        if (cyc.first_out < 0) cyc.first_out = now;
-        cyc.last_out = now;
-        ++got;
-      }
-      m_driver.edge();
-      check_budget(m_driver.cycle(), limit, m_desc);
-    }
-    cyc.clocked = m_driver.cycle();
+    const auto put = [&](std::int64_t beat) {
+      std::fill(std::begin(in_words), std::end(in_words), 0u);
+      for (int i = 0; i < L; ++i) put_bits(in_words, 16 * i, 16, x[std::size_t(beat * L + i)]);
+      store(dut.in_x, in_words);
+    };
+    const auto take = [&](std::int64_t got, std::int64_t now) {
+      load(dut.out_code, code_words);
+      for (int i = 0; i < L; ++i)
+        out.codes[std::size_t(got * L + i)] = std::uint8_t(get_bits(code_words, std::int64_t(i) * m_shape.bits, m_shape.bits));
+      out.scale[std::size_t(got)] = dut.out_scale;
+      out.scale_neg[std::size_t(got)] = dut.out_scale_neg;
+      out.last[std::size_t(got)] = dut.out_last;
+      out.out_cycle[std::size_t(got)] = now;
+    };
+    const StreamCycles cyc = m_driver.stream(beats, beats, limit, m_desc, put, [](std::int64_t, std::int64_t) {}, take);
     m_driver.end();
     return cyc;
   }
@@ -532,38 +520,18 @@ class HadamardEngine final : public IHadamardEngine {
     Model& dut = m_driver.dut();
     std::uint32_t words[port_words<std::remove_cvref_t<decltype(dut.in_x)>>()];
     const std::int64_t limit = 4 * beats + 256 + 4 * m_shape.block;
-    StreamCycles cyc;
-    std::int64_t beat = 0, packed = -1, got = 0;
     m_driver.begin(wave);
-    dut.out_ready = 1;
-    while (got < beats) {
-      const bool valid = beat < beats;
-      if (valid && packed != beat) {
-        store(dut.in_x, x.data() + beat * L);
-        store(dut.in_s, s.data() + beat * L);
-        packed = beat;
-      }
-      dut.in_valid = valid;
-      m_driver.settle();
-      const std::int64_t now = m_driver.cycle();
-      if (valid && dut.in_ready) {
-        if (cyc.first_in < 0) cyc.first_in = now;
-        cyc.last_in = now;
-        ++beat;
-      }
-      if (dut.out_valid) {
-        load(dut.out_x, words);
-        std::copy(words, words + L, out.x.begin() + got * L);
-        out.last[std::size_t(got)] = dut.out_last;
-        out.out_cycle[std::size_t(got)] = now;
-        if (cyc.first_out < 0) cyc.first_out = now;
-        cyc.last_out = now;
-        ++got;
-      }
-      m_driver.edge();
-      check_budget(m_driver.cycle(), limit, m_desc);
-    }
-    cyc.clocked = m_driver.cycle();
+    const auto put = [&](std::int64_t beat) {
+      store(dut.in_x, x.data() + beat * L);
+      store(dut.in_s, s.data() + beat * L);
+    };
+    const auto take = [&](std::int64_t got, std::int64_t now) {
+      load(dut.out_x, words);
+      std::copy(words, words + L, out.x.begin() + got * L);
+      out.last[std::size_t(got)] = dut.out_last;
+      out.out_cycle[std::size_t(got)] = now;
+    };
+    const StreamCycles cyc = m_driver.stream(beats, beats, limit, m_desc, put, [](std::int64_t, std::int64_t) {}, take);
     m_driver.end();
     return cyc;
   }
@@ -602,41 +570,22 @@ class AccumulateEngine final : public IAccumulateEngine {
     Model& dut = m_driver.dut();
     const std::uint32_t mask = m_shape.sum_bits >= 32 ? 0xffffffffu : ((1u << m_shape.sum_bits) - 1u);
     const std::int64_t limit = 4 * n + 64;
-    StreamCycles cyc;
-    std::int64_t next = 0, got = 0;
     m_driver.begin(wave);
-    dut.out_ready = 1;
-    while (got < outputs) {
-      const bool valid = next < n;
-      if (valid) {
-        const AccGroup& g = groups[std::size_t(next)];
-        dut.in_sum = std::uint32_t(g.sum) & mask;
-        dut.in_sum_neg = std::uint32_t(g.sum_neg) & mask;
-        dut.in_scale_a = g.scale_a;
-        dut.in_scale_a_neg = g.scale_a_neg;
-        dut.in_scale_w = g.scale_w;
-        dut.in_last = g.last;
-      }
-      dut.in_valid = valid;
-      m_driver.settle();
-      const std::int64_t now = m_driver.cycle();
-      if (valid && dut.in_ready) {
-        if (cyc.first_in < 0) cyc.first_in = now;
-        cyc.last_in = now;
-        out.in_cycle[std::size_t(next)] = now;
-        ++next;
-      }
-      if (dut.out_valid) {
-        out.acc[std::size_t(got)] = dut.out_acc;
-        out.out_cycle[std::size_t(got)] = now;
-        if (cyc.first_out < 0) cyc.first_out = now;
-        cyc.last_out = now;
-        ++got;
-      }
-      m_driver.edge();
-      check_budget(m_driver.cycle(), limit, m_desc);
-    }
-    cyc.clocked = m_driver.cycle();
+    const auto put = [&](std::int64_t next) {
+      const AccGroup& g = groups[std::size_t(next)];
+      dut.in_sum = std::uint32_t(g.sum) & mask;
+      dut.in_sum_neg = std::uint32_t(g.sum_neg) & mask;
+      dut.in_scale_a = g.scale_a;
+      dut.in_scale_a_neg = g.scale_a_neg;
+      dut.in_scale_w = g.scale_w;
+      dut.in_last = g.last;
+    };
+    const auto accepted = [&](std::int64_t next, std::int64_t now) { out.in_cycle[std::size_t(next)] = now; };
+    const auto take = [&](std::int64_t got, std::int64_t now) {
+      out.acc[std::size_t(got)] = dut.out_acc;
+      out.out_cycle[std::size_t(got)] = now;
+    };
+    const StreamCycles cyc = m_driver.stream(n, outputs, limit, m_desc, put, accepted, take);
     m_driver.end();
     return cyc;
   }

@@ -76,6 +76,23 @@ WaveWindow window(const CosimState& s, std::int64_t first, std::int64_t last, st
   return w;
 }
 
+// A tile through `unit`'s RTL (run) when the unit serves its op, else, and after the run's first failure, through the
+// TLM model (tlm): a failure is recorded once (CosimState::fail) and the simulation goes on timing the TLM's way.
+template <class Run, class Tlm>
+void transport_rtl(CosimState& state, RtlUnit unit, TileExtension& ext, Run&& run, Tlm&& tlm) {
+  const models::GraphOp* op = state.failed() ? nullptr : state.selected(unit, ext.work.op_index);
+  if (op == nullptr) {
+    tlm();
+    return;
+  }
+  try {
+    run(*op);
+  } catch (...) {
+    state.fail(std::current_exception());
+    tlm();
+  }
+}
+
 std::uint64_t period_ps(const UnitContext& ctx) {
   return static_cast<std::uint64_t>(ctx.clock->period().to_seconds() * 1e12 + 0.5);
 }
@@ -194,6 +211,29 @@ OpReport& CosimState::op_tally(RtlUnit u, int op_index) {
   return r;
 }
 
+void CosimState::tally_tile(RtlUnit unit, int op_index, const std::string& model, const TileTally& t) {
+  UnitReport& u = tally(unit);
+  OpReport& o = op_tally(unit, op_index);
+  const std::int64_t tlm_span = t.tlm_occupancy + t.tlm_latency;
+  u.tiles += 1;
+  u.elements += t.elements;
+  u.mismatching_tiles += t.bad > 0 ? 1 : 0;
+  u.mismatching_elements += t.bad;
+  u.rtl_cycles += t.rtl_span;
+  u.tlm_cycles += tlm_span;
+  u.rtl_occupancy += t.rtl_occupancy;
+  u.tlm_occupancy += t.tlm_occupancy;
+  if (t.timed && (t.rtl_span != tlm_span || t.rtl_occupancy != t.tlm_occupancy)) u.tiles_cycles_differ += 1;
+  u.work += t.work;
+  if (std::find(u.models.begin(), u.models.end(), model) == u.models.end()) u.models.push_back(model);
+  o.tiles += 1;
+  o.rtl_cycles += t.rtl_span;
+  o.tlm_cycles += tlm_span;
+  o.rtl_occupancy += t.rtl_occupancy;
+  o.tlm_occupancy += t.tlm_occupancy;
+  o.mismatching_elements += t.bad;
+}
+
 std::vector<UnitReport> CosimState::units() const {
   std::vector<UnitReport> v;
   for (RtlUnit u : m_options.units) v.push_back(m_units.at(u));
@@ -278,17 +318,8 @@ RtlPeArray::RtlPeArray(const sc_core::sc_module_name& name, const UnitContext& c
     : PeArray(name, ctx, specs), m_state(state), m_backend(backend) {}
 
 void RtlPeArray::transport(tlm::tlm_generic_payload& trans, TileExtension& ext, std::int64_t ready) {
-  const models::GraphOp* op = m_state.failed() ? nullptr : m_state.selected(m_backend, ext.work.op_index);
-  if (op == nullptr) {
-    PeArray::transport(trans, ext, ready);
-    return;
-  }
-  try {
-    run_tile(ext, ready, *op);
-  } catch (...) {
-    m_state.fail(std::current_exception());
-    PeArray::transport(trans, ext, ready);
-  }
+  transport_rtl(m_state, m_backend, ext, [&](const models::GraphOp& op) { run_tile(ext, ready, op); },
+                [&] { PeArray::transport(trans, ext, ready); });
 }
 
 const BuiltModel& RtlPeArray::model_for(int pair) {
@@ -435,32 +466,19 @@ void RtlPeArray::run_tile(TileExtension& ext, std::int64_t ready, const models::
   }
   reserve(ext, ready, c);
 
-  UnitReport& u = m_state.tally(m_backend);
-  OpReport& o = m_state.op_tally(m_backend, t.op_index);
-  const std::int64_t rtl_span = m_backend == RtlUnit::kMul ? 0 : cyc.span();
-  const std::int64_t rtl_occ = m_backend == RtlUnit::kMul ? 0 : cyc.occupancy();
-  u.tiles += 1;
-  u.elements += t.m * t.n * (t.groups + (lin.y.empty() ? 0 : 1)) + (m_backend == RtlUnit::kMul ? t.m * t.n * t.k : 0);
-  u.mismatching_tiles += bad > 0 ? 1 : 0;
-  u.mismatching_elements += bad;
-  u.rtl_cycles += rtl_span;
-  u.tlm_cycles += tlm.occupancy + tlm.latency;
-  u.rtl_occupancy += rtl_occ;
-  u.tlm_occupancy += tlm.occupancy;
-  if (m_backend == RtlUnit::kPeArray && (rtl_span != tlm.occupancy + tlm.latency || rtl_occ != tlm.occupancy))
-    u.tiles_cycles_differ += 1;
-  u.work += t.m * t.n * t.k;
-  if (std::find(u.models.begin(), u.models.end(), t.model->describe()) == u.models.end())
-    u.models.push_back(t.model->describe());
-  o.tiles += 1;
-  o.rtl_cycles += rtl_span;
-  o.tlm_cycles += tlm.occupancy + tlm.latency;
-  o.rtl_occupancy += rtl_occ;
-  o.tlm_occupancy += tlm.occupancy;
-  o.mismatching_elements += bad;
+  CosimState::TileTally tt;
+  tt.elements = t.m * t.n * (t.groups + (lin.y.empty() ? 0 : 1)) + (m_backend == RtlUnit::kMul ? t.m * t.n * t.k : 0);
+  tt.work = t.m * t.n * t.k;
+  tt.bad = bad;
+  tt.rtl_span = m_backend == RtlUnit::kMul ? 0 : cyc.span();
+  tt.rtl_occupancy = m_backend == RtlUnit::kMul ? 0 : cyc.occupancy();
+  tt.tlm_occupancy = tlm.occupancy;
+  tt.tlm_latency = tlm.latency;
+  tt.timed = m_backend == RtlUnit::kPeArray;
+  m_state.tally_tile(m_backend, t.op_index, t.model->describe(), tt);
   if (first_r >= 0 && m_state.first_mismatch())
     describe_mismatch(t, first_r, first_c, first_g, quantity, rtl_text, golden_text, golden_source, ext.start);
-  u.wall_s += since(clock0);
+  m_state.tally(m_backend).wall_s += since(clock0);
 }
 
 StreamCycles RtlPeArray::run_array(Tile& t, std::vector<std::int64_t>& pos, std::vector<std::int64_t>& neg, int pair) {
@@ -693,17 +711,8 @@ RtlQuantizer::RtlQuantizer(const sc_core::sc_module_name& name, const UnitContex
     : Quantizer(name, ctx, specs), m_state(state) {}
 
 void RtlQuantizer::transport(tlm::tlm_generic_payload& trans, TileExtension& ext, std::int64_t ready) {
-  const models::GraphOp* op = m_state.failed() ? nullptr : m_state.selected(RtlUnit::kQuantizer, ext.work.op_index);
-  if (op == nullptr) {
-    Quantizer::transport(trans, ext, ready);
-    return;
-  }
-  try {
-    run_tile(ext, ready, *op);
-  } catch (...) {
-    m_state.fail(std::current_exception());
-    Quantizer::transport(trans, ext, ready);
-  }
+  transport_rtl(m_state, RtlUnit::kQuantizer, ext, [&](const models::GraphOp& op) { run_tile(ext, ready, op); },
+                [&] { Quantizer::transport(trans, ext, ready); });
 }
 
 void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models::GraphOp& op) {
@@ -805,25 +814,9 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
   c.latency = cyc.latency();
   reserve(ext, ready, c);
 
-  OpReport& o = m_state.op_tally(RtlUnit::kQuantizer, w.op_index);
-  u.tiles += 1;
-  u.elements += std::int64_t(x16.size());
-  u.mismatching_tiles += bad > 0 ? 1 : 0;
-  u.mismatching_elements += bad;
-  u.rtl_cycles += cyc.span();
-  u.tlm_cycles += tlm.occupancy + tlm.latency;
-  u.rtl_occupancy += cyc.occupancy();
-  u.tlm_occupancy += tlm.occupancy;
-  if (cyc.span() != tlm.occupancy + tlm.latency || cyc.occupancy() != tlm.occupancy) u.tiles_cycles_differ += 1;
-  u.work += std::int64_t(x16.size());
-  if (std::find(u.models.begin(), u.models.end(), model->describe()) == u.models.end())
-    u.models.push_back(model->describe());
-  o.tiles += 1;
-  o.rtl_cycles += cyc.span();
-  o.tlm_cycles += tlm.occupancy + tlm.latency;
-  o.rtl_occupancy += cyc.occupancy();
-  o.tlm_occupancy += tlm.occupancy;
-  o.mismatching_elements += bad;
+  m_state.tally_tile(RtlUnit::kQuantizer, w.op_index, model->describe(),
+                     {std::int64_t(x16.size()), std::int64_t(x16.size()), bad, cyc.span(), cyc.occupancy(),
+                      tlm.occupancy, tlm.latency, true});
 
   if (first_e >= 0 && m_state.first_mismatch()) {
     const std::int64_t g = first_e / group, row = rows[std::size_t(first_e / in)], col = first_e % in;
@@ -881,17 +874,8 @@ RtlHadamard::RtlHadamard(const sc_core::sc_module_name& name, const UnitContext&
     : Hadamard(name, ctx, specs), m_state(state) {}
 
 void RtlHadamard::transport(tlm::tlm_generic_payload& trans, TileExtension& ext, std::int64_t ready) {
-  const models::GraphOp* op = m_state.failed() ? nullptr : m_state.selected(RtlUnit::kHadamard, ext.work.op_index);
-  if (op == nullptr) {
-    Hadamard::transport(trans, ext, ready);
-    return;
-  }
-  try {
-    run_tile(ext, ready, *op);
-  } catch (...) {
-    m_state.fail(std::current_exception());
-    Hadamard::transport(trans, ext, ready);
-  }
+  transport_rtl(m_state, RtlUnit::kHadamard, ext, [&](const models::GraphOp& op) { run_tile(ext, ready, op); },
+                [&] { Hadamard::transport(trans, ext, ready); });
 }
 
 void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models::GraphOp& op) {
@@ -956,25 +940,9 @@ void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models:
   c.latency = cyc.latency();
   reserve(ext, ready, c);
 
-  OpReport& o = m_state.op_tally(RtlUnit::kHadamard, w.op_index);
-  u.tiles += 1;
-  u.elements += std::int64_t(n);
-  u.mismatching_tiles += bad > 0 ? 1 : 0;
-  u.mismatching_elements += bad;
-  u.rtl_cycles += cyc.span();
-  u.tlm_cycles += tlm.occupancy + tlm.latency;
-  u.rtl_occupancy += cyc.occupancy();
-  u.tlm_occupancy += tlm.occupancy;
-  if (cyc.span() != tlm.occupancy + tlm.latency || cyc.occupancy() != tlm.occupancy) u.tiles_cycles_differ += 1;
-  u.work += std::int64_t(n);
-  if (std::find(u.models.begin(), u.models.end(), model->describe()) == u.models.end())
-    u.models.push_back(model->describe());
-  o.tiles += 1;
-  o.rtl_cycles += cyc.span();
-  o.tlm_cycles += tlm.occupancy + tlm.latency;
-  o.rtl_occupancy += cyc.occupancy();
-  o.tlm_occupancy += tlm.occupancy;
-  o.mismatching_elements += bad;
+  m_state.tally_tile(RtlUnit::kHadamard, w.op_index, model->describe(),
+                     {std::int64_t(n), std::int64_t(n), bad, cyc.span(), cyc.occupancy(), tlm.occupancy, tlm.latency,
+                      true});
 
   if (first >= 0 && m_state.first_mismatch()) {
     const std::int64_t row = rows[std::size_t(first / in)], col = first % in, blk = col / block;
@@ -1032,17 +1000,8 @@ RtlAccumulate::RtlAccumulate(const sc_core::sc_module_name& name, const UnitCont
     : Accumulate(name, ctx, specs), m_state(state) {}
 
 void RtlAccumulate::transport(tlm::tlm_generic_payload& trans, TileExtension& ext, std::int64_t ready) {
-  const models::GraphOp* op = m_state.failed() ? nullptr : m_state.selected(RtlUnit::kAccumulate, ext.work.op_index);
-  if (op == nullptr) {
-    Accumulate::transport(trans, ext, ready);
-    return;
-  }
-  try {
-    run_tile(ext, ready, *op);
-  } catch (...) {
-    m_state.fail(std::current_exception());
-    Accumulate::transport(trans, ext, ready);
-  }
+  transport_rtl(m_state, RtlUnit::kAccumulate, ext, [&](const models::GraphOp& op) { run_tile(ext, ready, op); },
+                [&] { Accumulate::transport(trans, ext, ready); });
 }
 
 void RtlAccumulate::run_tile(TileExtension& ext, std::int64_t ready, const models::GraphOp& op) {
@@ -1156,25 +1115,8 @@ void RtlAccumulate::run_tile(TileExtension& ext, std::int64_t ready, const model
   c.latency = span - occupancy;
   reserve(ext, ready, c);
 
-  OpReport& o = m_state.op_tally(RtlUnit::kAccumulate, w.op_index);
-  u.tiles += 1;
-  u.elements += outputs;
-  u.mismatching_tiles += bad > 0 ? 1 : 0;
-  u.mismatching_elements += bad;
-  u.rtl_cycles += span;
-  u.tlm_cycles += tlm.occupancy + tlm.latency;
-  u.rtl_occupancy += occupancy;
-  u.tlm_occupancy += tlm.occupancy;
-  if (span != tlm.occupancy + tlm.latency || occupancy != tlm.occupancy) u.tiles_cycles_differ += 1;
-  u.work += outputs * groups;
-  if (std::find(u.models.begin(), u.models.end(), model->describe()) == u.models.end())
-    u.models.push_back(model->describe());
-  o.tiles += 1;
-  o.rtl_cycles += span;
-  o.tlm_cycles += tlm.occupancy + tlm.latency;
-  o.rtl_occupancy += occupancy;
-  o.tlm_occupancy += tlm.occupancy;
-  o.mismatching_elements += bad;
+  m_state.tally_tile(RtlUnit::kAccumulate, w.op_index, model->describe(),
+                     {outputs, outputs * groups, bad, span, occupancy, tlm.occupancy, tlm.latency, true});
 
   if (first >= 0 && m_state.first_mismatch()) {
     const std::int64_t r = first / n, cc = first % n, row = rows[std::size_t(r)], col = c0 + cc;

@@ -65,6 +65,14 @@ class CosimState {
 
   UnitReport& tally(RtlUnit u);
   OpReport& op_tally(RtlUnit u, int op_index);
+  // One tile into its unit's and op's tallies: `elements` checked (`bad` of them differing), `work` done, the RTL's
+  // span and occupancy against the TLM's (tlm_occupancy + tlm_latency); `timed`: the RTL times the tile (pe and mul
+  // keep the TLM's timing, their cycles are not compared).
+  struct TileTally {
+    std::int64_t elements = 0, work = 0, bad = 0, rtl_span = 0, rtl_occupancy = 0, tlm_occupancy = 0, tlm_latency = 0;
+    bool timed = true;
+  };
+  void tally_tile(RtlUnit u, int op_index, const std::string& model, const TileTally& t);
 
   // Records a tile's mismatch; true when it is the run's first (the caller then fills the description and replays
   // the waveform).
