@@ -24,6 +24,7 @@
 #include <system_error>
 
 #include "quant/hadamard.hpp"  // is_pow2, hadamard_order_supported
+#include "quant/json_fields.hpp"
 
 namespace fpqvar::quant {
 namespace {
@@ -41,36 +42,10 @@ std::string known_formats() {
 // ---------------------------------------------------------------------------------------------------------------
 // The JSON reader: typed getters that record a fault (and return nullopt) instead of throwing.
 
-class Reader {
+class Reader : public JsonFieldReader {
  public:
-  explicit Reader(std::string_view source) : m_source(source) {}
+  using JsonFieldReader::JsonFieldReader;
 
-  void fault(const std::string& path, const std::string& what) {
-    m_faults.push_back(fmt::format("{}: {}: {}", m_source, path, what));
-  }
-  [[nodiscard]] const std::vector<std::string>& faults() const { return m_faults; }
-
-  // True when j is an object whose keys are all in `known`; records a fault per unknown key.
-  bool object(const json& j, const std::string& path, std::initializer_list<std::string_view> known) {
-    if (!j.is_object()) {
-      fault(path.empty() ? "(top level)" : path, fmt::format("expected an object, got {}", describe(j)));
-      return false;
-    }
-    for (const auto& [key, value] : j.items()) {
-      if (std::find(known.begin(), known.end(), key) == known.end())
-        fault(join(path, key), fmt::format("unknown key (known: {})", fmt::join(known, ", ")));
-    }
-    return true;
-  }
-
-  std::optional<std::string> string(const json& j, const std::string& path) {
-    if (!j.is_string()) return wrong(j, path, "a string");
-    return j.get<std::string>();
-  }
-  std::optional<bool> boolean(const json& j, const std::string& path) {
-    if (!j.is_boolean()) return wrong(j, path, "true or false");
-    return j.get<bool>();
-  }
   std::optional<int> integer(const json& j, const std::string& path) {
     if (!j.is_number_integer()) return wrong(j, path, "an integer");
     if (j.is_number_unsigned()) {
@@ -90,30 +65,12 @@ class Reader {
     }
     return wrong(j, path, "a non-negative integer");
   }
-  std::optional<double> number(const json& j, const std::string& path) {
-    if (!j.is_number()) return wrong(j, path, "a number");
-    return j.get<double>();
-  }
-
-  static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? printable(key, 64) : fmt::format("{}.{}", path, printable(key, 64));
-  }
 
  private:
-  static std::string describe(const json& j) {
-    return fmt::format("{} {}", j.type_name(), json_excerpt(j));
-  }
-  std::nullopt_t wrong(const json& j, const std::string& path, std::string_view expected) {
-    fault(path, fmt::format("expected {}, got {}", expected, describe(j)));
-    return std::nullopt;
-  }
   std::nullopt_t out_of_range(const json& j, const std::string& path) {
     fault(path, fmt::format("{} is out of range", json_excerpt(j)));
     return std::nullopt;
   }
-
-  std::string m_source;
-  std::vector<std::string> m_faults;
 };
 
 // Parses an enum word with a quant/ parser that throws std::invalid_argument with the known words.
