@@ -10,7 +10,8 @@
 
 namespace fpqvar::sim::cosim {
 
-std::vector<RtlUnit> parse_units(std::string_view list) {
+std::vector<RtlUnit> parse_units(std::string_view list, bool* all) {
+  if (all) *all = false;
   std::vector<RtlUnit> units;
   auto add = [&](RtlUnit u) {
     if (std::find(units.begin(), units.end(), u) == units.end()) units.push_back(u);
@@ -20,6 +21,7 @@ std::vector<RtlUnit> parse_units(std::string_view list) {
     const std::size_t comma = std::min(list.find(',', pos), list.size());
     const std::string_view item = list.substr(pos, comma - pos);
     if (item == "all") {
+      if (all) *all = true;
       for (RtlUnit u : {RtlUnit::kPeArray, RtlUnit::kQuantizer, RtlUnit::kHadamard, RtlUnit::kAccumulate}) add(u);
     } else if (!item.empty()) {
       add(parse_rtl_unit(item));
@@ -63,11 +65,33 @@ CosimResult run_cosim(const AcceleratorConfig& config, const models::VarGraph& g
   if (!graph.recipe) throw CosimInputError("co-simulation needs a quantized workload (a recipe)");
   std::unique_ptr<TileSource> source = options.trace.empty() ? make_contract_source(graph, options.seed)
                                                              : open_trace_source(options.trace, options.quantized, graph);
-  CosimState state(graph, config, options, *source);
+  CosimResult res;
+  CosimOptions chosen = options;
+  if (options.all_units) {
+    // Each unit alone: one that cannot run the selected ops is set aside (its first fault says why).
+    chosen.units.clear();
+    for (RtlUnit u : options.units) {
+      CosimOptions one = options;
+      one.units = {u};
+      CosimState probe(graph, config, one, *source);
+      bool any = false;
+      for (std::size_t i = 0; i < graph.ops.size() && !any; ++i) any = probe.selected(u, static_cast<int>(i)) != nullptr;
+      if (!any) {
+        res.set_aside.emplace_back(u, fmt::format("no {} op among the selected ops", to_string(u)));
+      } else if (auto faults = check_models(probe); !faults.empty()) {
+        res.set_aside.emplace_back(u, faults.front());
+      } else {
+        chosen.units.push_back(u);
+      }
+    }
+    if (chosen.units.empty())
+      throw CosimInputError(fmt::format("cannot co-simulate on design {}: no unit can run the selected ops ({})",
+                                        config.name, res.set_aside.front().second));
+  }
+  CosimState state(graph, config, chosen, *source);
   if (auto faults = check_models(state); !faults.empty())
     throw CosimInputError(fmt::format("cannot co-simulate on design {}: {}", config.name, fmt::join(faults, "; ")));
 
-  CosimResult res;
   res.data = source->describe();
   if (options.tlm_reference) {
     SimOptions tlm = options.sim;
@@ -121,6 +145,8 @@ nlohmann::json cosim_to_json(const CosimResult& r, const models::VarGraph& graph
   c["passed"] = r.passed();
   c["cycles_equal"] = r.cycles_equal();
   c["wall_s"] = r.wall_s;
+  c["set_aside"] = json::array();
+  for (const auto& [u, why] : r.set_aside) c["set_aside"].push_back({{"unit", to_string(u)}, {"reason", why}});
   c["units"] = json::array();
   std::int64_t rtl = 0, tlm = 0;
   for (const auto& u : r.units) {

@@ -54,6 +54,11 @@ namespace fpqvar::sim::cosim {
 
 struct CosimOptions {
   std::vector<RtlUnit> units;          // the units that run as RTL
+  // The units came from "all" (parse_units): one that cannot run the selected ops (no model or format for them,
+  // e.g. the LUT quantizer on an integer design) or has none to run (no Hadamard op without a rotation) is set aside
+  // with its reason (CosimResult::set_aside) and its tiles run on the TLM model, instead of refusing the run. Units
+  // named one by one are refused when they cannot run an op.
+  bool all_units = false;
   traces::TraceFilter filter;          // the ops they run (sites); empty lists = all
   std::filesystem::path trace;         // empty: data generated from the contract
   std::filesystem::path quantized;     // the trace's model (empty: its source_model.path, or beside the trace)
@@ -67,7 +72,8 @@ struct CosimOptions {
 };
 
 // "pe_array,quantizer" or "all" -> units. Throws std::invalid_argument (an unknown name, pe_array with pe or mul).
-[[nodiscard]] std::vector<RtlUnit> parse_units(std::string_view list);
+// all (optional): set when the list holds "all" (CosimOptions::all_units).
+[[nodiscard]] std::vector<RtlUnit> parse_units(std::string_view list, bool* all = nullptr);
 
 // What one RTL unit did in the run.
 struct UnitReport {
@@ -126,6 +132,8 @@ struct CosimResult {
   std::string data;                    // the data source (TileSource::describe)
   std::vector<UnitReport> units;       // the RTL units, in the order asked
   std::vector<OpReport> ops;           // per (op, unit), in graph order
+  // Units of "all" that could not run this workload, with the first reason (CosimOptions::all_units).
+  std::vector<std::pair<RtlUnit, std::string>> set_aside;
   std::optional<CosimMismatch> mismatch;
   double wall_s = 0;                   // the co-simulated run's wall time
   [[nodiscard]] bool passed() const;   // no mismatch

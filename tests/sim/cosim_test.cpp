@@ -181,6 +181,89 @@ TEST(Cosim, PeArrayWithFewerBeatsThanDrainTransfers) {
   expect_no_systemc_reports();
 }
 
+// The integer baseline (tests/fixtures/cosim/tiny-int8.json: vck190-int8 with a 2 x 2 array of 16-lane PEs): under
+// int8-rtn and int4-rtn (per-channel weights, per-token activations: one group of K per output), the PE array, the
+// PE and the accumulate unit (FRAC_BITS 0) on qkv and fc1 of scales 2-3, block 1: every group sum and every output
+// bit-exact with the contract, every PE-array and accumulate tile in the TLM's cycles. The group sums per output are
+// one (the whole K).
+TEST(Cosim, IntegerDesignPeArrayPeAndAccumulate) {
+  static const AcceleratorConfig design = resolve_config(FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-int8.json");
+  for (const char* preset : {"int8-rtn", "int4-rtn"}) {
+    SCOPED_TRACE(preset);
+    models::VarConfig m = models::var_config_preset("var-d2");
+    m.patch_nums = {1, 2, 3, 4};
+    const quant::Recipe recipe = quant::resolve_recipe(preset);
+    models::GraphOptions go;
+    go.include_decoder = false;
+    const models::VarGraph g = models::build_var_graph(m, &recipe, go);
+    std::int64_t outputs = 0, macs = 0;
+    for (const auto& op : g.ops)
+      if (op.kind == models::OpKind::kLinear && op.is_quantized() && op.block == 1 && op.scale >= 2 &&
+          op.scale <= 3 && (op.layer == quant::LayerKind::kQkv || op.layer == quant::LayerKind::kFc1)) {
+        outputs += op.m * op.n;
+        macs += op.m * op.n * op.k;
+      }
+    ASSERT_GT(outputs, 0);
+    for (const char* units : {"pe_array,accumulate", "pe"}) {
+      CosimOptions o;
+      o.units = parse_units(units);
+      o.filter = traces::TraceFilter::parse("2-3", "1", "qkv,fc1");
+      const CosimResult r = run_cosim(design, g, o);
+      EXPECT_TRUE(r.passed()) << units << ": " << (r.mismatch ? r.mismatch->summary() : "");
+      for (const UnitReport& u : r.units) {
+        EXPECT_GT(u.tiles, 0) << units;
+        EXPECT_EQ(u.mismatching_elements, 0) << units;
+        if (u.unit == RtlUnit::kAccumulate) {
+          EXPECT_EQ(u.elements, outputs);
+          EXPECT_EQ(u.work, outputs);  // one group sum per output
+        } else {
+          EXPECT_EQ(u.elements, outputs);  // one group sum per output, no trace y
+          EXPECT_EQ(u.work, macs);
+        }
+        if (u.timed_by_rtl()) {
+          EXPECT_EQ(u.tiles_cycles_differ, 0) << to_string(u.unit);
+          EXPECT_EQ(u.rtl_cycles, u.tlm_cycles) << to_string(u.unit);
+        }
+      }
+      EXPECT_TRUE(r.cycles_equal());
+      ASSERT_TRUE(r.tlm.has_value());
+      EXPECT_EQ(r.run.cycles, r.tlm->cycles);
+    }
+  }
+  expect_no_systemc_reports();
+}
+
+// --rtl all on the integer design: the LUT quantizer cannot quantize per-token INT8 and the design has no Hadamard
+// op, so both are set aside with their reasons; the PE array and the accumulate unit run.
+TEST(Cosim, AllUnitsOnTheIntegerDesignSetsAsideWhatCannotRun) {
+  const AcceleratorConfig design = resolve_config(FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-int8.json");
+  models::VarConfig m = models::var_config_preset("var-d2");
+  m.patch_nums = {1, 2, 3, 4};
+  const quant::Recipe recipe = quant::resolve_recipe("int8-rtn");
+  models::GraphOptions go;
+  go.include_decoder = false;
+  const models::VarGraph g = models::build_var_graph(m, &recipe, go);
+  CosimOptions o;
+  o.units = parse_units("all", &o.all_units);
+  EXPECT_TRUE(o.all_units);
+  o.filter = traces::TraceFilter::parse("2", "0", "");
+  const CosimResult r = run_cosim(design, g, o);
+  ASSERT_EQ(r.units.size(), 2u);
+  EXPECT_EQ(r.units[0].unit, RtlUnit::kPeArray);
+  EXPECT_EQ(r.units[1].unit, RtlUnit::kAccumulate);
+  ASSERT_EQ(r.set_aside.size(), 2u);
+  EXPECT_EQ(r.set_aside[0].first, RtlUnit::kQuantizer);
+  EXPECT_NE(r.set_aside[0].second.find("cannot quantize int8"), std::string::npos) << r.set_aside[0].second;
+  EXPECT_EQ(r.set_aside[1].first, RtlUnit::kHadamard);
+  EXPECT_TRUE(r.passed());
+  EXPECT_TRUE(r.cycles_equal());
+  // Named one by one, the quantizer is refused.
+  o.units = parse_units("pe_array,quantizer", &o.all_units);
+  EXPECT_FALSE(o.all_units);
+  EXPECT_THROW((void)run_cosim(design, g, o), CosimInputError);
+  expect_no_systemc_reports();
+}
+
 // A 2 x 6 array on the 2 x 2 model: three blocks per tile, dealt to two threads; the same sums, the same cycles and
 // the same run as on one thread, and as the TLM's.
 TEST(Cosim, PeArrayOnTwoThreadsAsOnOne) {

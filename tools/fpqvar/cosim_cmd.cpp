@@ -112,6 +112,8 @@ void print_report(const sim::cosim::CosimResult& r, const models::VarGraph& g) {
   fmt::print("co-simulation of {} on {} ({}, batch {}): RTL {}\n", r.run.model, r.run.config_name, r.run.recipe,
              r.run.batch, fmt::join(names, ", "));
   fmt::print("  data: {}\n", r.data);
+  for (const auto& [u, why] : r.set_aside)
+    fmt::print("  {}: not co-simulated, the TLM model times it: {}\n", cs::to_string(u), why);
   if (r.tlm)
     fmt::print("  run: {} cycles ({} TLM-only: {}); {:.2f} s wall ({:.3f} s TLM-only)\n", r.run.cycles, r.tlm->cycles,
                diff_text(r.run.cycles - r.tlm->cycles), r.wall_s, r.tlm->wall_s);
@@ -170,7 +172,7 @@ void cmd_cosim(const CosimCmdOptions& o) {
   const models::VarGraph graph = load_workload(o, config);
   cs::CosimOptions co;
   try {
-    co.units = cs::parse_units(o.rtl);
+    co.units = cs::parse_units(o.rtl, &co.all_units);
     co.filter = traces::TraceFilter::parse(o.scales, o.blocks, o.ops);
   } catch (const std::invalid_argument& e) {
     throw UserError(e.what());
