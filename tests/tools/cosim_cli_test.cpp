@@ -211,6 +211,28 @@ TEST(CosimCli, CorruptedCodeGivesTheReportAndTheWaveform) {
   EXPECT_EQ(unit(jq, "quantizer").at("mismatching_elements"), 1);
 }
 
+// The integer baseline through --rtl all: the PE array and the accumulate unit run; the quantizer (per-token INT8, no
+// LUT quantizer for it) and the Hadamard unit (no rotation) are set aside, each with its reason on the terminal and
+// in the JSON.
+TEST(CosimCli, AllUnitsOnTheIntegerDesign) {
+  const fs::path dir = test::temp_dir("cosim_cli_int"), json = dir / "int8.json";
+  const auto r = run_cli("cosim --model var-d2 --config " + q(FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-int8.json") +
+                         " --rtl all --scales 0-3 --json " + q(json));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("quantizer: not co-simulated, the TLM model times it: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hadamard: not co-simulated"), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(test::slurp(json));
+  ASSERT_EQ(j.at("cosim").at("set_aside").size(), 2u);
+  EXPECT_EQ(j.at("cosim").at("set_aside").at(0).at("unit"), "quantizer");
+  ASSERT_EQ(j.at("cosim").at("units").size(), 2u);
+  for (const std::string u : {"pe_array", "accumulate"}) {
+    EXPECT_GT(unit(j, u).at("tiles"), 0) << u;
+    EXPECT_EQ(unit(j, u).at("mismatching_elements"), 0) << u;
+    EXPECT_EQ(unit(j, u).at("cycle_diff"), 0) << u;
+  }
+  EXPECT_TRUE(j.at("cosim").at("passed"));
+}
+
 TEST(CosimCli, DesignWithoutAModelIsRefused) {
   const auto r = run_cli("cosim --model var-d2 --config " + q(kDesign) + " --set pe_array.rows=4 --rtl pe_array");
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
