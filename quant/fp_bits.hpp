@@ -66,11 +66,12 @@ inline float double_to_float(double x) { return static_cast<float>(x); }
 
 // FP16 and BF16 values as FP32 (for callers that hold values, not bit patterns).
 inline float round_to_half(double x) { return half_bits_to_float(double_to_half_bits(x)); }
+inline float round_to_bf16(double x) { return bf16_bits_to_float(double_to_bf16_bits(x)); }
 
 // round_to_half(x) for a float, bit for bit on every input (NaN -> the canonical quiet NaN with x's sign), in
 // integer and float operations only, for the per-element hot paths (the quantizer's FP16 input stage). Checked
 // against round_to_half over every exponent and every top-11-bit significand with rounding-critical low bits
-// (tests/quant/fp_bits_test.cpp).
+// (tests/quant/format_exhaustive_test.cpp, Fp16Bf16.FloatToHalfValueMatchesOracleAndDoublePath).
 //   Normal FP16 range (2^-14 <= |x| < 65520): round the FP32 significand to 10 fraction bits in place, ties to
 //     even: add 0xfff plus the kept LSB, clear the 13 low bits. 1 + 2^-11 (0x3f801000, a tie, kept LSB 0) ->
 //     0x3f801000 + 0xfff = 0x3f801fff -> 0x3f800000 (1.0); 1 + 3 * 2^-11 (0x3f803000, kept LSB 1) -> 0x3f804000.
@@ -80,19 +81,15 @@ inline float round_to_half(double x) { return half_bits_to_float(double_to_half_
 inline float round_float_to_half(float x) {
   const std::uint32_t u = std::bit_cast<std::uint32_t>(x);
   const std::uint32_t sign = u & 0x80000000u, a = u & 0x7fffffffu;
-  std::uint32_t r;
-  if (a > 0x7f800000u) {
-    r = 0x7fc00000u;  // NaN
-  } else if (a >= 0x477ff000u) {
-    r = 0x7f800000u;  // >= 65520: inf (inf itself included)
-  } else if (a >= 0x38800000u) {
-    r = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;  // a carry into the exponent is the correct rounding up
-  } else {
-    // IEEE arithmetic (the project never builds with -ffast-math) keeps the compiler from folding this to |x|.
-    r = std::bit_cast<std::uint32_t>((std::bit_cast<float>(a) + 0.5f) - 0.5f);
-  }
+  // Every case computed, then selected: no branch, so loops over it vectorize. Both paths are harmless on the inputs
+  // they are not selected for (unsigned wrap-around; inf and NaN in the float sum raise no trap).
+  const std::uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;  // a carry into the exponent rounds up
+  // IEEE arithmetic (the project never builds with -ffast-math) keeps the compiler from folding this to |x|.
+  const std::uint32_t subnormal = std::bit_cast<std::uint32_t>((std::bit_cast<float>(a) + 0.5f) - 0.5f);
+  std::uint32_t r = a < 0x38800000u ? subnormal : normal;
+  r = a >= 0x477ff000u ? 0x7f800000u : r;  // >= 65520: inf (inf itself included)
+  r = a > 0x7f800000u ? 0x7fc00000u : r;   // NaN
   return std::bit_cast<float>(sign | r);
 }
-inline float round_to_bf16(double x) { return bf16_bits_to_float(double_to_bf16_bits(x)); }
 
 }  // namespace fpqvar::quant
