@@ -31,10 +31,10 @@ const AcceleratorConfig& tiny_design() {
   return c;
 }
 
-models::VarGraph small_graph() {
+models::VarGraph small_graph(const std::string& preset = "fpqvar-w4a4") {
   models::VarConfig m = models::var_config_preset("var-d2");
   m.patch_nums = {1, 2, 3, 4};
-  const quant::Recipe r = quant::resolve_recipe("fpqvar-w4a4");
+  const quant::Recipe r = quant::resolve_recipe(preset);
   models::GraphOptions o;
   o.include_decoder = false;
   return models::build_var_graph(m, &r, o);
@@ -155,12 +155,7 @@ TEST(Cosim, AllUnitsWholeImage) {
 // The RTL takes exactly the TLM's cycles (occupancy groups x 2, latency LATENCY + B - 1: rtl::timing::
 // pe_array_stream_latency); every group sum is the contract's. The group sums per output are K / 16 here.
 TEST(Cosim, PeArrayWithFewerBeatsThanDrainTransfers) {
-  models::VarConfig m = models::var_config_preset("var-d2");
-  m.patch_nums = {1, 2, 3, 4};
-  const quant::Recipe recipe = quant::resolve_recipe("nvfp4");
-  models::GraphOptions go;
-  go.include_decoder = false;
-  const models::VarGraph g = models::build_var_graph(m, &recipe, go);
+  const models::VarGraph g = small_graph("nvfp4");
   const CosimResult r = run("pe_array", "2-3", "1", "qkv,fc2", g);
   std::int64_t sums = 0;
   for (const auto& op : g.ops)
@@ -190,12 +185,7 @@ TEST(Cosim, IntegerDesignPeArrayPeAndAccumulate) {
   static const AcceleratorConfig design = resolve_config(FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-int8.json");
   for (const char* preset : {"int8-rtn", "int4-rtn"}) {
     SCOPED_TRACE(preset);
-    models::VarConfig m = models::var_config_preset("var-d2");
-    m.patch_nums = {1, 2, 3, 4};
-    const quant::Recipe recipe = quant::resolve_recipe(preset);
-    models::GraphOptions go;
-    go.include_decoder = false;
-    const models::VarGraph g = models::build_var_graph(m, &recipe, go);
+    const models::VarGraph g = small_graph(preset);
     std::int64_t outputs = 0, macs = 0;
     for (const auto& op : g.ops)
       if (op.kind == models::OpKind::kLinear && op.is_quantized() && op.block == 1 && op.scale >= 2 &&
@@ -237,12 +227,7 @@ TEST(Cosim, IntegerDesignPeArrayPeAndAccumulate) {
 // op, so both are set aside with their reasons; the PE array and the accumulate unit run.
 TEST(Cosim, AllUnitsOnTheIntegerDesignSetsAsideWhatCannotRun) {
   const AcceleratorConfig design = resolve_config(FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-int8.json");
-  models::VarConfig m = models::var_config_preset("var-d2");
-  m.patch_nums = {1, 2, 3, 4};
-  const quant::Recipe recipe = quant::resolve_recipe("int8-rtn");
-  models::GraphOptions go;
-  go.include_decoder = false;
-  const models::VarGraph g = models::build_var_graph(m, &recipe, go);
+  const models::VarGraph g = small_graph("int8-rtn");
   CosimOptions o;
   o.units = parse_units("all", &o.all_units);
   EXPECT_TRUE(o.all_units);
