@@ -57,6 +57,11 @@ void parallel_rows(int threads, std::int64_t n, F&& f) {
   });
 }
 
+// Said with a quantizer difference: the likeliest cause in a trace from an older build.
+constexpr std::string_view kOldQuantizerHint =
+    " (a trace recorded before 2026-12-07 holds codes of the FP32 activations: the contract's quantizer has read FP16 "
+    "since, docs/arithmetic.md; record the trace again)";
+
 // The quantizer unit on a rows x in input: its FP16 input stage (quant::quantizer_input), then
 // fast (the default): the contract's fast quantizer, quant::quantize_groups / quantize_groups_dual (quant/
 // fast_quant.hpp, bit-identical to quant::quantize on every input, tests/quant/fast_quant_test.cpp), as gemm_int is
@@ -562,8 +567,8 @@ void ExactChecker::check_units_tile(Job& job, int t0, int t1) {
         if (want != got)
           throw fail(ExactMismatch::Unit::kQuantizer, job.quantize_op, r.act.codes, row, c, want, got, f.decode(want),
                      f.decode(got),
-                     fmt::format("trace code 0x{:x} ({} {}), recomputed 0x{:x} ({})", want, f.name, f.decode(want), got,
-                                 f.decode(got)));
+                     fmt::format("trace code 0x{:x} ({} {}), recomputed 0x{:x} ({}){}", want, f.name, f.decode(want), got,
+                                 f.decode(got), kOldQuantizerHint));
       }
     // Scales: the tile's rows' blocks, or (one block per tensor or per column) all of them at the first token tile.
     const std::int64_t bpr = want_t.blocks_per_row();
@@ -582,7 +587,8 @@ void ExactChecker::check_units_tile(Job& job, int t0, int t1) {
         const auto want = std::bit_cast<std::uint32_t>((*want_s)[i]), got = std::bit_cast<std::uint32_t>((*got_s)[i]);
         if (want != got)
           throw fail(ExactMismatch::Unit::kQuantizer, job.quantize_op, *scales_name, row, b, want, got, (*want_s)[i],
-                     (*got_s)[i], fmt::format("trace {}, recomputed {}", f32_text(want), f32_text(got)));
+                     (*got_s)[i], fmt::format("trace {}, recomputed {}{}", f32_text(want), f32_text(got),
+                                              kOldQuantizerHint));
       }
     }
   }

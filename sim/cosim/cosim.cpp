@@ -49,7 +49,8 @@ std::string CosimMismatch::summary() const {
                                              unit == RtlUnit::kAccumulate)
                          ? fmt::format(" x columns [{}, {})", col_begin, col_end)
                          : "",
-                     quantity, where, rtl, golden_source, golden);
+                     quantity, where, rtl, golden_source, golden) +
+         (note.empty() ? "" : fmt::format(" ({})", note));
 }
 
 bool CosimResult::passed() const { return !mismatch.has_value(); }
@@ -197,7 +198,7 @@ nlohmann::json cosim_to_json(const CosimResult& r, const models::VarGraph& graph
                      {"token_begin", m.token_begin}, {"token_end", m.token_end}, {"col_begin", m.col_begin},
                      {"col_end", m.col_end}, {"tile_start_cycle", m.tile_start}, {"quantity", m.quantity},
                      {"row", m.row}, {"col", m.col}, {"group", m.group}, {"where", m.where}, {"rtl", m.rtl},
-                     {"golden", m.golden}, {"golden_source", m.golden_source}, {"inputs", m.inputs},
+                     {"golden", m.golden}, {"golden_source", m.golden_source}, {"note", m.note}, {"inputs", m.inputs},
                      {"waveform", m.waveform.empty() ? json(nullptr) : json(m.waveform.string())},
                      {"waveform_cycles", {m.wave_first, m.wave_last}}};
   } else {

@@ -120,6 +120,7 @@ struct CosimMismatch {
   std::string where;                   // the element in words ("row 5 (image 0, token 5), column 17, group 2")
   std::string rtl, golden;             // both values ("0x401d4638 (2.4574108)")
   std::string golden_source;           // "trace y" | "contract"
+  std::string note;                    // a likely cause, when one is known ("" otherwise); ends the summary
   nlohmann::json inputs;               // the element's inputs: codes (hex digits, one per code), scales (FP32 bits)
   std::filesystem::path waveform;      // "" when none was written
   std::int64_t wave_first = 0, wave_last = 0;  // run cycles in the waveform

@@ -839,6 +839,9 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
     mm.rtl = rtl_text;
     mm.golden = golden_text;
     mm.golden_source = from_trace ? "trace act codes and scales" : "contract (quant::quantize of the FP16 inputs)";
+    if (from_trace)
+      mm.note = "a trace recorded before 2026-12-07 holds codes of the FP32 activations: the contract's quantizer has "
+                "read FP16 since (docs/arithmetic.md); record the trace again";
     nlohmann::json inputs;
     inputs["format"] = spec.format.name;
     inputs["rounding"] = quant::to_string(spec.mode.rounding);
