@@ -15,6 +15,7 @@
 
 #include "models/config.hpp"
 #include "quant/json_text.hpp"
+#include "quant/printable.hpp"
 #include "quant/recipe.hpp"
 #include "sim/config.hpp"
 #include "sweep/expr.hpp"
@@ -55,21 +56,32 @@ bool valid_name(const std::string& s) {
   });
 }
 
+// Text from the spec (a key, a string value, a file name) as a message quotes it: quant/printable.hpp escapes control
+// characters, invalid UTF-8 and bidirectional overrides, and cuts long text.
+std::string shown(std::string_view text, std::size_t max_bytes = 64) { return quant::printable(text, max_bytes); }
+std::string shown_path(const std::filesystem::path& path) { return quant::printable(path.string(), 200); }
+
+// A message from another reader (a design or recipe file named by the spec), kept as it is when it is already safe to
+// print, escaped as a whole otherwise (that reader quoted a file name or content unescaped).
+std::string shown_message(std::string_view message) {
+  return quant::is_printable_message(message) ? std::string(message) : quant::printable(message, 1024);
+}
+
 std::string describe(const json& j) {
-  const std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  return fmt::format("{} {}", j.type_name(), text.size() > 40 ? text.substr(0, 40) + "..." : text);
+  // The first 40 bytes of the value's JSON text (a cut UTF-8 sequence is escaped, not left broken).
+  return fmt::format("{} {}", j.type_name(), shown(j.dump(-1, ' ', false, json::error_handler_t::replace), 40));
 }
 
 std::string read_text(const std::filesystem::path& path, std::uintmax_t limit, std::string_view what) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw SpecError({fmt::format("{}: no such file (or not a regular file)", path.string())});
+    throw SpecError({fmt::format("{}: no such file (or not a regular file)", shown_path(path))});
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw SpecError({fmt::format("{}: cannot read: {}", path.string(), ec.message())});
+  if (ec) throw SpecError({fmt::format("{}: cannot read: {}", shown_path(path), ec.message())});
   if (size > limit)
-    throw SpecError({fmt::format("{}: {} bytes, more than a {} may have ({})", path.string(), size, what, limit)});
+    throw SpecError({fmt::format("{}: {} bytes, more than a {} may have ({})", shown_path(path), size, what, limit)});
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw SpecError({fmt::format("{}: cannot open", path.string())});
+  if (!in) throw SpecError({fmt::format("{}: cannot open", shown_path(path))});
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -128,13 +140,13 @@ class Reader {
     const std::filesystem::path p = resolve(*s);
     std::error_code ec;
     if (!std::filesystem::is_regular_file(p, ec)) {
-      fault(path, fmt::format("'{}' is neither a shipped design ({}) nor a file", *s, fmt::join(names, ", ")));
+      fault(path, fmt::format("'{}' is neither a shipped design ({}) nor a file", shown(*s, 200), fmt::join(names, ", ")));
       return std::nullopt;
     }
     try {  // a design file is read now: its faults are the spec's, not every point's
       (void)sim::resolve_config(p.string());
     } catch (const sim::ConfigError& e) {
-      fault(path, fmt::format("design file: {}", e.what()));
+      fault(path, fmt::format("design file: {}", shown_message(e.what())));
       return std::nullopt;
     }
     return p.string();
@@ -148,13 +160,13 @@ class Reader {
     const std::filesystem::path p = resolve(*s);
     std::error_code ec;
     if (!std::filesystem::is_regular_file(p, ec)) {
-      fault(path, fmt::format("'{}' is neither a recipe preset ({}) nor a file", *s, fmt::join(names, ", ")));
+      fault(path, fmt::format("'{}' is neither a recipe preset ({}) nor a file", shown(*s, 200), fmt::join(names, ", ")));
       return std::nullopt;
     }
     try {
       (void)quant::load_recipe(p);
     } catch (const quant::RecipeError& e) {
-      fault(path, fmt::format("recipe file: {}", e.what()));
+      fault(path, fmt::format("recipe file: {}", shown_message(e.what())));
       return std::nullopt;
     }
     return p.string();
@@ -165,7 +177,7 @@ class Reader {
     try {
       (void)models::var_config_preset(*s);
     } catch (const std::exception& e) {
-      fault(path, e.what());
+      fault(path, shown_message(e.what()));
       return std::nullopt;
     }
     return s;
@@ -206,7 +218,7 @@ class Reader {
     if (!is_design_key(key)) {
       fault(path, fmt::format("'{}' is not a design parameter (`fpqvar sim config show DESIGN` lists them) nor one of "
                               "{}",
-                              key, fmt::join(point_keys(), ", ")));
+                              shown(key), fmt::join(point_keys(), ", ")));
       return std::nullopt;
     }
     if (!(v.is_number() || v.is_string() || v.is_boolean() || v.is_array())) {
@@ -232,7 +244,7 @@ class Reader {
     } catch (const sim::ConfigError& e) {
       for (const std::string& f : e.faults())
         if (f.rfind("--set ", 0) == 0) {
-          fault(path, f.substr(6));
+          fault(path, shown_message(f.substr(6)));
           return std::nullopt;
         }
     }
@@ -240,7 +252,8 @@ class Reader {
   }
 
   static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+    // A key from the file (a "set" or "derived" entry, an unknown key) is escaped; the reader's own keys are plain.
+    return path.empty() ? shown(key) : fmt::format("{}.{}", path, shown(key));
   }
   static std::string at(const std::string& path, std::size_t i) { return fmt::format("{}[{}]", path, i); }
 
@@ -297,7 +310,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
       rd.fault(Reader::join(path, "name"),
                fmt::format("a coupled axis needs a name of its own (1-64 letters, digits, '-', '_', '.'; not a "
                            "parameter key), got '{}'",
-                           *name));
+                           shown(*name)));
       return std::nullopt;
     }
     a.name = *name;
@@ -319,7 +332,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
         rd.fault(Reader::join(vp, "label"), "expected a string or a number naming this value");
         continue;
       }
-      if (!labels.insert(cv.label).second) rd.fault(Reader::join(vp, "label"), fmt::format("'{}' twice", cv.label));
+      if (!labels.insert(cv.label).second) rd.fault(Reader::join(vp, "label"), fmt::format("'{}' twice", shown(cv.label)));
       if (auto s = v.find("set"); s != v.end()) {
         if (!s->is_object()) {
           rd.fault(Reader::join(vp, "set"), "expected an object of key: value");
@@ -345,7 +358,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
   if (!is_design_key(a.name) && !is_point_key(a.name)) {
     rd.fault(Reader::join(path, "key"), fmt::format("'{}' is not a design parameter (`fpqvar sim config show DESIGN` "
                                                     "lists them) nor one of {}",
-                                                    a.name, fmt::join(point_keys(), ", ")));
+                                                    shown(a.name), fmt::join(point_keys(), ", ")));
     return std::nullopt;
   }
   if (auto v = j.find("values"); v != j.end()) {
@@ -377,7 +390,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
     return std::nullopt;
   }
   if (is_point_key(a.name) && a.name != "batch" && a.name != "recipe.group") {
-    rd.fault(Reader::join(path, "key"), fmt::format("'{}' takes listed values, not a range", a.name));
+    rd.fault(Reader::join(path, "key"), fmt::format("'{}' takes listed values, not a range", shown(a.name)));
     return std::nullopt;
   }
   if (auto s = j.find("step"); s != j.end()) {
@@ -436,7 +449,7 @@ void read_axes(Reader& rd, const json& j, const std::string& path, std::vector<A
     for (const std::string& k : keys) {
       auto [it, inserted] = owner.emplace(k, i);
       if (!inserted)
-        rd.fault(path, fmt::format("{} is assigned by two axes ({} and {})", k.rfind("axis:", 0) == 0 ? k.substr(5) : k,
+        rd.fault(path, fmt::format("{} is assigned by two axes ({} and {})", shown(k.rfind("axis:", 0) == 0 ? k.substr(5) : k),
                                    it->second, i));
     }
   }
@@ -457,7 +470,7 @@ std::optional<Limit> parse_limit(Reader& rd, const std::string& text, const std:
     const std::string number = trim(text.substr(at + op.size()));
     const std::string canonical = canonical_metric(metric);
     if (canonical.empty() || is_quality_metric(canonical)) {
-      rd.fault(path, fmt::format("'{}': unknown point metric '{}' (known: {})", text, metric,
+      rd.fault(path, fmt::format("'{}': unknown point metric '{}' (known: {})", shown(text), shown(metric),
                                  fmt::join(point_metric_names(), ", ")));
       return std::nullopt;
     }
@@ -467,12 +480,12 @@ std::optional<Limit> parse_limit(Reader& rd, const std::string& text, const std:
       v = std::stod(number, &used);
       if (used != number.size() || !std::isfinite(v)) throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
-      rd.fault(path, fmt::format("'{}': '{}' is not a number", text, number));
+      rd.fault(path, fmt::format("'{}': '{}' is not a number", shown(text), shown(number)));
       return std::nullopt;
     }
     return Limit{canonical, op, v, text};
   }
-  rd.fault(path, fmt::format("'{}': expected \"<metric> <= | < | >= | > | == <number>\"", text));
+  rd.fault(path, fmt::format("'{}': expected \"<metric> <= | < | >= | > | == <number>\"", shown(text)));
   return std::nullopt;
 }
 
@@ -486,7 +499,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
   if (auto it = doc.find("name"); it == doc.end()) {
     rd.fault("name", "required: names the sweep in the database (letters, digits, '-', '_', '.')");
   } else if (auto n = rd.string(*it, "name")) {
-    if (!valid_name(*n)) rd.fault("name", fmt::format("'{}': use 1-64 letters, digits, '-', '_', '.'", *n));
+    if (!valid_name(*n)) rd.fault("name", fmt::format("'{}': use 1-64 letters, digits, '-', '_', '.'", shown(*n)));
     else s.name = *n;
   }
   if (auto it = doc.find("description"); it != doc.end())
@@ -518,7 +531,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
       for (const auto& [k, v] : it->items()) {
         const std::string p = Reader::join("derived", k);
         if (!is_design_key(k)) {
-          rd.fault(p, fmt::format("'{}' is not a design parameter", k));
+          rd.fault(p, fmt::format("'{}' is not a design parameter", shown(k)));
           continue;
         }
         auto e = rd.string(v, p);
@@ -526,10 +539,11 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         try {
           for (const std::string& var : expression_variables(*e))
             if (!is_design_key(var) && var != "recipe.group" && var != "batch")
-              rd.fault(p, fmt::format("'{}' reads '{}', which is not a design parameter, recipe.group or batch", *e, var));
+              rd.fault(p, fmt::format("'{}' reads '{}', which is not a design parameter, recipe.group or batch",
+                                      shown(*e, 200), shown(var)));
           s.derived.emplace_back(k, *e);
         } catch (const ExprError& err) {
-          rd.fault(p, err.what());
+          rd.fault(p, shown_message(err.what()));
         }
       }
     }
@@ -541,7 +555,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         if (*v == "grid") s.sampling = Sampling::kGrid;
         else if (*v == "random") s.sampling = Sampling::kRandom;
         else if (*v == "lhs") s.sampling = Sampling::kLhs;
-        else rd.fault("sampling.method", fmt::format("'{}': expected grid, random or lhs", *v));
+        else rd.fault("sampling.method", fmt::format("'{}': expected grid, random or lhs", shown(*v)));
       }
     }
     if (auto n = sm.find("samples"); n != sm.end())
@@ -561,7 +575,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         if (a.continuous)
           rd.fault(a.path, fmt::format("'{}' is continuous (min/max without step): a grid needs \"values\" or "
                                        "\"step\", or sampling random or lhs",
-                                       a.name));
+                                       shown(a.name)));
         for (const CoupledValue& v : a.coupled_values) check(v.axes);
       }
     };
@@ -595,7 +609,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
   std::vector<std::string> unknown;
   s.metrics = expand_metric_patterns(patterns, unknown);
   for (const std::string& u : unknown)
-    rd.fault("metrics", fmt::format("unknown point metric '{}' (known: {})", u, fmt::join(point_metric_names(), ", ")));
+    rd.fault("metrics", fmt::format("unknown point metric '{}' (known: {})", shown(u), fmt::join(point_metric_names(), ", ")));
   if (auto it = doc.find("quality");
       it != doc.end() && rd.object(*it, "quality", {"model", "synthetic", "outlier_channels", "class"})) {
     if (auto m = it->find("model"); m != it->end())
@@ -813,7 +827,7 @@ SweepSpec load_spec(const std::filesystem::path& path) {
   const std::string text = read_text(path, kMaxSpecBytes, "sweep spec");
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  SweepSpec s = parse_spec(text, path.string(), std::filesystem::absolute(dir));
+  SweepSpec s = parse_spec(text, shown_path(path), std::filesystem::absolute(dir));
   s.file = path;
   return s;
 }
@@ -823,7 +837,7 @@ std::vector<Point> expand_points(const SweepSpec& spec) {
   if (spec.sampling == Sampling::kGrid) {
     const double n = count_axes(spec.axes);
     if (n > static_cast<double>(kMaxPoints))
-      throw SpecError({fmt::format("{}: parameters: the grid has {:.0f} points, more than {}", spec.file.string(), n,
+      throw SpecError({fmt::format("{}: parameters: the grid has {:.0f} points, more than {}", shown_path(spec.file), n,
                                    kMaxPoints)});
     expand_grid(spec.axes, 0, Partial{}, partials);
   } else {

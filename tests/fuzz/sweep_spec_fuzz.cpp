@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     points = sweep::expand_points(spec);
   } catch (const sweep::SpecError& e) {
-    fuzz::check_error(e);
+    fuzz::check_error(e, path.string());
     return 0;
   }
   std::set<std::string> keys;
