@@ -236,17 +236,12 @@ class Reader {
           return std::nullopt;
         }
     }
-    // The value's type against the parameter's: `--set` on the built-in default design parses it (the range is
-    // each point's business: a value the design refuses makes that point fail, with the reason, not the spec).
-    sim::AcceleratorConfig probe = sim::default_config();
-    try {
-      sim::apply_overrides(probe, {fmt::format("{}={}", key, set_value_text(v))});
-    } catch (const sim::ConfigError& e) {
-      for (const std::string& f : e.faults())
-        if (f.rfind("--set ", 0) == 0) {
-          fault(path, shown_message(f.substr(6)));
-          return std::nullopt;
-        }
+    // The value's type against the parameter's, as `--set` parses it (the range is each point's business: a value
+    // the design refuses makes that point fail, with the reason, not the spec). One parse, not a whole design built
+    // and validated: a stepped range checks up to kMaxAxisValues values this way.
+    if (const std::string f = sim::check_override_value(key, set_value_text(v)); !f.empty()) {
+      fault(path, f);
+      return std::nullopt;
     }
     return v;
   }
@@ -727,7 +722,21 @@ std::string file_identity(const std::string& value) {
                      traces::sha256_hex(ss.str()).substr(0, 16));
 }
 
-Point make_point(const SweepSpec& spec, const Partial& p) {
+// file_identity per distinct design or recipe value of one expansion: a file is read and hashed once, not once per
+// point (a 100,000-point sweep over one design file read it 200,000 times).
+class FileIdentities {
+ public:
+  const std::string& operator()(const std::string& value) {
+    auto it = m_known.find(value);
+    if (it == m_known.end()) it = m_known.emplace(value, file_identity(value)).first;
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> m_known;
+};
+
+Point make_point(const SweepSpec& spec, const Partial& p, FileIdentities& identity) {
   Point pt;
   pt.design = spec.design;
   pt.model = spec.model;
@@ -764,10 +773,10 @@ Point make_point(const SweepSpec& spec, const Partial& p) {
   for (const auto& [k, v] : pt.set) set[k] = v;
   json derived = json::array();
   for (const auto& [k, e] : pt.derived) derived.push_back({k, e});
-  const json content = {{"design", file_identity(pt.design)},
+  const json content = {{"design", identity(pt.design)},
                         {"model", pt.model},
                         {"batch", pt.batch},
-                        {"recipe", file_identity(pt.recipe)},
+                        {"recipe", identity(pt.recipe)},
                         {"recipe_group", pt.recipe_group ? json(*pt.recipe_group) : json(nullptr)},
                         {"decoder", pt.decoder},
                         {"set", set},
@@ -832,10 +841,14 @@ SweepSpec load_spec(const std::filesystem::path& path) {
   return s;
 }
 
+double count_points(const SweepSpec& spec) {
+  return spec.sampling == Sampling::kGrid ? count_axes(spec.axes) : static_cast<double>(spec.samples);
+}
+
 std::vector<Point> expand_points(const SweepSpec& spec) {
   std::vector<Partial> partials;
   if (spec.sampling == Sampling::kGrid) {
-    const double n = count_axes(spec.axes);
+    const double n = count_points(spec);
     if (n > static_cast<double>(kMaxPoints))
       throw SpecError({fmt::format("{}: parameters: the grid has {:.0f} points, more than {}", shown_path(spec.file), n,
                                    kMaxPoints)});
@@ -869,8 +882,9 @@ std::vector<Point> expand_points(const SweepSpec& spec) {
   }
   std::vector<Point> points;
   std::set<std::string> seen;
+  FileIdentities identity;
   for (const Partial& p : partials) {
-    Point pt = make_point(spec, p);
+    Point pt = make_point(spec, p, identity);
     if (!seen.insert(pt.key).second) continue;
     pt.index = static_cast<int>(points.size());
     points.push_back(std::move(pt));

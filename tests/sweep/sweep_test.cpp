@@ -139,6 +139,7 @@ TEST(SweepSpec, HostileTextIsRefusedBeforeParsing) {
   for (int i = 0; i < 8; ++i)
     many += std::string(i ? "," : "") + R"({"key": ")" + keys[i] + R"(", "min": 1, "max": 20, "step": 1})";
   const SweepSpec big = parse_spec(R"({"name": "a", "parameters": [)" + many + "]}", "spec.json");  // 20^8 points
+  EXPECT_EQ(count_points(big), 2.56e10);
   try {
     (void)expand_points(big);
     ADD_FAILURE() << "a grid of 2.56e10 points was expanded";
@@ -211,6 +212,7 @@ TEST(SweepExpand, GridOrderLastAxisFastestAndNestedCoupledAxes) {
           "parameters": [{"key": "recipe.group", "values": [32, 64]}]}]},
       {"key": "pe_array.rows", "values": [8, 16]}]})",
                                  "spec.json");
+  EXPECT_EQ(count_points(s), 6.0);  // (1 + 2) * 2, worked above
   const auto pts = expand_points(s);
   ASSERT_EQ(pts.size(), 6u);
   const std::vector<std::tuple<std::string, int, int>> want = {
