@@ -125,7 +125,7 @@ VarConfig var_config_preset(const std::string& name) {
   if (depth < 1)
     throw std::invalid_argument(fmt::format("unknown model '{}' (expected var-d16, var-d20, var-d24, var-d30, var-d36 "
                                             "or var-d<N> for a custom depth)",
-                                            name));
+                                            quant::printable(name, 40)));
   VarConfig c = var_config_for_depth(depth);
   if (depth == 36) {  // the only 512x512 checkpoint: "d36-s", shared AdaLN
     c.shared_aln = true;

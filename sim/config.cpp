@@ -435,36 +435,58 @@ AcceleratorConfig resolve_config(std::string_view name_or_path) {
   return c;
 }
 
+namespace {
+
+// One `--set key=text` on c: parses text into the parameter (and, with `apply`, stores it and its source); returns the
+// fault as apply_overrides reports it after "--set " ("KEY: expected an integer, got 'x'"), or "" when it parses.
+std::string set_param(AcceleratorConfig& c, std::string_view key, std::string_view text, bool apply) {
+  bool found = false;
+  std::string fault;
+  for_each_param(c, [&](std::string_view s, std::string_view k, auto& field, std::string_view, std::string_view) {
+    // key == s + "." + k, compared without building the name (this runs for every parameter of every assignment)
+    if (found || key.size() != s.size() + 1 + k.size() || !key.starts_with(s) || key[s.size()] != '.' ||
+        !key.ends_with(k))
+      return;
+    found = true;
+    auto copy = field;
+    if (std::string err = parse_text(text, copy); !err.empty()) {
+      fault = fmt::format("{}: {}", quant::printable(key, 64), err);
+    } else if (apply) {
+      field = copy;
+      c.sources[std::string(key)] = "override: --set";
+    }
+  });
+  if (!found) {
+    std::vector<std::string> known;
+    for_each_param(c, [&](std::string_view s, std::string_view k, auto&, std::string_view, std::string_view) {
+      known.push_back(fmt::format("{}.{}", s, k));
+    });
+    fault = fmt::format("{}: unknown parameter{}", quant::printable(key, 64), closest(key, known));
+  }
+  return fault;
+}
+
+}  // namespace
+
 void apply_overrides(AcceleratorConfig& c, const std::vector<std::string>& assignments) {
   std::vector<std::string> faults;
-  std::vector<std::string> known;
-  for_each_param(c, [&](std::string_view s, std::string_view k, auto&, std::string_view, std::string_view) {
-    known.push_back(fmt::format("{}.{}", s, k));
-  });
   for (const std::string& a : assignments) {
     const std::size_t eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
       faults.push_back(fmt::format("--set {}: expected key=value", quant::printable(a, 64)));
       continue;
     }
-    const std::string key = a.substr(0, eq);
-    const std::string text = a.substr(eq + 1);
-    bool found = false;
-    for_each_param(c, [&](std::string_view s, std::string_view k, auto& field, std::string_view, std::string_view) {
-      if (found || fmt::format("{}.{}", s, k) != key) return;
-      found = true;
-      auto copy = field;
-      if (std::string err = parse_text(text, copy); !err.empty()) {
-        faults.push_back(fmt::format("--set {}: {}", quant::printable(key, 64), err));
-      } else {
-        field = copy;
-        c.sources[key] = "override: --set";
-      }
-    });
-    if (!found) faults.push_back(fmt::format("--set {}: unknown parameter{}", quant::printable(key, 64), closest(key, known)));
+    const std::string_view key = std::string_view(a).substr(0, eq);
+    if (std::string f = set_param(c, key, std::string_view(a).substr(eq + 1), true); !f.empty())
+      faults.push_back("--set " + f);
   }
   for (const std::string& f : c.validate()) faults.push_back(fmt::format("after --set: {}", f));
   if (!faults.empty()) throw ConfigError(std::move(faults));
+}
+
+std::string check_override_value(std::string_view key, std::string_view text) {
+  AcceleratorConfig probe;
+  return set_param(probe, key, text, false);
 }
 
 nlohmann::json config_to_json(const AcceleratorConfig& config) {

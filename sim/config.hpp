@@ -117,6 +117,10 @@ inline constexpr std::uintmax_t kMaxConfigBytes = 1u << 20;
 // Applies "key=value" overrides in order; throws ConfigError listing every bad one (unknown key, bad value), then
 // validates the result.
 void apply_overrides(AcceleratorConfig& c, const std::vector<std::string>& assignments);
+// The fault `--set key=text` reports for the text alone, without "--set " ("KEY: expected an integer, got 'x'", or an
+// unknown key), or "" when it parses; the design's validate() is not run (the range is each design's business). For
+// readers that check many values of one key (sweep specs): apply_overrides builds and validates a design per call.
+[[nodiscard]] std::string check_override_value(std::string_view key, std::string_view text);
 
 // The effective config: every parameter as {"value", "unit", "source"}, readable by parse_config.
 [[nodiscard]] nlohmann::json config_to_json(const AcceleratorConfig& c);

@@ -47,7 +47,7 @@ double lut_sites(const rtl::UnitCost& u) {
   for (const auto& [cell, count] : u.cells) {
     if (cell.rfind("RAM", 0) != 0 || cell.rfind("RAMB", 0) == 0) continue;
     const auto* it = std::find_if(std::begin(kLutsPerCell), std::end(kLutsPerCell),
-                                  [&](const auto& e) { return e.first == cell; });
+                                  [&name = cell](const auto& e) { return e.first == name; });
     if (it == std::end(kLutsPerCell))
       throw std::invalid_argument(fmt::format("unit {}: LUT RAM cell {} of unknown size (sim/resources.cpp lut_sites)",
                                               u.unit, cell));

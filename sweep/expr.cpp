@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "quant/printable.hpp"
+
 namespace fpqvar::sweep {
 namespace {
 
@@ -30,7 +32,8 @@ class Parser {
 
  private:
   [[noreturn]] void fail(std::string_view what) const {
-    throw ExprError(fmt::format("{} at offset {} of '{}'", what, m_pos, m_text));
+    // The text comes from a spec file: quoted through quant::printable (control characters, invalid UTF-8 escaped).
+    throw ExprError(fmt::format("{} at offset {} of '{}'", what, m_pos, quant::printable(m_text, 200)));
   }
   void skip_space() {
     while (m_pos < m_text.size() && std::isspace(static_cast<unsigned char>(m_text[m_pos]))) ++m_pos;
@@ -102,10 +105,10 @@ class Parser {
       if (m_names && std::find(m_names->begin(), m_names->end(), name) == m_names->end()) m_names->push_back(name);
       if (!m_lookup) return 1.0;
       const std::optional<double> v = (*m_lookup)(name);
-      if (!v) throw ExprError(fmt::format("unknown name '{}' in '{}'", name, m_text));
+      if (!v) throw ExprError(fmt::format("unknown name '{}' in '{}'", name, quant::printable(m_text, 200)));
       return *v;
     }
-    fail(fmt::format("unexpected '{}'", c));
+    fail(fmt::format("unexpected '{}'", quant::printable(std::string_view(&c, 1))));
   }
   double call(const std::string& name, int depth) {
     std::vector<double> args;

@@ -15,6 +15,7 @@
 
 #include "models/config.hpp"
 #include "quant/json_text.hpp"
+#include "quant/printable.hpp"
 #include "quant/recipe.hpp"
 #include "sim/config.hpp"
 #include "sweep/expr.hpp"
@@ -55,21 +56,32 @@ bool valid_name(const std::string& s) {
   });
 }
 
+// Text from the spec (a key, a string value, a file name) as a message quotes it: quant/printable.hpp escapes control
+// characters, invalid UTF-8 and bidirectional overrides, and cuts long text.
+std::string shown(std::string_view text, std::size_t max_bytes = 64) { return quant::printable(text, max_bytes); }
+std::string shown_path(const std::filesystem::path& path) { return quant::printable(path.string(), 200); }
+
+// A message from another reader (a design or recipe file named by the spec), kept as it is when it is already safe to
+// print, escaped as a whole otherwise (that reader quoted a file name or content unescaped).
+std::string shown_message(std::string_view message) {
+  return quant::is_printable_message(message) ? std::string(message) : quant::printable(message, 1024);
+}
+
 std::string describe(const json& j) {
-  const std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  return fmt::format("{} {}", j.type_name(), text.size() > 40 ? text.substr(0, 40) + "..." : text);
+  // The first 40 bytes of the value's JSON text (a cut UTF-8 sequence is escaped, not left broken).
+  return fmt::format("{} {}", j.type_name(), shown(j.dump(-1, ' ', false, json::error_handler_t::replace), 40));
 }
 
 std::string read_text(const std::filesystem::path& path, std::uintmax_t limit, std::string_view what) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw SpecError({fmt::format("{}: no such file (or not a regular file)", path.string())});
+    throw SpecError({fmt::format("{}: no such file (or not a regular file)", shown_path(path))});
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw SpecError({fmt::format("{}: cannot read: {}", path.string(), ec.message())});
+  if (ec) throw SpecError({fmt::format("{}: cannot read: {}", shown_path(path), ec.message())});
   if (size > limit)
-    throw SpecError({fmt::format("{}: {} bytes, more than a {} may have ({})", path.string(), size, what, limit)});
+    throw SpecError({fmt::format("{}: {} bytes, more than a {} may have ({})", shown_path(path), size, what, limit)});
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw SpecError({fmt::format("{}: cannot open", path.string())});
+  if (!in) throw SpecError({fmt::format("{}: cannot open", shown_path(path))});
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -128,13 +140,13 @@ class Reader {
     const std::filesystem::path p = resolve(*s);
     std::error_code ec;
     if (!std::filesystem::is_regular_file(p, ec)) {
-      fault(path, fmt::format("'{}' is neither a shipped design ({}) nor a file", *s, fmt::join(names, ", ")));
+      fault(path, fmt::format("'{}' is neither a shipped design ({}) nor a file", shown(*s, 200), fmt::join(names, ", ")));
       return std::nullopt;
     }
     try {  // a design file is read now: its faults are the spec's, not every point's
       (void)sim::resolve_config(p.string());
     } catch (const sim::ConfigError& e) {
-      fault(path, fmt::format("design file: {}", e.what()));
+      fault(path, fmt::format("design file: {}", shown_message(e.what())));
       return std::nullopt;
     }
     return p.string();
@@ -148,13 +160,13 @@ class Reader {
     const std::filesystem::path p = resolve(*s);
     std::error_code ec;
     if (!std::filesystem::is_regular_file(p, ec)) {
-      fault(path, fmt::format("'{}' is neither a recipe preset ({}) nor a file", *s, fmt::join(names, ", ")));
+      fault(path, fmt::format("'{}' is neither a recipe preset ({}) nor a file", shown(*s, 200), fmt::join(names, ", ")));
       return std::nullopt;
     }
     try {
       (void)quant::load_recipe(p);
     } catch (const quant::RecipeError& e) {
-      fault(path, fmt::format("recipe file: {}", e.what()));
+      fault(path, fmt::format("recipe file: {}", shown_message(e.what())));
       return std::nullopt;
     }
     return p.string();
@@ -165,7 +177,7 @@ class Reader {
     try {
       (void)models::var_config_preset(*s);
     } catch (const std::exception& e) {
-      fault(path, e.what());
+      fault(path, shown_message(e.what()));
       return std::nullopt;
     }
     return s;
@@ -206,7 +218,7 @@ class Reader {
     if (!is_design_key(key)) {
       fault(path, fmt::format("'{}' is not a design parameter (`fpqvar sim config show DESIGN` lists them) nor one of "
                               "{}",
-                              key, fmt::join(point_keys(), ", ")));
+                              shown(key), fmt::join(point_keys(), ", ")));
       return std::nullopt;
     }
     if (!(v.is_number() || v.is_string() || v.is_boolean() || v.is_array())) {
@@ -224,23 +236,19 @@ class Reader {
           return std::nullopt;
         }
     }
-    // The value's type against the parameter's: `--set` on the built-in default design parses it (the range is
-    // each point's business: a value the design refuses makes that point fail, with the reason, not the spec).
-    sim::AcceleratorConfig probe = sim::default_config();
-    try {
-      sim::apply_overrides(probe, {fmt::format("{}={}", key, set_value_text(v))});
-    } catch (const sim::ConfigError& e) {
-      for (const std::string& f : e.faults())
-        if (f.rfind("--set ", 0) == 0) {
-          fault(path, f.substr(6));
-          return std::nullopt;
-        }
+    // The value's type against the parameter's, as `--set` parses it (the range is each point's business: a value
+    // the design refuses makes that point fail, with the reason, not the spec). One parse, not a whole design built
+    // and validated: a stepped range checks up to kMaxAxisValues values this way.
+    if (const std::string f = sim::check_override_value(key, set_value_text(v)); !f.empty()) {
+      fault(path, f);
+      return std::nullopt;
     }
     return v;
   }
 
   static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+    // A key from the file (a "set" or "derived" entry, an unknown key) is escaped; the reader's own keys are plain.
+    return path.empty() ? shown(key) : fmt::format("{}.{}", path, shown(key));
   }
   static std::string at(const std::string& path, std::size_t i) { return fmt::format("{}[{}]", path, i); }
 
@@ -297,7 +305,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
       rd.fault(Reader::join(path, "name"),
                fmt::format("a coupled axis needs a name of its own (1-64 letters, digits, '-', '_', '.'; not a "
                            "parameter key), got '{}'",
-                           *name));
+                           shown(*name)));
       return std::nullopt;
     }
     a.name = *name;
@@ -319,7 +327,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
         rd.fault(Reader::join(vp, "label"), "expected a string or a number naming this value");
         continue;
       }
-      if (!labels.insert(cv.label).second) rd.fault(Reader::join(vp, "label"), fmt::format("'{}' twice", cv.label));
+      if (!labels.insert(cv.label).second) rd.fault(Reader::join(vp, "label"), fmt::format("'{}' twice", shown(cv.label)));
       if (auto s = v.find("set"); s != v.end()) {
         if (!s->is_object()) {
           rd.fault(Reader::join(vp, "set"), "expected an object of key: value");
@@ -345,7 +353,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
   if (!is_design_key(a.name) && !is_point_key(a.name)) {
     rd.fault(Reader::join(path, "key"), fmt::format("'{}' is not a design parameter (`fpqvar sim config show DESIGN` "
                                                     "lists them) nor one of {}",
-                                                    a.name, fmt::join(point_keys(), ", ")));
+                                                    shown(a.name), fmt::join(point_keys(), ", ")));
     return std::nullopt;
   }
   if (auto v = j.find("values"); v != j.end()) {
@@ -377,7 +385,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
     return std::nullopt;
   }
   if (is_point_key(a.name) && a.name != "batch" && a.name != "recipe.group") {
-    rd.fault(Reader::join(path, "key"), fmt::format("'{}' takes listed values, not a range", a.name));
+    rd.fault(Reader::join(path, "key"), fmt::format("'{}' takes listed values, not a range", shown(a.name)));
     return std::nullopt;
   }
   if (auto s = j.find("step"); s != j.end()) {
@@ -436,7 +444,7 @@ void read_axes(Reader& rd, const json& j, const std::string& path, std::vector<A
     for (const std::string& k : keys) {
       auto [it, inserted] = owner.emplace(k, i);
       if (!inserted)
-        rd.fault(path, fmt::format("{} is assigned by two axes ({} and {})", k.rfind("axis:", 0) == 0 ? k.substr(5) : k,
+        rd.fault(path, fmt::format("{} is assigned by two axes ({} and {})", shown(k.rfind("axis:", 0) == 0 ? k.substr(5) : k),
                                    it->second, i));
     }
   }
@@ -457,7 +465,7 @@ std::optional<Limit> parse_limit(Reader& rd, const std::string& text, const std:
     const std::string number = trim(text.substr(at + op.size()));
     const std::string canonical = canonical_metric(metric);
     if (canonical.empty() || is_quality_metric(canonical)) {
-      rd.fault(path, fmt::format("'{}': unknown point metric '{}' (known: {})", text, metric,
+      rd.fault(path, fmt::format("'{}': unknown point metric '{}' (known: {})", shown(text), shown(metric),
                                  fmt::join(point_metric_names(), ", ")));
       return std::nullopt;
     }
@@ -467,12 +475,12 @@ std::optional<Limit> parse_limit(Reader& rd, const std::string& text, const std:
       v = std::stod(number, &used);
       if (used != number.size() || !std::isfinite(v)) throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
-      rd.fault(path, fmt::format("'{}': '{}' is not a number", text, number));
+      rd.fault(path, fmt::format("'{}': '{}' is not a number", shown(text), shown(number)));
       return std::nullopt;
     }
     return Limit{canonical, op, v, text};
   }
-  rd.fault(path, fmt::format("'{}': expected \"<metric> <= | < | >= | > | == <number>\"", text));
+  rd.fault(path, fmt::format("'{}': expected \"<metric> <= | < | >= | > | == <number>\"", shown(text)));
   return std::nullopt;
 }
 
@@ -486,7 +494,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
   if (auto it = doc.find("name"); it == doc.end()) {
     rd.fault("name", "required: names the sweep in the database (letters, digits, '-', '_', '.')");
   } else if (auto n = rd.string(*it, "name")) {
-    if (!valid_name(*n)) rd.fault("name", fmt::format("'{}': use 1-64 letters, digits, '-', '_', '.'", *n));
+    if (!valid_name(*n)) rd.fault("name", fmt::format("'{}': use 1-64 letters, digits, '-', '_', '.'", shown(*n)));
     else s.name = *n;
   }
   if (auto it = doc.find("description"); it != doc.end())
@@ -518,7 +526,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
       for (const auto& [k, v] : it->items()) {
         const std::string p = Reader::join("derived", k);
         if (!is_design_key(k)) {
-          rd.fault(p, fmt::format("'{}' is not a design parameter", k));
+          rd.fault(p, fmt::format("'{}' is not a design parameter", shown(k)));
           continue;
         }
         auto e = rd.string(v, p);
@@ -526,10 +534,11 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         try {
           for (const std::string& var : expression_variables(*e))
             if (!is_design_key(var) && var != "recipe.group" && var != "batch")
-              rd.fault(p, fmt::format("'{}' reads '{}', which is not a design parameter, recipe.group or batch", *e, var));
+              rd.fault(p, fmt::format("'{}' reads '{}', which is not a design parameter, recipe.group or batch",
+                                      shown(*e, 200), shown(var)));
           s.derived.emplace_back(k, *e);
         } catch (const ExprError& err) {
-          rd.fault(p, err.what());
+          rd.fault(p, shown_message(err.what()));
         }
       }
     }
@@ -541,7 +550,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         if (*v == "grid") s.sampling = Sampling::kGrid;
         else if (*v == "random") s.sampling = Sampling::kRandom;
         else if (*v == "lhs") s.sampling = Sampling::kLhs;
-        else rd.fault("sampling.method", fmt::format("'{}': expected grid, random or lhs", *v));
+        else rd.fault("sampling.method", fmt::format("'{}': expected grid, random or lhs", shown(*v)));
       }
     }
     if (auto n = sm.find("samples"); n != sm.end())
@@ -561,7 +570,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         if (a.continuous)
           rd.fault(a.path, fmt::format("'{}' is continuous (min/max without step): a grid needs \"values\" or "
                                        "\"step\", or sampling random or lhs",
-                                       a.name));
+                                       shown(a.name)));
         for (const CoupledValue& v : a.coupled_values) check(v.axes);
       }
     };
@@ -595,7 +604,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
   std::vector<std::string> unknown;
   s.metrics = expand_metric_patterns(patterns, unknown);
   for (const std::string& u : unknown)
-    rd.fault("metrics", fmt::format("unknown point metric '{}' (known: {})", u, fmt::join(point_metric_names(), ", ")));
+    rd.fault("metrics", fmt::format("unknown point metric '{}' (known: {})", shown(u), fmt::join(point_metric_names(), ", ")));
   if (auto it = doc.find("quality");
       it != doc.end() && rd.object(*it, "quality", {"model", "synthetic", "outlier_channels", "class"})) {
     if (auto m = it->find("model"); m != it->end())
@@ -713,7 +722,21 @@ std::string file_identity(const std::string& value) {
                      traces::sha256_hex(ss.str()).substr(0, 16));
 }
 
-Point make_point(const SweepSpec& spec, const Partial& p) {
+// file_identity per distinct design or recipe value of one expansion: a file is read and hashed once, not once per
+// point (a 100,000-point sweep over one design file read it 200,000 times).
+class FileIdentities {
+ public:
+  const std::string& operator()(const std::string& value) {
+    auto it = m_known.find(value);
+    if (it == m_known.end()) it = m_known.emplace(value, file_identity(value)).first;
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> m_known;
+};
+
+Point make_point(const SweepSpec& spec, const Partial& p, FileIdentities& identity) {
   Point pt;
   pt.design = spec.design;
   pt.model = spec.model;
@@ -750,10 +773,10 @@ Point make_point(const SweepSpec& spec, const Partial& p) {
   for (const auto& [k, v] : pt.set) set[k] = v;
   json derived = json::array();
   for (const auto& [k, e] : pt.derived) derived.push_back({k, e});
-  const json content = {{"design", file_identity(pt.design)},
+  const json content = {{"design", identity(pt.design)},
                         {"model", pt.model},
                         {"batch", pt.batch},
-                        {"recipe", file_identity(pt.recipe)},
+                        {"recipe", identity(pt.recipe)},
                         {"recipe_group", pt.recipe_group ? json(*pt.recipe_group) : json(nullptr)},
                         {"decoder", pt.decoder},
                         {"set", set},
@@ -813,17 +836,21 @@ SweepSpec load_spec(const std::filesystem::path& path) {
   const std::string text = read_text(path, kMaxSpecBytes, "sweep spec");
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  SweepSpec s = parse_spec(text, path.string(), std::filesystem::absolute(dir));
+  SweepSpec s = parse_spec(text, shown_path(path), std::filesystem::absolute(dir));
   s.file = path;
   return s;
+}
+
+double count_points(const SweepSpec& spec) {
+  return spec.sampling == Sampling::kGrid ? count_axes(spec.axes) : static_cast<double>(spec.samples);
 }
 
 std::vector<Point> expand_points(const SweepSpec& spec) {
   std::vector<Partial> partials;
   if (spec.sampling == Sampling::kGrid) {
-    const double n = count_axes(spec.axes);
+    const double n = count_points(spec);
     if (n > static_cast<double>(kMaxPoints))
-      throw SpecError({fmt::format("{}: parameters: the grid has {:.0f} points, more than {}", spec.file.string(), n,
+      throw SpecError({fmt::format("{}: parameters: the grid has {:.0f} points, more than {}", shown_path(spec.file), n,
                                    kMaxPoints)});
     expand_grid(spec.axes, 0, Partial{}, partials);
   } else {
@@ -855,8 +882,9 @@ std::vector<Point> expand_points(const SweepSpec& spec) {
   }
   std::vector<Point> points;
   std::set<std::string> seen;
+  FileIdentities identity;
   for (const Partial& p : partials) {
-    Point pt = make_point(spec, p);
+    Point pt = make_point(spec, p, identity);
     if (!seen.insert(pt.key).second) continue;
     pt.index = static_cast<int>(points.size());
     points.push_back(std::move(pt));

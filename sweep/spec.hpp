@@ -159,6 +159,9 @@ inline constexpr std::size_t kMaxPoints = 1'000'000;
 // Reads and parses a spec file; relative design and recipe files are resolved against the file's folder.
 [[nodiscard]] SweepSpec load_spec(const std::filesystem::path& path);
 
+// How many points expand_points builds before duplicates merge: the grid's size (coupled axes add their values'
+// subgrids), or the sample count. A double: a hostile grid's size overflows any integer.
+[[nodiscard]] double count_points(const SweepSpec& spec);
 // Every point, in expansion order, duplicates merged. Throws SpecError when the space exceeds kMaxPoints.
 [[nodiscard]] std::vector<Point> expand_points(const SweepSpec& spec);
 

@@ -20,7 +20,7 @@ jobs="${FPQVAR_JOBS:-$(nproc)}"
 ci_targets=(quant_tests quant_named_cases_tests quant_json_text_tests quant_recipe_tests quant_int_gemm_tests
             models_io_tests models_quantized_model_tests models_var_pieces_tests models_backend_tests traces_tests
             safetensors_fuzzer quantized_model_fuzzer trace_fuzzer recipe_fuzzer model_config_fuzzer
-            trace_manifest_fuzzer sim_config_fuzzer)
+            trace_manifest_fuzzer sim_config_fuzzer sweep_spec_fuzzer)
 ci_labels='^(quant_tests|quant_named_cases_tests|quant_json_text_tests|quant_recipe_tests|quant_int_gemm_tests|models_io_tests|models_quantized_model_tests|models_var_pieces_tests|models_backend_tests|traces_tests|fuzz_replay|fuzz)$'
 
 ci=0

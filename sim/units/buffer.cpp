@@ -11,8 +11,7 @@ constexpr std::int64_t kReadLatency = 2;  // BRAM/URAM with the output register 
 Buffer::Buffer(const sc_core::sc_module_name& name, const UnitContext& ctx, const BufferSpecs& specs)
     : ReservationUnit(name, ctx, "bit", static_cast<double>(specs.banks) * specs.port_bits * specs.ports),
       // Two ports: reads and writes each have every bank's port; one port: the two directions split it.
-      m_bits_per_cycle(static_cast<std::int64_t>(specs.banks) * specs.port_bits / (specs.ports == 2 ? 1 : 2)),
-      m_ports(specs.ports) {
+      m_bits_per_cycle(static_cast<std::int64_t>(specs.banks) * specs.port_bits / (specs.ports == 2 ? 1 : 2)) {
   const std::string base(basename());
   m_read_bits = ctx.stats->add(base + ".read_bits", "bit", "bits read", true);
   m_write_bits = ctx.stats->add(base + ".write_bits", "bit", "bits written", true);

@@ -30,7 +30,6 @@ class Buffer : public ReservationUnit {
 
  private:
   std::int64_t m_bits_per_cycle;
-  int m_ports;
   Counter m_read_bits, m_write_bits;
 };
 

@@ -286,6 +286,21 @@ TEST(ConfigOverrides, BadAssignmentsAreEachReported) {
   expect_no_systemc_reports();
 }
 
+// check_override_value: the fault apply_overrides reports for one assignment, without "--set " and without the
+// design's validate() (24 lanes parse; only a design refuses them).
+TEST(ConfigOverrides, OneValueIsCheckedAsSetParsesIt) {
+  EXPECT_EQ(check_override_value("pe_array.rows", "16"), "");
+  EXPECT_EQ(check_override_value("pe_array.lanes", "24"), "");
+  EXPECT_EQ(check_override_value("pe_array.rows", "abc"), "pe_array.rows: expected an integer, got 'abc'");
+  EXPECT_EQ(check_override_value("controller.level1", "maybe"), "controller.level1: expected true or false, got 'maybe'");
+  EXPECT_EQ(check_override_value("pe_array.colz", "3"), "pe_array.colz: unknown parameter (did you mean 'pe_array.cols'?)");
+  EXPECT_EQ(check_override_value("pe_array.rows", "\x1b"), "pe_array.rows: expected an integer, got '\\x1b'");
+  // A key that only shares a prefix or a suffix with a parameter is no parameter.
+  EXPECT_NE(check_override_value("pe_array.rowsx", "1").find("unknown parameter"), std::string::npos);
+  EXPECT_NE(check_override_value("xpe_array.rows", "1").find("unknown parameter"), std::string::npos);
+  EXPECT_NE(check_override_value("pe_arrayxrows", "1").find("unknown parameter"), std::string::npos);
+}
+
 TEST(ConfigRoundTrip, EffectiveJsonParsesToTheSameHash) {
   for (const std::string& n : design_names()) {
     SCOPED_TRACE(n);

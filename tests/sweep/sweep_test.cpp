@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include "quant/printable.hpp"
 #include "sweep/evaluate.hpp"
 #include "sweep/expr.hpp"
 #include "sweep/metrics.hpp"
@@ -138,11 +139,41 @@ TEST(SweepSpec, HostileTextIsRefusedBeforeParsing) {
   for (int i = 0; i < 8; ++i)
     many += std::string(i ? "," : "") + R"({"key": ")" + keys[i] + R"(", "min": 1, "max": 20, "step": 1})";
   const SweepSpec big = parse_spec(R"({"name": "a", "parameters": [)" + many + "]}", "spec.json");  // 20^8 points
+  EXPECT_EQ(count_points(big), 2.56e10);
   try {
     (void)expand_points(big);
     ADD_FAILURE() << "a grid of 2.56e10 points was expanded";
   } catch (const SpecError& e) {
     EXPECT_NE(std::string(e.what()).find("more than 1000000"), std::string::npos) << e.what();
+  }
+}
+
+// Text from the file reaches a message only through quant::printable: ESC (0x1b), BEL (0x07) and U+202E (RLO, bytes
+// e2 80 ae) come out as \xNN escapes, a key longer than 64 bytes is cut with its length, and every message is
+// printable. The JSON escapes \u001b etc. put those raw bytes into the parsed strings.
+TEST(SweepSpec, FileTextInMessagesIsEscaped) {
+  const std::string long_key(1000, 'k');
+  const auto f = faults_of(R"({"name": "a", "\u001b[2J": 1, "design": "x\u202ey",
+      "workload": {"model": "\u0007"}, "derived": {"pe_array.rows": "1 +\u0001"},
+      "sampling": {"method": "\u001b"}, ")" + long_key + R"(": 2})");
+  const std::vector<std::string> expected = {
+      R"(spec.json: \x1b[2J: unknown key)",
+      R"(spec.json: design: 'x\xe2\x80\xaey' is neither a shipped design)",
+      R"(spec.json: workload.model: unknown model '\x07')",
+      R"(spec.json: derived.pe_array.rows: unexpected '\x01' at offset 3 of '1 +\x01')",
+      R"(spec.json: sampling.method: '\x1b': expected grid, random or lhs)",
+      "spec.json: " + std::string(64, 'k') + "... (1000 bytes): unknown key",
+  };
+  for (const std::string& e : expected) EXPECT_TRUE(has_fault(f, e)) << "missing: " << e << "\ngot:\n" << joined(f);
+  EXPECT_EQ(f.size(), expected.size()) << joined(f);
+  for (const std::string& m : f) EXPECT_TRUE(quant::is_printable_message(m)) << m;
+  // The file's own name too (load_spec of a file that is not there).
+  try {
+    (void)load_spec(temp("no\x1bsuch.json"));
+    ADD_FAILURE() << "a missing spec file was read";
+  } catch (const SpecError& e) {
+    EXPECT_TRUE(quant::is_printable_message(e.what())) << e.what();
+    EXPECT_NE(std::string(e.what()).find(R"(no\x1bsuch.json: no such file)"), std::string::npos) << e.what();
   }
 }
 
@@ -181,6 +212,7 @@ TEST(SweepExpand, GridOrderLastAxisFastestAndNestedCoupledAxes) {
           "parameters": [{"key": "recipe.group", "values": [32, 64]}]}]},
       {"key": "pe_array.rows", "values": [8, 16]}]})",
                                  "spec.json");
+  EXPECT_EQ(count_points(s), 6.0);  // (1 + 2) * 2, worked above
   const auto pts = expand_points(s);
   ASSERT_EQ(pts.size(), 6u);
   const std::vector<std::tuple<std::string, int, int>> want = {
