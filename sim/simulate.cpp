@@ -98,16 +98,16 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
   Buffer kv_buffer("kv_buffer", ctx, config.kv_buffer);
   Buffer psum_buffer("psum_buffer", ctx, config.psum_buffer);
   // The datapath units with RTL: their TLM models, or what the co-simulation builds in their place.
-  auto unit = [&]<class Tlm, class Specs>(std::type_identity<Tlm>, const char* name, const Specs& specs) {
+  auto make_datapath_unit = [&]<class Tlm, class Specs>(std::type_identity<Tlm>, const char* name, const Specs& specs) {
     std::unique_ptr<ReservationUnit> u;
     if (options.make_unit) u = options.make_unit(name, ctx, config);
     if (!u) u = std::make_unique<Tlm>(name, ctx, specs);
     return u;
   };
-  const auto quantizer_unit = unit(std::type_identity<Quantizer>{}, "quantizer", config.quantizer);
-  const auto hadamard_unit = unit(std::type_identity<Hadamard>{}, "hadamard", config.hadamard);
-  const auto pe_array_unit = unit(std::type_identity<PeArray>{}, "pe_array", config.pe_array);
-  const auto accumulate_unit = unit(std::type_identity<Accumulate>{}, "accumulate", config.accumulate);
+  const auto quantizer_unit = make_datapath_unit(std::type_identity<Quantizer>{}, "quantizer", config.quantizer);
+  const auto hadamard_unit = make_datapath_unit(std::type_identity<Hadamard>{}, "hadamard", config.hadamard);
+  const auto pe_array_unit = make_datapath_unit(std::type_identity<PeArray>{}, "pe_array", config.pe_array);
+  const auto accumulate_unit = make_datapath_unit(std::type_identity<Accumulate>{}, "accumulate", config.accumulate);
   ReservationUnit& quantizer = *quantizer_unit;
   ReservationUnit& hadamard = *hadamard_unit;
   ReservationUnit& pe_array = *pe_array_unit;

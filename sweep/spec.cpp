@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 
 #include "models/config.hpp"
+#include "quant/json_fields.hpp"
 #include "quant/json_text.hpp"
 #include "quant/printable.hpp"
 #include "quant/recipe.hpp"
@@ -67,10 +68,8 @@ std::string shown_message(std::string_view message) {
   return quant::is_printable_message(message) ? std::string(message) : quant::printable(message, 1024);
 }
 
-std::string describe(const json& j) {
-  // The first 40 bytes of the value's JSON text (a cut UTF-8 sequence is escaped, not left broken).
-  return fmt::format("{} {}", j.type_name(), shown(j.dump(-1, ' ', false, json::error_handler_t::replace), 40));
-}
+// "<type> <the value's JSON, escaped and cut at 40 bytes>" (quant::JsonFieldReader::describe).
+std::string describe(const json& j) { return quant::JsonFieldReader::describe(j); }
 
 std::string read_text(const std::filesystem::path& path, std::uintmax_t limit, std::string_view what) {
   std::error_code ec;
@@ -88,35 +87,11 @@ std::string read_text(const std::filesystem::path& path, std::uintmax_t limit, s
 }
 
 // Typed getters that record a fault (and return nullopt) instead of throwing.
-class Reader {
+class Reader : public quant::JsonFieldReader {
  public:
   Reader(std::string_view source, std::filesystem::path base_dir)
-      : m_source(source), m_base_dir(std::move(base_dir)) {}
+      : JsonFieldReader(source), m_base_dir(std::move(base_dir)) {}
 
-  void fault(const std::string& path, const std::string& what) {
-    m_faults.push_back(fmt::format("{}: {}: {}", m_source, path.empty() ? "(top level)" : path, what));
-  }
-  [[nodiscard]] std::vector<std::string> take_faults() { return std::move(m_faults); }
-  [[nodiscard]] bool ok() const { return m_faults.empty(); }
-
-  bool object(const json& j, const std::string& path, std::initializer_list<std::string_view> known) {
-    if (!j.is_object()) {
-      fault(path, fmt::format("expected an object, got {}", describe(j)));
-      return false;
-    }
-    for (const auto& [key, value] : j.items())
-      if (std::find(known.begin(), known.end(), key) == known.end())
-        fault(join(path, key), fmt::format("unknown key (known: {})", fmt::join(known, ", ")));
-    return true;
-  }
-  std::optional<std::string> string(const json& j, const std::string& path) {
-    if (!j.is_string()) return wrong(j, path, "a string");
-    return j.get<std::string>();
-  }
-  std::optional<bool> boolean(const json& j, const std::string& path) {
-    if (!j.is_boolean()) return wrong(j, path, "true or false");
-    return j.get<bool>();
-  }
   std::optional<std::int64_t> integer(const json& j, const std::string& path, std::int64_t lo, std::int64_t hi) {
     if (!j.is_number_integer()) return wrong(j, path, "an integer");
     if (j.is_number_unsigned() && j.get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) return range(j, path, lo, hi);
@@ -246,30 +221,18 @@ class Reader {
     return v;
   }
 
-  static std::string join(const std::string& path, std::string_view key) {
-    // A key from the file (a "set" or "derived" entry, an unknown key) is escaped; the reader's own keys are plain.
-    return path.empty() ? shown(key) : fmt::format("{}.{}", path, shown(key));
-  }
-  static std::string at(const std::string& path, std::size_t i) { return fmt::format("{}[{}]", path, i); }
-
  private:
   std::filesystem::path resolve(const std::string& s) const {
     std::filesystem::path p(s);
     if (p.is_relative() && !m_base_dir.empty()) p = m_base_dir / p;
     return p.lexically_normal();
   }
-  std::nullopt_t wrong(const json& j, const std::string& path, std::string_view expected) {
-    fault(path, fmt::format("expected {}, got {}", expected, describe(j)));
-    return std::nullopt;
-  }
   std::nullopt_t range(const json& j, const std::string& path, std::int64_t lo, std::int64_t hi) {
-    fault(path, fmt::format("{} is out of range [{}, {}]", j.dump(), lo, hi));
+    fault(path, fmt::format("{} is out of range [{}, {}]", quant::json_excerpt(j), lo, hi));
     return std::nullopt;
   }
 
-  std::string m_source;
   std::filesystem::path m_base_dir;
-  std::vector<std::string> m_faults;
 };
 
 // Keys an axis list assigns (every value of every axis, nested ones included), to refuse one key on two axes.
@@ -317,7 +280,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
     }
     std::set<std::string> labels;
     for (std::size_t i = 0; i < it->size(); ++i) {
-      const std::string vp = Reader::at(Reader::join(path, "values"), i);
+      const std::string vp = Reader::index(Reader::join(path, "values"), i);
       const json& v = (*it)[i];
       if (!rd.object(v, vp, {"label", "set", "parameters"})) continue;
       CoupledValue cv;
@@ -368,7 +331,7 @@ std::optional<Axis> read_axis(Reader& rd, const json& j, const std::string& path
       return std::nullopt;
     }
     for (std::size_t i = 0; i < v->size(); ++i)
-      if (auto got = rd.assignment(a.name, (*v)[i], Reader::at(Reader::join(path, "values"), i)))
+      if (auto got = rd.assignment(a.name, (*v)[i], Reader::index(Reader::join(path, "values"), i)))
         a.values.push_back(*got);
     return a;
   }
@@ -434,7 +397,7 @@ void read_axes(Reader& rd, const json& j, const std::string& path, std::vector<A
     return;
   }
   for (std::size_t i = 0; i < j.size(); ++i)
-    if (auto a = read_axis(rd, j[i], Reader::at(path, i), depth)) out.push_back(std::move(*a));
+    if (auto a = read_axis(rd, j[i], Reader::index(path, i), depth)) out.push_back(std::move(*a));
   // One key on two axes of the same list would make the later silently win.
   std::map<std::string, std::size_t> owner;
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -584,7 +547,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
         rd.fault("constraints.limits", "expected an array of \"<metric> <op> <number>\" strings");
       } else {
         for (std::size_t i = 0; i < l->size(); ++i) {
-          const std::string p = Reader::at("constraints.limits", i);
+          const std::string p = Reader::index("constraints.limits", i);
           if (auto text = rd.string((*l)[i], p))
             if (auto lim = parse_limit(rd, *text, p)) s.limits.push_back(*lim);
         }
@@ -598,7 +561,7 @@ SweepSpec read_spec(const json& doc, std::string_view source, const std::filesys
       rd.fault("metrics", "expected a non-empty array of metric names");
     } else {
       for (std::size_t i = 0; i < it->size(); ++i)
-        if (auto m = rd.string((*it)[i], Reader::at("metrics", i))) patterns.push_back(*m);
+        if (auto m = rd.string((*it)[i], Reader::index("metrics", i))) patterns.push_back(*m);
     }
   }
   std::vector<std::string> unknown;
