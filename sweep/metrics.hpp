@@ -1,5 +1,5 @@
-// The metrics a sweep can keep per point, by name, and how each is read from a simulation (sim::RunResult) or from
-// the resource model alone (sim::ResourceReport, known before any simulation).
+// How each metric a sweep keeps is read from a simulation (sim::RunResult) or from the resource model alone
+// (sim::ResourceReport, known before any simulation); the names and patterns are sweep/metric_names.hpp's.
 //
 //   performance (simulated)  cycles, latency_s (one batch), images_per_s, energy_j_per_image, images_per_j,
 //                            power_w, static_j_per_image, dram_bytes (one batch), macs (one batch), sim_wall_s
@@ -21,23 +21,9 @@
 
 #include "sim/resources.hpp"
 #include "sim/simulate.hpp"
+#include "sweep/metric_names.hpp"
 
 namespace fpqvar::sweep {
-
-// What every sweep keeps unless its spec says otherwise.
-[[nodiscard]] const std::vector<std::string>& default_metrics();
-// Every metric name a point can have (util.* and busy.* spelled out per unit); quality.* not included.
-[[nodiscard]] const std::vector<std::string>& point_metric_names();
-[[nodiscard]] const std::vector<std::string>& quality_metric_names();
-
-// The canonical name of a metric ("resources.lut_pct" -> "lut_pct"), or "" when it is not one.
-[[nodiscard]] std::string canonical_metric(std::string_view name);
-// True for a metric known without simulating (the resource counts and shares).
-[[nodiscard]] bool is_resource_metric(std::string_view canonical);
-[[nodiscard]] bool is_quality_metric(std::string_view canonical);
-// Expands metric patterns ("util.*", "resources.*", a plain name) into names; every unknown one in `unknown`.
-[[nodiscard]] std::vector<std::string> expand_metric_patterns(const std::vector<std::string>& patterns,
-                                                              std::vector<std::string>& unknown);
 
 using MetricMap = std::map<std::string, double>;
 [[nodiscard]] MetricMap resource_metrics(const sim::ResourceReport& r);

@@ -20,7 +20,7 @@
 #include "quant/recipe.hpp"
 #include "sim/config.hpp"
 #include "sweep/expr.hpp"
-#include "sweep/metrics.hpp"
+#include "sweep/metric_names.hpp"
 #include "traces/sha256.hpp"
 
 namespace fpqvar::sweep {
