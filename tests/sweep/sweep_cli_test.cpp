@@ -45,7 +45,7 @@ fs::path temp(const std::string& name) {
   return fs::temp_directory_path() / ("fpqvar_sweep_cli_" + std::to_string(::getpid()) + "_" + name);
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 

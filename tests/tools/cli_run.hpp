@@ -24,6 +24,15 @@ inline std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// A path as one single-quoted shell word (the tests' paths hold no quote). Built by appends: GCC 12's -Wrestrict
+// misfires on "'" + s + "'".
+inline std::string quoted(const std::filesystem::path& p) {
+  std::string s(1, '\'');
+  s += p.string();
+  s += '\'';
+  return s;
+}
+
 // `args` is appended to the binary's path as shell words (the tests pass simple, quoted arguments).
 inline CliResult run_cli(const std::string& args) {
   static int counter = 0;

@@ -29,7 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_cli;
 
-std::string q(const fs::path& p) { return fmt::format("'{}'", p.string()); }  // (GCC 12 -Wrestrict misfires on "'" + s)
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 const std::string kDesign = FPQVAR_SOURCE_DIR "/tests/fixtures/cosim/tiny-w4a4.json";
 

@@ -30,7 +30,7 @@ fs::path temp(const std::string& name) {
   return fs::temp_directory_path() / ("fpqvar_determinism_" + std::to_string(::getpid()) + "_" + name);
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 // The simulator's JSON with the value of every wall-clock field replaced by "W" (the only fields a run may change):
 // `"wall_s": 0.0123` -> `"wall_s": W`. `masked` counts the replacements, so a test sees that the fields were there.

@@ -22,12 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_cli;
 
-std::string q(const fs::path& p) {
-  std::string s(1, '\'');
-  s += p.string();
-  s += '\'';
-  return s;
-}
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 struct Files {
   fs::path dir, model, trace;

@@ -46,7 +46,7 @@ std::vector<float> read_f32(const fs::path& p) {
   return v;
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 TEST(FormatsCli, ListNamesEveryFormatWithItsPublishedRange) {
   const auto r = run_cli("formats list --json");

@@ -34,7 +34,7 @@ fs::path temp(const std::string& name) {
   return fs::temp_directory_path() / ("fpqvar_simulate_cli_" + std::to_string(::getpid()) + "_" + name);
 }
 
-std::string q(const fs::path& p) { return fmt::format("'{}'", p.string()); }
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> v;

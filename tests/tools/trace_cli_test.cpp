@@ -30,12 +30,7 @@ Files make_files(const std::string& tag) {
 }
 
 // The path in single quotes, a shell word. (Built by appending: GCC 12 warns falsely on "'" + std::string.)
-std::string q(const fs::path& p) {
-  std::string s(1, '\'');
-  s += p.string();
-  s += '\'';
-  return s;
-}
+std::string q(const fs::path& p) { return test::quoted(p); }
 
 TEST(TraceCli, InfoTable) {
   const Files f = make_files("info");
