@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     run.labels = {1};
     run.seed = 43;
     traces::TraceWriter w(root / "trace" / "tiny_w4a4_v2.trace", m.config, m.recipe, run,
-                          "tiny_w4a4.safetensors", traces::TraceFilter{{0}, {}}, /*unit_inputs=*/true);
+                          "tiny_w4a4.safetensors", traces::TraceFilter{{0}, {}, {}}, /*unit_inputs=*/true);
     for (const test::GemmCase& g : gemms)
       w.on_gemm(models::GemmRecord{g.site, g.act,
                                    m.blocks[static_cast<std::size_t>(g.site.block)][static_cast<std::size_t>(g.site.layer)],

@@ -147,7 +147,9 @@ TEST_P(UnitInputsRoundTrip, XAndXtReadBackBitExact) {
     // The stored tensors, read with the plain safetensors reader: F32 [rows, in].
     EXPECT_EQ(f.tensors.at(u.x).shape, (std::vector<std::int64_t>{g.act.rows, g.act.cols}));
     EXPECT_TRUE(same_bits(f.tensors.at(u.x).f32, g.x));
-    if (transforms) EXPECT_TRUE(same_bits(f.tensors.at(u.xt).f32, g.xt));
+    if (transforms) {
+      EXPECT_TRUE(same_bits(f.tensors.at(u.xt).f32, g.xt));
+    }
     const TraceRecord plain = r.read(i);
     EXPECT_TRUE(plain.x.empty() && plain.xt.empty());
     const TraceRecord rec = r.read(i, true);
