@@ -1,5 +1,7 @@
 #include "sim/simulate.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,6 +16,17 @@
 #include "sim/units/datapath.hpp"
 #include "sim/units/dma.hpp"
 #include "sim/units/dram.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FPQVAR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FPQVAR_ASAN 1
+#endif
+#endif
+#ifdef FPQVAR_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace fpqvar::sim {
 
@@ -43,14 +56,36 @@ std::int64_t contract_group_of(const models::GraphOp& op) {
   return std::min(run(op.in_type.spec), run(op.weight_type.spec));
 }
 
-// A fresh simulation context for each run (see simulate.hpp).
-void new_simcontext() {
-  auto* ctx = new sc_core::sc_simcontext();
-  sc_core::sc_curr_simcontext = ctx;
-  sc_core::sc_default_global_context = ctx;
+// Only in an AddressSanitizer build. SystemC 2.3.4's coroutines (sc_cor_qt.cpp) announce each stack switch to ASan
+// (__sanitizer_start/finish_switch_fiber), except the switch away from a thread that ends (sc_cor_pkg_qt::abort). So
+// when sc_start() returns, ASan takes the last ended thread's stack for this thread's: the next exception thrown here
+// leaves the frames it unwinds poisoned ("ASan is ignoring requested __asan_handle_no_return"), and a later call
+// that reuses that stack memory is reported as a stack-buffer-overflow that is not there (seen in `fpqvar simulate`
+// failing after a run, tests/tools sim_plot_cli_test). This announces the thread's real stack again.
+void restore_sanitizer_stack_bounds() {
+#ifdef FPQVAR_ASAN
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  void* base = nullptr;
+  std::size_t size = 0;
+  const int got = pthread_attr_getstack(&attr, &base, &size);
+  pthread_attr_destroy(&attr);
+  if (got != 0) return;
+  __sanitizer_start_switch_fiber(nullptr, base, size);
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
 }
 
 }  // namespace
+
+void new_simcontext() {
+  // Never destroyed (a static object would be destroyed at exit, which SystemC 2.3's contexts do not survive).
+  static auto* const contexts = new std::vector<sc_core::sc_simcontext*>();
+  auto* ctx = new sc_core::sc_simcontext();
+  contexts->push_back(ctx);
+  sc_core::sc_curr_simcontext = ctx;
+  sc_core::sc_default_global_context = ctx;
+}
 
 std::vector<std::string> check_workload(const AcceleratorConfig& config, const models::VarGraph& graph) {
   std::vector<std::string> faults;
@@ -129,7 +164,7 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
   controller.to_fp_array.bind(fp_array.socket);
   dma.to_dram.bind(dram.socket);
   Buffer* buffers[kBufferCount] = {&weight_buffer, &act_buffer, &kv_buffer, &psum_buffer};
-  auto bind = [&](ReservationUnit& unit, BufferId b) { unit.buffer_socket(b).bind(buffers[static_cast<int>(b)]->socket); };
+  auto bind = [&](ReservationUnit& client, BufferId b) { client.buffer_socket(b).bind(buffers[static_cast<int>(b)]->socket); };
   for (BufferId b : {BufferId::kWeight, BufferId::kAct, BufferId::kKv}) bind(dma, b);
   bind(quantizer, BufferId::kAct);
   bind(hadamard, BufferId::kAct);
@@ -142,7 +177,13 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
   bind(fp_array, BufferId::kWeight);
   bind(fp_array, BufferId::kKv);
 
-  sc_core::sc_start();
+  try {
+    sc_core::sc_start();
+  } catch (...) {
+    restore_sanitizer_stack_bounds();
+    throw;
+  }
+  restore_sanitizer_stack_bounds();
 
   // ---- results ----
   res.model = graph.model.name;
@@ -164,9 +205,9 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
   // Energy per unit of work: one fully busy cycle of the unit's resources over its peak work per cycle.
   const EnergySpecs& e = config.energy;
   const double pj = 1e-12;
-  auto per_work_pj = [&](const std::string& unit, double peak) {
+  auto per_work_pj = [&](const std::string& unit_name, double peak) {
     for (const auto& row : res.resources.rows)
-      if (row.unit == unit)
+      if (row.unit == unit_name)
         return ((row.used.lut * e.lut_pj + row.used.ff * e.ff_pj) * e.activity + row.used.dsp * e.dsp_pj) / peak;
     return 0.0;
   };
@@ -275,12 +316,12 @@ RunResult simulate(const AcceleratorConfig& config, const models::VarGraph& grap
       g.busy_cycles += t.busy_cycles;
       g.span_cycles += t.start >= 0 ? t.finish - t.start : 0;
     }
-    auto peak_of = [&](const std::string& unit) -> double {
-      if (unit == "pe_array") return pe_array.peak_per_cycle();
-      if (unit == "fp_array") return fp_array.peak_per_cycle();
-      if (unit == "quantizer") return quantizer.peak_per_cycle();
-      if (unit == "hadamard") return hadamard.peak_per_cycle();
-      if (unit == "sfu") return sfu.peak_per_cycle();
+    auto peak_of = [&](const std::string& unit_name) -> double {
+      if (unit_name == "pe_array") return pe_array.peak_per_cycle();
+      if (unit_name == "fp_array") return fp_array.peak_per_cycle();
+      if (unit_name == "quantizer") return quantizer.peak_per_cycle();
+      if (unit_name == "hadamard") return hadamard.peak_per_cycle();
+      if (unit_name == "sfu") return sfu.peak_per_cycle();
       return 0.0;
     };
     for (auto& g : res.op_groups) {

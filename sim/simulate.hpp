@@ -2,8 +2,9 @@
 // module per unit, TLM-2.0 sockets bound as DESIGN.md draws them), runs it, and returns a RunResult; writing files
 // is the command's business (tools/fpqvar/simulate_cmd.cpp).
 //
-// Each call builds a fresh SystemC simulation context, so one process can run several designs (fpqvar compare, the
-// tests). SystemC 2.3 offers no way to destroy a context, so each run leaves its context behind (a few KB).
+// Each call builds a fresh SystemC simulation context (new_simcontext), so one process can run several designs
+// (fpqvar compare, the tests). SystemC 2.3 offers no way to destroy a context, so each run leaves its context behind
+// (a few KB).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,11 @@
 #include "sim/stats.hpp"
 
 namespace fpqvar::sim {
+
+// Makes a new SystemC simulation context current (simulate() calls it first; tests that elaborate units alone too).
+// The previous ones stay allocated until the process ends, reachable from a process-wide list: SystemC 2.3 cannot
+// destroy a context, and a context dropped unreachable would be a leak to LeakSanitizer.
+void new_simcontext();
 
 enum class Fidelity : std::uint8_t { kTiming, kExact };
 [[nodiscard]] std::string_view to_string(Fidelity f);

@@ -49,7 +49,7 @@ Recorded run(const testing::SmallModel& m, ILinearBackend* backend, std::uint64_
 }
 
 bool bits_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 TEST(Backend, Fp32BackendIsBitIdenticalToNoBackend) {

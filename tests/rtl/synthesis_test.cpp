@@ -161,7 +161,9 @@ TEST(SynthesisCatalogue, DocumentHoldsEveryDocumentUnit) {
   for (const UnitCost& c : doc.units) have.push_back(c.unit);
   EXPECT_EQ(have, want) << "docs/synthesis.json is not what `fpqvar synth --doc --json docs/synthesis.json` writes";
   for (const SynthUnit& u : synth_units()) {
-    if (u.counts_macs) EXPECT_TRUE(u.in_document) << u.name << ": every MAC datapath belongs in the document";
+    if (u.counts_macs) {
+      EXPECT_TRUE(u.in_document) << u.name << ": every MAC datapath belongs in the document";
+    }
     if (!u.in_document) continue;
     const UnitCost* c = doc.find(u.name);
     ASSERT_NE(c, nullptr) << u.name << " is missing from docs/synthesis.json (fpqvar synth --doc --json ...)";

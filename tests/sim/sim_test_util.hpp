@@ -20,6 +20,7 @@
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 
+#include "sim/simulate.hpp"
 #include "sim/stats.hpp"
 #include "sim/units/unit.hpp"
 
@@ -44,11 +45,8 @@ inline void expect_no_systemc_reports() {
 
 // A new SystemC simulation context, made current, as sim::simulate() does for each run: modules of a finished
 // simulation cannot be elaborated again, so every test elaborates into its own.
-inline void make_fresh_simcontext() {
-  auto* ctx = new sc_core::sc_simcontext();  // SystemC 2.3 cannot destroy a context: a few KB per test
-  sc_core::sc_curr_simcontext = ctx;
-  sc_core::sc_default_global_context = ctx;
-}
+// SystemC 2.3 cannot destroy a context: a few KB per test, kept reachable (sim/simulate.hpp new_simcontext).
+inline void make_fresh_simcontext() { new_simcontext(); }
 
 // The environment of units elaborated by a test: a fresh context, a cycle clock, a stats registry.
 struct Rig {
