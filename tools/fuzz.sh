@@ -6,7 +6,7 @@
 #   tools/fuzz.sh [--runs N | --seconds S] [--ci] [--no-build] [--log DIR] [TARGET...]
 #     --runs N     executions per target (default 100000)
 #     --seconds S  wall-clock seconds per target instead
-#     --ci         CI's short run: --seconds ${FPQVAR_FUZZ_CI_SECONDS:-20} per target; without clang++-14 it prints
+#     --ci         CI's short run: --seconds ${FPQVAR_FUZZ_CI_SECONDS:-15} per target; without clang++-14 it prints
 #                  why it skips and exits 0
 #     --no-build   use the targets already built
 #     --log DIR    keep each target's libFuzzer log as DIR/<target>.log (default <build>/logs)
@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --seconds) seconds="$2"; runs=""; shift 2 ;;
-    --ci) ci=1; seconds="${FPQVAR_FUZZ_CI_SECONDS:-20}"; runs=""; shift ;;
+    --ci) ci=1; seconds="${FPQVAR_FUZZ_CI_SECONDS:-15}"; runs=""; shift ;;
     --no-build) do_build=0; shift ;;
     --log) logs="$2"; shift 2 ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
