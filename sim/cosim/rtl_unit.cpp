@@ -76,6 +76,29 @@ WaveWindow window(const CosimState& s, std::int64_t first, std::int64_t last, st
   return w;
 }
 
+// What every unit's first mismatch begins with: the unit, its model, the op and the token tile, the tile's first cycle.
+CosimMismatch tile_mismatch(RtlUnit unit, const BuiltModel& model, int op_index, const models::GraphOp& op,
+                            int token_begin, int token_end, std::int64_t tile_start) {
+  CosimMismatch mm;
+  mm.unit = unit;
+  mm.model = model.describe();
+  mm.op_index = op_index;
+  mm.op = op.name;
+  mm.scale = op.scale;
+  mm.block = op.block;
+  mm.token_begin = token_begin;
+  mm.token_end = token_end;
+  mm.tile_start = tile_start;
+  return mm;
+}
+
+// The waveform a tracing replay wrote for window `win` of a tile that began at run cycle `tile_start`.
+void note_waveform(CosimMismatch& mm, const WaveWindow& win, std::int64_t tile_start) {
+  mm.waveform = win.file;
+  mm.wave_first = tile_start + win.first;
+  mm.wave_last = tile_start + win.last;
+}
+
 // A tile through `unit`'s RTL (run) when the unit serves its op, else, and after the run's first failure, through the
 // TLM model (tlm): a failure is recorded once (CosimState::fail) and the simulation goes on timing the TLM's way.
 template <class Run, class Tlm>
@@ -620,18 +643,9 @@ void RtlPeArray::describe_mismatch(Tile& t, std::int64_t r, std::int64_t c, std:
                                    const std::string& golden_source, std::int64_t tile_start) {
   const LinearData& lin = *t.lin;
   const int tokens = m_state.graph().model.tokens_at(t.op->scale);
-  CosimMismatch mm;
-  mm.unit = m_backend;
-  mm.model = t.model->describe();
-  mm.op_index = t.op_index;
-  mm.op = t.op->name;
-  mm.scale = t.op->scale;
-  mm.block = t.op->block;
-  mm.token_begin = t.t0;
-  mm.token_end = t.t1;
+  CosimMismatch mm = tile_mismatch(m_backend, *t.model, t.op_index, *t.op, t.t0, t.t1, tile_start);
   mm.col_begin = t.c0;
   mm.col_end = t.c0 + t.n;
-  mm.tile_start = tile_start;
   mm.quantity = quantity;
   const std::int64_t row = t.rows[std::size_t(r)], col = t.c0 + c;
   mm.row = row;
@@ -672,12 +686,10 @@ void RtlPeArray::describe_mismatch(Tile& t, std::int64_t r, std::int64_t c, std:
     const std::uint64_t pps = period_ps(m_ctx);
     if (m_backend == RtlUnit::kMul) {
       auto replay = make_engine<IMulEngine>(*t.model, true);
+      const WaveWindow win{file, 0, std::int64_t(kn) - 1, tile_start, pps};
       replay->replay(std::span<const std::uint8_t>(t.a).subspan(std::size_t(r * t.k) + k0, kn),
-                     t.w.subspan(std::size_t(c * t.k) + k0, kn),
-                     WaveWindow{file, 0, std::int64_t(kn) - 1, tile_start, pps});
-      mm.waveform = file;
-      mm.wave_first = tile_start;
-      mm.wave_last = tile_start + std::int64_t(kn) - 1;
+                     t.w.subspan(std::size_t(c * t.k) + k0, kn), win);
+      note_waveform(mm, win, tile_start);
     } else {
       const std::int64_t p = (r / t.R) * t.col_passes + c / t.C;
       const std::int64_t rr = r % t.R, cc = c % t.C;
@@ -694,9 +706,7 @@ void RtlPeArray::describe_mismatch(Tile& t, std::int64_t r, std::int64_t c, std:
             window(m_state, out.in_cycle[std::size_t(p * t.groups + g0)],
                    out.out_cycle[std::size_t((p * t.groups + g1) * t.rb + prow)], cyc.clocked, tile_start, pps);
         replay->run(st, out, &win);
-        mm.waveform = file;
-        mm.wave_first = tile_start + win.first;
-        mm.wave_last = tile_start + win.last;
+        note_waveform(mm, win, tile_start);
       }
     }
   }
@@ -820,17 +830,9 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
 
   if (first_e >= 0 && m_state.first_mismatch()) {
     const std::int64_t g = first_e / group, row = rows[std::size_t(first_e / in)], col = first_e % in;
-    CosimMismatch mm;
-    mm.unit = RtlUnit::kQuantizer;
-    mm.model = model->describe();
-    mm.op_index = w.op_index;
-    mm.op = op.name;
-    mm.scale = op.scale;
-    mm.block = op.block;
-    mm.token_begin = w.token_begin;
-    mm.token_end = w.token_end;
+    CosimMismatch mm =
+        tile_mismatch(RtlUnit::kQuantizer, *model, w.op_index, op, w.token_begin, w.token_end, ext.start);
     mm.col_end = in;
-    mm.tile_start = ext.start;
     mm.quantity = quantity;
     mm.row = row;
     mm.col = col;
@@ -860,9 +862,7 @@ void RtlQuantizer::run_tile(TileExtension& ext, std::int64_t ready, const models
                                     ext.start, period_ps(m_ctx));
       QuantizerOut again;
       replay->run(x16, again, &win);
-      mm.waveform = file;
-      mm.wave_first = ext.start + win.first;
-      mm.wave_last = ext.start + win.last;
+      note_waveform(mm, win, ext.start);
     }
     m_state.set_mismatch(std::move(mm));
   }
@@ -949,17 +949,9 @@ void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models:
 
   if (first >= 0 && m_state.first_mismatch()) {
     const std::int64_t row = rows[std::size_t(first / in)], col = first % in, blk = col / block;
-    CosimMismatch mm;
-    mm.unit = RtlUnit::kHadamard;
-    mm.model = model->describe();
-    mm.op_index = w.op_index;
-    mm.op = op.name;
-    mm.scale = op.scale;
-    mm.block = op.block;
-    mm.token_begin = w.token_begin;
-    mm.token_end = w.token_end;
+    CosimMismatch mm =
+        tile_mismatch(RtlUnit::kHadamard, *model, w.op_index, op, w.token_begin, w.token_end, ext.start);
     mm.col_end = in;
-    mm.tile_start = ext.start;
     mm.quantity = "x'";
     mm.row = row;
     mm.col = col;
@@ -986,9 +978,7 @@ void RtlHadamard::run_tile(TileExtension& ext, std::int64_t ready, const models:
                                     cyc.clocked, ext.start, period_ps(m_ctx));
       HadamardOut again;
       replay->run(xb, sb, again, &win);
-      mm.waveform = file;
-      mm.wave_first = ext.start + win.first;
-      mm.wave_last = ext.start + win.last;
+      note_waveform(mm, win, ext.start);
     }
     m_state.set_mismatch(std::move(mm));
   }
@@ -1124,18 +1114,10 @@ void RtlAccumulate::run_tile(TileExtension& ext, std::int64_t ready, const model
   if (first >= 0 && m_state.first_mismatch()) {
     const std::int64_t r = first / n, cc = first % n, row = rows[std::size_t(r)], col = c0 + cc;
     const std::int64_t lane = first % lanes, index_in_lane = first / lanes;
-    CosimMismatch mm;
-    mm.unit = RtlUnit::kAccumulate;
-    mm.model = model->describe();
-    mm.op_index = w.op_index;
-    mm.op = op.name;
-    mm.scale = op.scale;
-    mm.block = op.block;
-    mm.token_begin = w.token_begin;
-    mm.token_end = w.token_end;
+    CosimMismatch mm =
+        tile_mismatch(RtlUnit::kAccumulate, *model, w.op_index, op, w.token_begin, w.token_end, ext.start);
     mm.col_begin = c0;
     mm.col_end = c0 + n;
-    mm.tile_start = ext.start;
     mm.quantity = "acc";
     mm.row = row;
     mm.col = col;
@@ -1163,9 +1145,7 @@ void RtlAccumulate::run_tile(TileExtension& ext, std::int64_t ready, const model
                                     out.out_cycle[std::size_t(index_in_lane)], cyc.clocked, ext.start, period_ps(m_ctx));
       AccumulateOut again;
       replay->run(stream, again, &win);
-      mm.waveform = file;
-      mm.wave_first = ext.start + win.first;
-      mm.wave_last = ext.start + win.last;
+      note_waveform(mm, win, ext.start);
     }
     m_state.set_mismatch(std::move(mm));
   }
