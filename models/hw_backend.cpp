@@ -252,12 +252,13 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   st.transform_s += since(t0);
 
   // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call. The
-  // quantizer reads FP16: quant::quantizer_input rounds xq into a scratch buffer first (m_xh when xq is m_xt, whose
-  // FP32 values the observer records as the Hadamard unit's output; else m_xt).
+  // quantizer reads FP16: quant::quantizer_input rounds xq into m_xt: in place when xq is m_xt, unless an observer is
+  // to record xq's FP32 values as the Hadamard unit's output (then into m_xh, which only a traced run grows).
   t0 = Clock::now();
   quant::QuantizedTensor& a = m_act;
   if (act_quantized) {
-    std::vector<float>& hbuf = xq.data() == m_xt.data() ? m_xh : m_xt;
+    const bool keep_xq = xq.data() == m_xt.data() && m_options.observer != nullptr;
+    std::vector<float>& hbuf = keep_xq ? m_xh : m_xt;
     hbuf.resize(x.size());
     const std::span<float> xh(hbuf);
     const quant::QuantSpec& spec = q.recipe.act.spec;
