@@ -3,9 +3,11 @@
 # ${FPQVAR_ASAN_BUILD_DIR:-build-asan} (tools/sanitize_build.sh) and runs each one, one after the other, on a working
 # corpus (<build>/corpus/<target>, kept between runs) seeded from the committed tests/fuzz/corpus/<target>.
 #
-#   tools/fuzz.sh [--runs N | --seconds S] [--ci] [--no-build] [--log DIR] [TARGET...]
-#     --runs N     executions per target (default 100000)
+#   tools/fuzz.sh [--runs N | --seconds S] [--jobs J] [--ci] [--no-build] [--log DIR] [TARGET...]
+#     --runs N     executions per target (default 100000; with --jobs, all workers' together)
 #     --seconds S  wall-clock seconds per target instead
+#     --jobs J     J worker processes per target (libFuzzer -fork=J: each worker fuzzes for a while, then its new
+#                  inputs join the working corpus; a worker's crash, leak, timeout or OOM ends the run as a finding)
 #     --ci         CI's short run: --seconds ${FPQVAR_FUZZ_CI_SECONDS:-15} per target; without clang++-14 it prints
 #                  why it skips and exits 0
 #     --no-build   use the targets already built
@@ -21,21 +23,24 @@ runs=100000
 seconds=""
 ci=0
 do_build=1
+jobs=1
 logs=""
 targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --seconds) seconds="$2"; runs=""; shift 2 ;;
+    --jobs) jobs="$2"; shift 2 ;;
     --ci) ci=1; seconds="${FPQVAR_FUZZ_CI_SECONDS:-15}"; runs=""; shift ;;
     --no-build) do_build=0; shift ;;
     --log) logs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
 logs="${logs:-$build/logs}"
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --jobs wants a positive number, not '$jobs'" >&2; exit 2; }
 
 if ! command -v clang++-14 >/dev/null; then
   if [[ $ci -eq 1 ]]; then
@@ -79,6 +84,8 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$findings"
   limit=(-runs="$runs")
   [[ -n "$seconds" ]] && limit=(-max_total_time="$seconds")
+  # Fork mode ignores timeouts and out-of-memory by default: here they are findings, as without it.
+  [[ $jobs -gt 1 ]] && limit+=(-fork="$jobs" -ignore_crashes=0 -ignore_timeouts=0 -ignore_ooms=0)
   log="$logs/$t.log"
   start=$(date +%s.%N)
   set +e
@@ -88,7 +95,12 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   end=$(date +%s.%N)
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  if [[ $jobs -gt 1 ]]; then
+    # Fork mode's status lines count every worker's executions: "#N: cov: ..."; the last one is the total.
+    execs=$(sed -n 's/^#\([0-9][0-9]*\): cov:.*/\1/p' "$log" | tail -1)
+  else
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  fi
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
   units=$(find "$work" -type f | wc -l)
   secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
