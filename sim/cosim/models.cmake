@@ -25,7 +25,7 @@ fpqvar_cosim_model(pe cosim_pe_int8_g16 PARAMS PAIR=3 G=16)
 fpqvar_cosim_model(pe cosim_pe_int4_g16 PARAMS PAIR=4 G=16)
 fpqvar_cosim_model(accumulate cosim_accumulate_f0 PARAMS FRAC_BITS=0 DFQ=0)
 
-# ---- vck190-fpqvar-w4a4: the shipped design's own parameters (8 x 41 PEs of 32 lanes, two rows per transfer, so four
+# ---- vck190-fpqvar-w4a4: the shipped design's own parameters (8 x 22 PEs of 32 lanes, two rows per transfer, so four
 # transfers per group: the 4 x 4 blocks below drain one row per transfer, four per group; 32-lane quantizer; 16
 # cycles per Hadamard block = 8 lanes) ----
 if(FPQVAR_COSIM_MODELS STREQUAL "vck190-fpqvar-w4a4")

@@ -11,7 +11,7 @@
 // a difference exits 3.
 //
 // The verilated models must match the design: build with -DFPQVAR_COSIM_MODELS=vck190-fpqvar-w4a4 for the default
-// design (4 x 4 blocks of its 8 x 41 array of 32-lane PEs, the 32-lane quantizers, the 8-lane Hadamard unit); the
+// design (4 x 4 blocks of its 8 x 22 array of 32-lane PEs, the 32-lane quantizers, the 8-lane Hadamard unit); the
 // default `ci` set holds the test design's shapes (tests/fixtures/cosim/tiny-w4a4.json, --config that file).
 //   ./cosim_bench [--model var-d16] [--config vck190-fpqvar-w4a4] [--scale -1] [--block 0] [--rtl all]
 //                 [--ops qkv,fc1] [--repeats 1] [--threads 1] [--json F]
