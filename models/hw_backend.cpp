@@ -48,6 +48,7 @@ bool rows_independent(const quant::QuantSpec& s) {
 }
 
 constexpr std::int64_t kParallelMinValues = 1 << 15;  // below this the threads cost more than they save
+constexpr std::int64_t kRoundRows = 16;  // rows per step of the quantizer's FP16 rounding scratch
 
 }  // namespace
 
@@ -252,16 +253,31 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
   st.transform_s += since(t0);
 
   // Step 3: the activation's codes and scales (or its FP16 values), into buffers reused from call to call. The
-  // quantizer reads FP16: quant::quantizer_input rounds xq into m_xt: in place when xq is m_xt, unless an observer is
-  // to record xq's FP32 values as the Hadamard unit's output (then into m_xh, which only a traced run grows).
+  // quantizer reads FP16: quant::quantizer_input rounds xq first. The FP16 values are needed only until their codes
+  // are made, so they overwrite m_xt in place when xq is m_xt and no observer is to record xq's FP32 values (the
+  // Hadamard unit's output); otherwise they go through a per-part scratch of at most kRoundRows rows when rows
+  // quantize alone (rows_independent), so that a large input is not copied whole (fc2's at VAR-d30's last scale:
+  // 512 x 7680 FP32 = 15 MiB), and through one whole-tensor scratch when they do not.
   t0 = Clock::now();
   quant::QuantizedTensor& a = m_act;
   if (act_quantized) {
-    const bool keep_xq = xq.data() == m_xt.data() && m_options.observer != nullptr;
-    std::vector<float>& hbuf = keep_xq ? m_xh : m_xt;
-    hbuf.resize(x.size());
-    const std::span<float> xh(hbuf);
+    const bool in_place = xq.data() == m_xt.data() && m_options.observer == nullptr;
     const quant::QuantSpec& spec = q.recipe.act.spec;
+    const bool by_rows = rows_independent(spec);
+    // The FP16 values of rows [r0, r1) (or the whole tensor), in m_xt or in part `part`'s scratch.
+    auto round_rows = [&](int part, std::int64_t r0, std::int64_t r1) {
+      const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
+      std::span<float> xs;
+      if (in_place) {
+        xs = std::span<float>(m_xt).subspan(off, n);
+      } else {
+        std::vector<float>& scratch = m_round[static_cast<std::size_t>(part)];
+        if (scratch.size() < n) scratch.resize(n);
+        xs = std::span<float>(scratch).first(n);
+      }
+      quant::quantizer_input(xq.subspan(off, n), xs);
+      return xs;
+    };
     if (quant::fast_path_supported(spec) && spec.granularity != quant::Granularity::kColumn) {
       if (const auto e = spec.validate(in); !e.empty())
         throw std::invalid_argument(fmt::format("HwBackend: block {} {} activation spec: {}", site.block,
@@ -274,27 +290,31 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
       a.scales.resize(static_cast<std::size_t>(quant::block_count(spec, rows, in)));
       a.scales_neg.resize(dual ? a.scales.size() : 0);
       const std::int64_t bpr = a.blocks_per_row();
-      const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues && rows_independent(spec)
-                              ? m_options.threads
-                              : 1;
-      parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
-        // One part covers the whole tensor unless rows_independent(spec) (then blocks never cross rows).
-        const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
-        const std::size_t so = threads == 1 ? 0 : static_cast<std::size_t>(r0 * bpr);
-        const std::size_t sn = threads == 1 ? a.scales.size() : static_cast<std::size_t>((r1 - r0) * bpr);
-        const std::span<float> xs = xh.subspan(off, n);
-        quant::quantizer_input(xq.subspan(off, n), xs);
-        const std::span<std::uint8_t> cs(a.codes.data() + off, n);
-        if (dual) {
-          quant::quantize_groups_dual(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales_neg.data() + so, sn),
-                                      std::span<float>(a.scales.data() + so, sn));
-        } else {
-          quant::quantize_groups(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales.data() + so, sn));
+      const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues && by_rows ? m_options.threads : 1;
+      const int parts = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, rows)));
+      if (m_round.size() < static_cast<std::size_t>(parts)) m_round.resize(static_cast<std::size_t>(parts));
+      quant::run_parallel(parts, [&](int part) {
+        const auto [p0, p1] = quant::split(rows, parts, part);
+        // Without by_rows there is one part, the whole tensor, in one step (blocks may cross rows).
+        const std::int64_t step = by_rows ? kRoundRows : p1 - p0;
+        for (std::int64_t r0 = p0; r0 < p1; r0 += step) {
+          const std::int64_t r1 = std::min(p1, r0 + step);
+          const std::span<float> xs = round_rows(part, r0, r1);
+          const std::size_t off = static_cast<std::size_t>(r0 * in);
+          const std::size_t so = by_rows ? static_cast<std::size_t>(r0 * bpr) : 0;
+          const std::size_t sn = by_rows ? static_cast<std::size_t>((r1 - r0) * bpr) : a.scales.size();
+          const std::span<std::uint8_t> cs(a.codes.data() + off, xs.size());
+          if (dual) {
+            quant::quantize_groups_dual(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales_neg.data() + so, sn),
+                                        std::span<float>(a.scales.data() + so, sn));
+          } else {
+            quant::quantize_groups(xs, r1 - r0, in, spec, cs, std::span<float>(a.scales.data() + so, sn));
+          }
         }
       });
     } else {
-      quant::quantizer_input(xq, xh);
-      a = quant::quantize_fast(xh, rows, in, spec);
+      if (m_round.empty()) m_round.resize(1);
+      a = quant::quantize_fast(round_rows(0, 0, rows), rows, in, spec);
     }
   } else {
     for (float& v : m_xt) v = quant::round_float_to_half(v);  // = round_to_half, bit for bit

@@ -153,7 +153,7 @@ class HwBackend final : public ILinearBackend {
   std::unique_ptr<HwKvCodec> m_kv_codec;  // when the recipe's kv_cache allows it and HwOptions::kv_codes
   double m_kv_encoded0 = 0, m_kv_decoded0 = 0;  // the codec's counts at the last reset_stats()
   std::vector<float> m_xt;       // scratch: the transformed activation
-  std::vector<float> m_xh;       // scratch: the quantizer's FP16 input when an observer needs m_xt's FP32 values
+  std::vector<std::vector<float>> m_round;  // scratch per thread: the quantizer's FP16 input (HwBackend::linear)
   quant::QuantizedTensor m_act;  // scratch: the quantized activation
 };
 

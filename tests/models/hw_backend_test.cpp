@@ -311,7 +311,8 @@ TEST(HwBackend, KvCodesGiveTheSameGenerationAsTheFp32History) {
 }
 
 // Inputs no generation produces: all-zero rows, exact ties of the activation grid, huge and subnormal values, many
-// rows (so the activation preparation is split across threads) — through a direct call, with 1, 2 and 3 threads.
+// rows (so the activation preparation is split across threads and the FP16 rounding into 16-row steps) — through a
+// direct call, with 1, 2 and 3 threads, with and without an observer.
 TEST(HwBackend, AdversarialInputsAndThreadCounts) {
   for (const char* preset : {"fpqvar-w4a4", "int8-rtn", "fpqvar-w6a6"}) {
     SCOPED_TRACE(preset);
@@ -336,6 +337,12 @@ TEST(HwBackend, AdversarialInputsAndThreadCounts) {
         EXPECT_TRUE(same_bits(seen.y, ref.y)) << quant::to_string(k) << " threads " << threads;
         EXPECT_TRUE(same_bits(seen.act.codes, ref.act.codes)) << quant::to_string(k) << " threads " << threads;
         EXPECT_TRUE(same_bits(seen.act.scales, ref.act.scales)) << quant::to_string(k) << " threads " << threads;
+        // Without an observer the FP16 rounding of a transformed input overwrites it in place (no scratch): the
+        // same output, bit for bit, as the run checked above.
+        HwBackend plain(m, HwOptions{threads, nullptr});
+        std::vector<float> y_plain(y.size());
+        plain.linear(LinearSite{0, 1, k}, x, rows, in, out, y_plain);
+        EXPECT_TRUE(same_bits(y_plain, y)) << quant::to_string(k) << " threads " << threads << " without an observer";
       }
     }
   }
