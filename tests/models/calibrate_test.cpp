@@ -30,6 +30,7 @@
 #include "quant/calibration.hpp"
 #include "quant/recipe.hpp"
 #include "small_model.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -253,7 +254,7 @@ TEST(Calibrate, FormatSearchPicksTheBestTrial) {
 TEST(Calibrate, ResultRoundTripsThroughTheQuantizedModelFile) {
   const auto m = small_model();
   const Vqvae vae(m.config, m.vae_weights);
-  const auto path = std::filesystem::temp_directory_path() / ("fpqvar_calibrate_" + std::to_string(::getpid()));
+  const auto path = fpqvar::test::scratch_path("calibrate", "model.safetensors");
   for (const std::string name : {"fpqvar-w4a4", "mixedformat-w4a4"}) {
     SCOPED_TRACE(name);
     const quant::Recipe recipe = with_calib(quant::preset(name), 2, 2);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "models/png.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -116,8 +117,7 @@ TEST(Png, RejectsBadSizesAndWritesAtomically) {
   EXPECT_THROW((void)encode_png_rgb8(std::vector<std::uint8_t>(5), 1, 2), PngError);
   EXPECT_THROW((void)encode_png_rgb8({}, 0, 0), PngError);
   EXPECT_THROW((void)chw_float_to_rgb8(std::vector<float>(11), 1, 4), PngError);
-  const auto dir = std::filesystem::temp_directory_path() / ("fpqvar_png_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const auto dir = fpqvar::test::scratch_dir("png_test");
   EXPECT_THROW(write_png(dir / "bad.png", std::vector<float>(11), 1, 4), PngError);
   EXPECT_FALSE(std::filesystem::exists(dir / "bad.png"));
   write_png(dir / "ok.png", std::vector<float>(12, 0.5f), 1, 4);

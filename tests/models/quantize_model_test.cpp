@@ -26,6 +26,7 @@
 #include "quant/fp_bits.hpp"
 #include "quant/hadamard.hpp"
 #include "small_model.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -215,12 +216,10 @@ TEST_P(BuildPreset, SaveLoadRoundTripIsBitExact) {
 }
 
 void expect_round_trip(const QuantizedModel& m, const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("fpqvar_quantize_model_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const fs::path p = dir / (name + ".safetensors");
+  const fs::path p = fpqvar::test::scratch_path("quantize_model_test", name + ".safetensors");
   save_quantized_model(p, m);
   const QuantizedModel r = load_quantized_model(p);
-  fs::remove_all(dir);
+  fs::remove(p);
   EXPECT_EQ(r.recipe, m.recipe);
   EXPECT_EQ(r.config.depth, m.config.depth);
   EXPECT_EQ(r.config.embed_dim, m.config.embed_dim);

@@ -24,6 +24,7 @@
 #include "models/safetensors.hpp"
 #include "quant/fast_quant.hpp"
 #include "quant/fp_bits.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -32,9 +33,7 @@ namespace fs = std::filesystem;
 using quant::LayerKind;
 
 fs::path temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("fpqvar_qmodel_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
+  return fpqvar::test::scratch_path("qmodel_test", name);
 }
 
 std::vector<float> random_values(std::mt19937& rng, std::int64_t n, float lo, float hi) {

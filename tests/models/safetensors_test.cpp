@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "models/safetensors.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -24,9 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("fpqvar_safetensors_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
+  return fpqvar::test::scratch_path("safetensors_test", name);
 }
 
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }

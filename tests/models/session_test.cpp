@@ -26,6 +26,7 @@
 #include "models/vqvae.hpp"
 #include "quant/recipe.hpp"
 #include "tests/models/small_model.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -42,7 +43,7 @@ const testing::SmallModel& small() {
 }
 
 fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / fmt::format("fpqvar_session_test_{}_{}", ::getpid(), name);
+  return fpqvar::test::scratch_path("session_test", name);
 }
 
 // The small model's config as a --model-config file (it is no preset).

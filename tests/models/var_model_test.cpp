@@ -40,6 +40,7 @@
 #include "models/synthetic.hpp"
 #include "models/var_model.hpp"
 #include "models/vqvae.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::models {
 namespace {
@@ -334,8 +335,7 @@ int run_cli(const std::string& args) {
 // official logits and image from the teacher tokens; its dump carries the tokens back unchanged.
 TEST(GenerateCommand, TeacherForcedDumpMatchesTheOfficialCode) {
   const Fixture& fx = fixture();
-  const auto dir = std::filesystem::temp_directory_path() / fmt::format("fpqvar_generate_{}", ::getpid());
-  std::filesystem::create_directories(dir);
+  const auto dir = fpqvar::test::scratch_dir("generate");
   const std::string common = fmt::format("generate --model var-d2 --patch-nums 1,2,3,4 --vae-ch 32 --synthetic {} "
                                          "--class 207 --class 980 --teacher-tokens '{}'",
                                          fx.weight_seed, (kFixture / "tokens.safetensors").string());
@@ -363,7 +363,7 @@ TEST(GenerateCommand, TeacherForcedDumpMatchesTheOfficialCode) {
 // `fpqvar model info --json` reports the official parameter count of VAR-d16 (see var_pieces_test.cpp's oracle) and
 // per-scale MACs that add up to its total.
 TEST(ModelInfoCommand, JsonHasTheOfficialCountsAndConsistentTotals) {
-  const auto path = std::filesystem::temp_directory_path() / fmt::format("fpqvar_model_info_{}.json", ::getpid());
+  const auto path = fpqvar::test::scratch_path("model_info", "info.json");
   ASSERT_EQ(run_cli(fmt::format("model info --model var-d16 --json > '{}'", path.string())), 0);
   std::ifstream in(path);
   const auto j = nlohmann::json::parse(in);

@@ -1,6 +1,7 @@
 // Recipes (quant/recipe.hpp): presets against the published FPQVAR command lines, the JSON round trip, the merge
 // rules, and hostile recipe text, each fault named by its source and key path.
 #include "quant/recipe.hpp"
+#include "tests/scratch.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,12 +17,7 @@ namespace {
 using nlohmann::json;
 
 std::filesystem::path temp_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("fpqvar_recipe_test_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  return fpqvar::test::scratch_dir("recipe_test");
 }
 
 std::filesystem::path write_file(const std::string& name, const std::string& bytes) {

@@ -18,6 +18,7 @@
 #include "sim/config.hpp"
 #include "sim/resources.hpp"
 #include "tests/sim/sim_test_util.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::sim::test {
 namespace {
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kSized = {"vck190-fpqvar-w4a4", "vck190-fpqvar-w6a6", "vck190-int8", "vck190-int4"};
 
 fs::path temp_file(const std::string& name, const std::string& text) {
-  const fs::path p = fs::temp_directory_path() / ("fpqvar_sim_config_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path p = fpqvar::test::scratch_path("sim_config", name);
   std::ofstream(p, std::ios::binary) << text;
   return p;
 }
@@ -528,8 +529,8 @@ TEST(BadDesigns, FilesTooLargeMissingOrLooping) {
     EXPECT_NE(e.faults()[0].find("/nonexistent/base.json: cannot read"), std::string::npos) << e.what();
   }
   // Two files that are each other's base.
-  const fs::path a = fs::temp_directory_path() / ("fpqvar_sim_config_" + std::to_string(::getpid()) + "_a.json");
-  const fs::path b = fs::temp_directory_path() / ("fpqvar_sim_config_" + std::to_string(::getpid()) + "_b.json");
+  const fs::path a = fpqvar::test::scratch_path("sim_config", "a.json");
+  const fs::path b = fpqvar::test::scratch_path("sim_config", "b.json");
   std::ofstream(a) << R"({"base": ")" << b.string() << R"("})";
   std::ofstream(b) << R"({"base": ")" << a.string() << R"("})";
   try {

@@ -34,6 +34,7 @@
 #include "sim/exact.hpp"
 #include "tests/models/small_model.hpp"
 #include "traces/trace_writer.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::sim {
 namespace {
@@ -57,10 +58,7 @@ class NoSystemCReports {
 };
 
 fs::path temp_dir(const std::string& tag) {
-  const fs::path d = fs::temp_directory_path() / fmt::format("fpqvar_exact_{}_{}", tag, ::getpid());
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return fpqvar::test::scratch_dir("exact_" + tag);
 }
 
 const models::testing::SmallModel& small() {

@@ -29,6 +29,7 @@
 
 #include "sweep/store.hpp"
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 // libsystemc.so's main() refers to sc_main; fpqvar::sweep links the simulator (tools/fpqvar/main.cpp has the same).
 extern "C" int sc_main(int, char**) { return 0; }
@@ -42,7 +43,7 @@ using test::run_cli;
 using test::slurp;
 
 fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / ("fpqvar_sweep_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("sweep_cli", name);
 }
 
 std::string q(const fs::path& p) { return test::quoted(p); }

@@ -25,6 +25,7 @@
 #include "sweep/report.hpp"
 #include "sweep/spec.hpp"
 #include "sweep/store.hpp"
+#include "tests/scratch.hpp"
 
 // libsystemc.so's main() refers to sc_main; fpqvar::sweep links the simulator (tools/fpqvar/main.cpp has the same).
 extern "C" int sc_main(int, char**) { return 0; }
@@ -36,7 +37,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / ("fpqvar_sweep_test_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("sweep_test", name);
 }
 
 // The faults of a spec text (empty when it parses).

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "tests/scratch.hpp"
+
 namespace fpqvar::test {
 
 struct CliResult {
@@ -36,9 +38,8 @@ inline std::string quoted(const std::filesystem::path& p) {
 // `args` is appended to the binary's path as shell words (the tests pass simple, quoted arguments).
 inline CliResult run_cli(const std::string& args) {
   static int counter = 0;
-  const auto dir = std::filesystem::temp_directory_path();
-  const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  const auto out = dir / ("fpqvar_cli_out_" + tag), err = dir / ("fpqvar_cli_err_" + tag);
+  const std::string n = std::to_string(counter++);
+  const auto out = scratch_path("cli", "out_" + n), err = scratch_path("cli", "err_" + n);
   const std::string cmd = std::string("CI=1 '") + FPQVAR_CLI + "' " + args + " >'" + out.string() + "' 2>'" +
                           err.string() + "'";
   const int status = std::system(cmd.c_str());

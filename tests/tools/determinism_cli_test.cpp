@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -27,7 +28,7 @@ using test::run_cli;
 const std::string kSmall = "--model var-d2 --patch-nums 1,2,3 --vae-ch 32 --synthetic 5 --outlier-channels 4";
 
 fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / ("fpqvar_determinism_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("determinism", name);
 }
 
 std::string q(const fs::path& p) { return test::quoted(p); }

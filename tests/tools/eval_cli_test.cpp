@@ -18,6 +18,7 @@
 #include "models/synthetic.hpp"
 #include "quant/recipe.hpp"
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -29,7 +30,7 @@ const std::string kModel = "--model var-d4 --patch-nums 1,2,3,4 --vae-ch 32 --sy
 constexpr int kScales = 4, kDepth = 4;
 
 std::filesystem::path temp(const std::string& name) {
-  return std::filesystem::temp_directory_path() / ("fpqvar_eval_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("eval_cli", name);
 }
 
 double as_number(const nlohmann::json& j) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -29,7 +30,7 @@ using test::run_cli;
 constexpr double kE2m1[8] = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
 
 fs::path temp_path(const std::string& name) {
-  return fs::temp_directory_path() / ("fpqvar_formats_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("formats_cli", name);
 }
 
 fs::path write_f32(const std::string& name, const std::vector<float>& v) {

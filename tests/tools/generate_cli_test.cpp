@@ -16,6 +16,7 @@
 #include "models/safetensors.hpp"
 #include "models/synthetic.hpp"
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -26,7 +27,7 @@ using test::run_cli;
 const std::string kTiny = "--model var-d2 --patch-nums 1,2,3,4 --vae-ch 32";
 
 fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / ("fpqvar_generate_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("generate_cli", name);
 }
 
 models::VarConfig tiny_config() {

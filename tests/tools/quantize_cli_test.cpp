@@ -19,6 +19,7 @@
 #include "quant/recipe.hpp"
 #include "tests/models/small_model.hpp"
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -27,7 +28,7 @@ using quant::LayerKind;
 using test::run_cli;
 
 std::filesystem::path temp_path(const std::string& name) {
-  return std::filesystem::temp_directory_path() / ("fpqvar_quantize_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("quantize_cli", name);
 }
 
 std::filesystem::path write_file(const std::string& name, const std::string& text) {

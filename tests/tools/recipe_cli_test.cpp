@@ -8,6 +8,7 @@
 
 #include "quant/recipe.hpp"
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -15,7 +16,7 @@ namespace {
 using test::run_cli;
 
 std::filesystem::path write_file(const std::string& name, const std::string& text) {
-  const auto p = std::filesystem::temp_directory_path() / ("fpqvar_recipe_cli_" + std::to_string(::getpid()) + name);
+  const auto p = fpqvar::test::scratch_path("recipe_cli", name);
   std::ofstream(p, std::ios::binary) << text;
   return p;
 }

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -46,9 +47,7 @@ class SimPlotCli : public ::testing::Test {
     if (!has_matplotlib())
       GTEST_SKIP() << python() << " cannot import matplotlib (Debian: apt-get install python3-matplotlib); the "
                    << "PNG of fpqvar simulate is not tested";
-    m_dir = fs::temp_directory_path() /
-            ("fpqvar_sim_plot_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    m_dir = fpqvar::test::scratch_path("sim_plot", ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(m_dir);
     fs::create_directories(m_dir);
   }

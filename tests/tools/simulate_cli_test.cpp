@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -31,7 +32,7 @@ using test::slurp;
 const std::string kModel = "--model var-d2 ";
 
 fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / ("fpqvar_simulate_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("simulate_cli", name);
 }
 
 std::string q(const fs::path& p) { return test::quoted(p); }

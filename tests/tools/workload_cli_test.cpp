@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/tools/cli_run.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar {
 namespace {
@@ -23,7 +24,7 @@ using test::run_cli;
 using test::slurp;
 
 std::filesystem::path temp_path(const std::string& name) {
-  return std::filesystem::temp_directory_path() / ("fpqvar_workload_cli_" + std::to_string(::getpid()) + "_" + name);
+  return fpqvar::test::scratch_path("workload_cli", name);
 }
 
 json run_json(const std::string& args) {

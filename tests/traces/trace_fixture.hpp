@@ -18,27 +18,12 @@
 #include "quant/pe_contract.hpp"
 #include "quant/unit_contract.hpp"
 #include "traces/trace_writer.hpp"
+#include "tests/scratch.hpp"
 
 namespace fpqvar::test {
 
-// Directories made by temp_dir(), removed when the test program exits.
-struct TempDirs {
-  std::vector<std::filesystem::path> dirs;
-  ~TempDirs() {
-    for (const auto& d : dirs) {
-      std::error_code ignored;
-      std::filesystem::remove_all(d, ignored);
-    }
-  }
-};
-
-inline std::filesystem::path temp_dir(const std::string& tag) {
-  static TempDirs made;
-  const auto dir = std::filesystem::temp_directory_path() / ("fpqvar_" + tag + "_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  made.dirs.push_back(dir);
-  return dir;
-}
+// A scratch directory of the test process, removed when it exits (tests/scratch.hpp).
+inline std::filesystem::path temp_dir(const std::string& tag) { return scratch_dir(tag); }
 
 inline std::vector<float> random_values(std::mt19937& rng, std::int64_t n, float lo, float hi) {
   std::uniform_real_distribution<float> d(lo, hi);
