@@ -30,13 +30,13 @@ quant::RotationSpec rotation_of(const quant::LayerRecipe& r) {
   return quant::RotationSpec{r.rotation, r.rotation_block, r.rotation_seed};
 }
 
-// Runs f(begin, end) over [0, n) split in at most `threads` contiguous parts (quant::run_parallel).
+// Runs f(part, begin, end) over [0, n) split in at most `threads` contiguous parts (quant::run_parallel); part < threads.
 template <typename F>
 void parallel_rows(int threads, std::int64_t n, F&& f) {
   const int parts = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
   quant::run_parallel(parts, [&](int t) {
     const auto [begin, end] = quant::split(n, parts, t);
-    f(begin, end);
+    f(t, begin, end);
   });
 }
 
@@ -222,7 +222,7 @@ void HwBackend::prepare_activation(const Layer& l, std::span<const float> x, int
   const std::int64_t in = q.in;
   const quant::RotationSpec rot = rotation_of(q.recipe);
   const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues ? m_options.threads : 1;
-  parallel_rows(threads, rows, [&](std::int64_t r0, std::int64_t r1) {
+  parallel_rows(threads, rows, [&](int, std::int64_t r0, std::int64_t r1) {
     const std::size_t off = static_cast<std::size_t>(r0 * in), n = static_cast<std::size_t>((r1 - r0) * in);
     quant::hadamard_rows(x.subspan(off, n), r1 - r0, in, q.smooth, rot, xt.subspan(off, n));  // the hadamard unit
   });
@@ -291,10 +291,8 @@ void HwBackend::linear(const LinearSite& site, std::span<const float> x, int row
       a.scales_neg.resize(dual ? a.scales.size() : 0);
       const std::int64_t bpr = a.blocks_per_row();
       const int threads = static_cast<std::int64_t>(x.size()) >= kParallelMinValues && by_rows ? m_options.threads : 1;
-      const int parts = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, rows)));
-      if (m_round.size() < static_cast<std::size_t>(parts)) m_round.resize(static_cast<std::size_t>(parts));
-      quant::run_parallel(parts, [&](int part) {
-        const auto [p0, p1] = quant::split(rows, parts, part);
+      if (m_round.size() < static_cast<std::size_t>(threads)) m_round.resize(static_cast<std::size_t>(threads));
+      parallel_rows(threads, rows, [&](int part, std::int64_t p0, std::int64_t p1) {
         // Without by_rows there is one part, the whole tensor, in one step (blocks may cross rows).
         const std::int64_t step = by_rows ? kRoundRows : p1 - p0;
         for (std::int64_t r0 = p0; r0 < p1; r0 += step) {
